@@ -1,0 +1,60 @@
+"""The `interview-sim` command: a thin typer skin over the public Python API.
+
+Each command parses its arguments, calls one public function and renders the result. Commands live in
+one module per feature; this module owns the app and the rule that a user-caused failure is one line on
+stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+from interview_sim.errors import InterviewSimError
+
+app = typer.Typer(
+    name="interview-sim",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Simulated whiteboard interviews between local language models: run, grade, replay, compare.",
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print one error line on stderr and return the Exit to raise."""
+    print(f"error: {message}", file=sys.stderr)
+    return typer.Exit(code)
+
+
+def user_errors(fn: F) -> F:
+    """Turn InterviewSimError into one line and its exit code; Ctrl-C into exit 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except InterviewSimError as exc:
+            raise fail(str(exc), exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted (what was recorded so far is kept)", 130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _register() -> None:
+    # Importing a command module registers its commands on `app`.
+    from interview_sim.cli import run  # noqa: F401
+
+
+_register()
+
+
+def main() -> None:
+    app()

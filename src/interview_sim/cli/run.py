@@ -1,0 +1,175 @@
+"""`run`, `models`, `validate`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from interview_sim.cli import app, fail, user_errors
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from interview_sim.record import Transcript, UsageView
+
+RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Where run folders are written.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of the live view.")]
+
+
+def console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def usage_table(title: str, view: UsageView, key: str) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in (key, "calls", "prompt", "completion", "total", "gen s", "tok/s"):
+        table.add_column(column, justify="left" if column == key else "right")
+    rows = view.by_model if key == "model" else view.by_role
+    for name, u in rows.items():
+        tps = f"{u.tokens_per_second:.1f}" if u.tokens_per_second is not None else "-"
+        table.add_row(
+            name, str(u.calls), str(u.prompt_tokens), str(u.completion_tokens), str(u.total_tokens), f"{u.generation_s:.2f}", tps
+        )
+    return table
+
+
+def render_usage(out: Console, transcript: Transcript) -> None:
+    ledger = transcript.usage
+    out.print(usage_table("Usage per model (including cached)", ledger.including_cached, "model"))
+    out.print(usage_table("Usage per role (including cached)", ledger.including_cached, "role"))
+    cached = ledger.including_cached.total.calls - ledger.excluding_cached.total.calls
+    if cached:
+        out.print(f"{cached} cached call(s): excluded from usage excluding cached.")
+    for warning in ledger.warnings:
+        out.print(f"[yellow]warning:[/] {warning}")
+
+
+def message_printer(out: Console) -> Any:
+    from rich.markup import escape
+
+    from interview_sim.record import MessageAdded, ModelFailed, RunStarted
+
+    colours = {"interviewer": "cyan", "candidate": "green"}
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, RunStarted):
+            models = ", ".join(f"{role}: {ref}" for role, ref in event.models.items())
+            out.print(f"[bold]{event.scenario_id}[/] · run {event.run_id} · {models}")
+        elif isinstance(event, MessageAdded):
+            m = event.message
+            tokens = f"{m.usage.completion_tokens} tok" if m.usage else "template"
+            clock = f"{m.clock.elapsed_minutes:g}/{m.clock.elapsed_minutes + m.clock.remaining_minutes:g} min" if m.clock else ""
+            stage = f" · {m.stage}" if m.stage else ""
+            colour = colours.get(m.role, "white")
+            out.print(
+                f"\n[bold {colour}]{escape(m.agent)}[/] ({m.role}, {escape(m.model or 'opening line')})"
+                f" · {tokens} · {clock}{stage}"
+            )
+            out.print(escape(m.content))
+        elif isinstance(event, ModelFailed):
+            out.print(f"[red]model call failed[/] ({event.role}, {event.ref}): {escape(event.error)}")
+
+    return on_event
+
+
+def run_summary(transcript: Transcript, run_dir: Path, transcript_path: Path) -> dict[str, Any]:
+    """The `run --json` object."""
+    view = transcript.usage.including_cached
+    return {
+        "run_id": transcript.run_id,
+        "run_dir": str(run_dir),
+        "transcript": str(transcript_path),
+        "scenario": transcript.scenario_id,
+        "stop_reason": transcript.stop_reason,
+        "messages": len(transcript.messages),
+        "simulated_minutes": transcript.simulated_minutes_used,
+        "usage": {model: u.model_dump(mode="json") for model, u in view.by_model.items()},
+        "usage_by_role": {role: u.model_dump(mode="json") for role, u in view.by_role.items()},
+        "cost": transcript.cost,
+    }
+
+
+@app.command("run")
+@user_errors
+def run_command(
+    scenario: Annotated[
+        str, typer.Argument(help="A scenario id from scenarios/ or a path to a scenario file.")
+    ] = "scalability-issues",
+    interviewer_model: Annotated[str | None, typer.Option(help="Model reference for the interviewer.")] = None,
+    candidate_model: Annotated[str | None, typer.Option(help="Model reference for the candidate.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed for every agent.")] = None,
+    max_turns: Annotated[int | None, typer.Option(min=1, help="Messages in the session, the opening line included.")] = None,
+    runs_dir: RunsDir = Path("runs"),
+    as_json: JsonFlag = False,
+) -> None:
+    """Run a scripted whiteboard interview and record it under runs/."""
+    from interview_sim.session import run_scenario
+
+    out = console()
+    result = asyncio.run(
+        run_scenario(
+            scenario,
+            interviewer_model=interviewer_model,
+            candidate_model=candidate_model,
+            seed=seed,
+            max_turns=max_turns,
+            runs_dir=runs_dir,
+            on_event=None if as_json else message_printer(out),
+        )
+    )
+    summary = run_summary(result.transcript, result.run_dir, result.transcript_path)
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    out.print(
+        f"\nstopped: {result.transcript.stop_reason} after {summary['messages']} messages,"
+        f" {summary['simulated_minutes']:g} simulated minutes"
+    )
+    render_usage(out, result.transcript)
+    out.print(f"transcript: {result.transcript_path}")
+
+
+@app.command("models")
+@user_errors
+def models_command(as_json: JsonFlag = False) -> None:
+    """List backends and models, and whether each is ready."""
+    from interview_sim.models import list_models
+
+    infos = list_models()
+    if as_json:
+        typer.echo(json.dumps([info.__dict__ for info in infos]))
+        return
+    from rich.table import Table
+
+    table = Table("model", "ready", "detail")
+    for info in infos:
+        table.add_row(info.ref, "[green]yes[/]" if info.ready else "[red]no[/]", info.detail)
+    console().print(table)
+
+
+@app.command("validate")
+@user_errors
+def validate_command(paths: Annotated[list[Path], typer.Argument(help="Agent, scenario or sweep files.")]) -> None:
+    """Check agent and scenario files; one line per problem, exit 2 if any."""
+    from interview_sim.config import validate_file
+    from interview_sim.errors import ConfigError
+
+    bad = 0
+    for path in paths:
+        try:
+            kind = validate_file(path)
+        except ConfigError as exc:
+            bad += 1
+            typer.echo(f"error: {exc}", err=True)
+        else:
+            typer.echo(f"ok: {path} ({kind})")
+    if bad:
+        raise fail(f"{bad} of {len(paths)} file(s) invalid", 2)

@@ -1,0 +1,289 @@
+"""Agent and scenario files: YAML validated by pydantic, with one-line `file: field: problem` errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from interview_sim.errors import ConfigError
+
+Role = Literal["interviewer", "candidate", "evaluator"]
+SESSION_ROLES: tuple[Role, Role] = ("interviewer", "candidate")
+StageKind = Literal["open", "pose_problem", "probe", "feedback", "wrap_up"]
+
+_ID_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
+_TEMPLATE_FIELDS = {"candidate", "interviewer", "company", "topic", "solution_topic", "minutes", "title"}
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgentSpec(_Spec):
+    """One agent file (`agents/*.yaml`)."""
+
+    name: str = Field(min_length=1)
+    """Display name, also used in the opening line (e.g. "Candidate-Bot")."""
+    role: Role
+    """interviewer, candidate or evaluator."""
+    model: str = Field(min_length=3)
+    """Model reference `provider:name`, e.g. `llamacpp:smollm2-135m` or `ollama:llama3:8b-instruct-fp16`."""
+    system_prompt: str = Field(min_length=1)
+    """The persona: the system prompt the model sees first."""
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    """Sampling temperature."""
+    seed: int = 42
+    """Sampling seed; a run's `--seed` overrides it."""
+    max_tokens: int = Field(default=200, gt=0, le=8192)
+    """Cap on the tokens the model may generate in one turn."""
+    repeat_penalty: float = Field(default=1.1, ge=1.0, le=2.0)
+    """Penalty on repeating recent tokens (llama.cpp and Ollama `repeat_penalty`); 1.0 turns it off."""
+
+    @field_validator("model")
+    @classmethod
+    def _has_provider(cls, value: str) -> str:
+        if ":" not in value:
+            raise ValueError("must be 'provider:name', e.g. 'llamacpp:smollm2-135m'")
+        return value
+
+
+class Stage(_Spec):
+    """One step of the interviewer's script."""
+
+    kind: StageKind
+    """open, pose_problem, probe, feedback or wrap_up."""
+    instruction: str = Field(min_length=1)
+    """What the interviewer is told to do while in this stage."""
+    turns: int = Field(default=1, ge=1)
+    """How many interviewer turns the stage lasts."""
+
+
+class Criterion(_Spec):
+    """One rubric criterion."""
+
+    id: str = Field(pattern=_ID_PATTERN)
+    name: str
+    description: str
+    """What a good answer shows on this criterion; the judge reads it."""
+    weight: float = Field(default=1.0, gt=0)
+
+
+class Scale(_Spec):
+    min: int = 1
+    max: int = 5
+    labels: dict[int, str] = Field(default_factory=dict)
+    """Optional meaning of some points of the scale, e.g. {1: poor, 5: excellent}."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Scale:
+        if self.max <= self.min:
+            raise ValueError("max must be greater than min")
+        return self
+
+
+class Rubric(_Spec):
+    scale: Scale = Field(default_factory=Scale)
+    criteria: list[Criterion] = Field(min_length=1)
+
+    @field_validator("criteria")
+    @classmethod
+    def _unique_ids(cls, value: list[Criterion]) -> list[Criterion]:
+        ids = [c.id for c in value]
+        if len(ids) != len(set(ids)):
+            raise ValueError("criterion ids must be unique")
+        return value
+
+    def content_hash(self) -> str:
+        """A stable hash of the rubric's content, recorded with every evaluation."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+class Clock(_Spec):
+    """Simulated minutes each turn costs, per role."""
+
+    interviewer: float = Field(default=2.0, ge=0)
+    candidate: float = Field(default=5.0, ge=0)
+
+
+class ScenarioAgents(_Spec):
+    """Which agent file plays which role; paths are relative to the scenario file."""
+
+    interviewer: str
+    candidate: str
+    evaluator: str | None = None
+
+
+class ScenarioSpec(_Spec):
+    """One scenario file (`scenarios/*.yaml`)."""
+
+    id: str = Field(pattern=_ID_PATTERN)
+    """Stable id; runs are stored under `runs/<id>/`."""
+    title: str
+    company: str
+    topic: str
+    """What the candidate whiteboards, e.g. "scalability issues"."""
+    solution_topic: str
+    """What the candidate proposes a solution for."""
+    opening_line: str
+    """Template of the interviewer's first line; fields: {candidate} {interviewer} {company} {topic}
+    {solution_topic} {minutes} {title}."""
+    time_budget_minutes: float = Field(default=30, gt=0)
+    max_turns: int = Field(default=10, ge=1)
+    """Messages in the session, the opening line included."""
+    minutes_per_turn: Clock = Field(default_factory=Clock)
+    end_marker: str = "END OF INTERVIEW"
+    """Text the interviewer writes to end the session."""
+    stages: list[Stage] = Field(min_length=1)
+    agents: ScenarioAgents
+    rubric: Rubric
+
+    @field_validator("opening_line")
+    @classmethod
+    def _known_fields(cls, value: str) -> str:
+        fields = set(re.findall(r"{(\w*)}", value))
+        unknown = fields - _TEMPLATE_FIELDS
+        if unknown:
+            raise ValueError(f"unknown template field(s) {sorted(unknown)}; allowed: {sorted(_TEMPLATE_FIELDS)}")
+        return value
+
+    @field_validator("stages")
+    @classmethod
+    def _starts_with_open(cls, value: list[Stage]) -> list[Stage]:
+        if value[0].kind != "open":
+            raise ValueError("the first stage must be of kind 'open'")
+        return value
+
+    def render_opening(self, *, candidate: str, interviewer: str) -> str:
+        return self.opening_line.format(
+            candidate=candidate,
+            interviewer=interviewer,
+            company=self.company,
+            topic=self.topic,
+            solution_topic=self.solution_topic,
+            minutes=_fmt_minutes(self.time_budget_minutes),
+            title=self.title,
+        )
+
+
+def _fmt_minutes(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+class LoadedScenario(_Spec):
+    """A scenario with the agent files it names, resolved and validated."""
+
+    path: str
+    spec: ScenarioSpec
+    agents: dict[str, AgentSpec]
+
+    def agent(self, role: str) -> AgentSpec:
+        return self.agents[role]
+
+
+_S = TypeVar("_S", bound=BaseModel)
+
+
+def _format_validation(path: Path, err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown field (not allowed)"
+    more = len(err.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{path}: {loc}: {msg}{suffix}"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: {where}{problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def _validate(model: type[_S], path: Path, data: dict[str, Any]) -> _S:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(path, exc)) from None
+
+
+def load_agent(path: str | Path) -> AgentSpec:
+    """Load and validate one agent file."""
+    p = Path(path)
+    return _validate(AgentSpec, p, _read_yaml(p))
+
+
+def project_root() -> Path:
+    """Where `scenarios/` and `agents/` are looked up: $INTERVIEW_SIM_HOME, the working directory, or the checkout."""
+    env = os.environ.get("INTERVIEW_SIM_HOME")
+    if env:
+        return Path(env)
+    cwd = Path.cwd()
+    if (cwd / "scenarios").is_dir():
+        return cwd
+    return Path(__file__).resolve().parents[2]
+
+
+def resolve_scenario_path(ref: str | Path) -> Path:
+    """A scenario path, or an id looked up in `scenarios/`."""
+    p = Path(ref)
+    if p.suffix in {".yaml", ".yml"} or p.exists():
+        return p
+    candidate = project_root() / "scenarios" / f"{ref}.yaml"
+    if candidate.exists():
+        return candidate
+    known = ", ".join(sorted(s.stem for s in (project_root() / "scenarios").glob("*.yaml") if not s.stem.startswith("sweep")))
+    raise ConfigError(f"unknown scenario {str(ref)!r}: not a file and not an id in scenarios/ (known: {known or 'none'})")
+
+
+def load_scenario(ref: str | Path) -> LoadedScenario:
+    """Load a scenario (path or id) and the agent files it names, all validated."""
+    path = resolve_scenario_path(ref)
+    spec = _validate(ScenarioSpec, path, _read_yaml(path))
+    agents: dict[str, AgentSpec] = {}
+    for role in ("interviewer", "candidate", "evaluator"):
+        rel = getattr(spec.agents, role)
+        if rel is None:
+            continue
+        agent_path = (path.parent / rel).resolve()
+        if not agent_path.exists():
+            raise ConfigError(f"{path}: agents.{role}: agent file {rel!r} not found (looked at {agent_path})")
+        agent = load_agent(agent_path)
+        if agent.role != role:
+            raise ConfigError(f"{agent_path}: role: is {agent.role!r} but the scenario uses it as {role!r}")
+        agents[role] = agent
+    return LoadedScenario(path=str(path), spec=spec, agents=agents)
+
+
+def validate_file(path: str | Path) -> str:
+    """Validate an agent, scenario or sweep file by its content; returns what it is. Raises ConfigError."""
+    p = Path(path)
+    data = _read_yaml(p)
+    if "role" in data:
+        load_agent(p)
+        return "agent"
+    if "stages" in data or "opening_line" in data:
+        load_scenario(p)
+        return "scenario"
+    raise ConfigError(f"{p}: not an agent file (no 'role') nor a scenario file (no 'stages')")

@@ -1,0 +1,39 @@
+"""One base error for everything a user can cause; the CLI turns it into one line and an exit code."""
+
+from __future__ import annotations
+
+
+class InterviewSimError(Exception):
+    """A failure the user can cause or fix. Rendered as one line, never as a traceback."""
+
+    exit_code = 1
+
+
+class ConfigError(InterviewSimError):
+    """An agent, scenario or sweep file that cannot be loaded or does not validate."""
+
+    exit_code = 2
+
+
+class ModelNotFoundError(InterviewSimError):
+    """A model reference that names no known provider, or a model file that is missing."""
+
+    exit_code = 2
+
+
+class ModelNotReadyError(InterviewSimError):
+    """A backend that cannot serve the model now (server down, model not pulled)."""
+
+    exit_code = 3
+
+
+class ModelCallError(InterviewSimError):
+    """A model call that failed after its bounded retries."""
+
+    exit_code = 4
+
+
+class RecordError(InterviewSimError):
+    """A run folder or transcript that cannot be read (missing, malformed, newer schema)."""
+
+    exit_code = 2

@@ -1,0 +1,103 @@
+"""The model registry: `provider:name` references resolved by lazily imported provider modules.
+
+A provider module exposes `create(name, ref, options) -> ChatModel` and `available() -> list[ModelInfo]`.
+Providers are imported only when a reference names them, so `interview-sim --help` never loads
+llama.cpp or an HTTP client.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from interview_sim.errors import ModelNotFoundError
+from interview_sim.models.base import (
+    ChatMessage,
+    ChatModel,
+    Completion,
+    CompletionRequest,
+    ModelInfo,
+    RetryRecord,
+)
+
+__all__ = [
+    "ChatMessage",
+    "ChatModel",
+    "Completion",
+    "CompletionRequest",
+    "ModelInfo",
+    "ModelOptions",
+    "RetryRecord",
+    "create_model",
+    "list_models",
+    "parse_ref",
+    "providers",
+    "register_provider",
+]
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """What a provider may use to build a model for one agent."""
+
+    role: str = "candidate"
+    """The role the model plays; scripted models use it to pick their script."""
+    seed: int | None = None
+    context_length: int | None = None
+    """Override the backend's context window (llama.cpp n_ctx, Ollama num_ctx)."""
+    host: str | None = None
+    """For server backends: which endpoint to call (default from the environment)."""
+    extra: tuple[tuple[str, Any], ...] = ()
+
+
+_PROVIDERS: dict[str, Callable[[], ModuleType]] = {}
+
+
+def register_provider(name: str, loader: Callable[[], ModuleType]) -> None:
+    """Register a provider; `loader` imports its module on first use."""
+    _PROVIDERS[name] = loader
+
+
+def _module_loader(module: str) -> Callable[[], ModuleType]:
+    return lambda: importlib.import_module(module)
+
+
+register_provider("scripted", _module_loader("interview_sim.models.scripted"))
+register_provider("llamacpp", _module_loader("interview_sim.models.llamacpp"))
+register_provider("ollama", _module_loader("interview_sim.models.ollama"))
+
+
+def providers() -> list[str]:
+    return sorted(_PROVIDERS)
+
+
+def parse_ref(ref: str) -> tuple[str, str]:
+    """Split `provider:name` at the first colon (Ollama tags contain colons themselves)."""
+    provider, sep, name = ref.partition(":")
+    if not sep or not provider or not name:
+        raise ModelNotFoundError(f"model reference {ref!r} must be 'provider:name' (providers: {', '.join(providers())})")
+    if provider not in _PROVIDERS:
+        raise ModelNotFoundError(f"unknown model provider {provider!r} in {ref!r} (known: {', '.join(providers())})")
+    return provider, name
+
+
+def create_model(ref: str, options: ModelOptions | None = None) -> ChatModel:
+    """Build the model a reference names. Raises ModelNotFoundError for unknown references."""
+    provider, name = parse_ref(ref)
+    module = _PROVIDERS[provider]()
+    model: ChatModel = module.create(name, ref, options or ModelOptions())
+    return model
+
+
+def list_models() -> list[ModelInfo]:
+    """Every provider's known models and whether each is ready now."""
+    infos: list[ModelInfo] = []
+    for provider in providers():
+        module = _PROVIDERS[provider]()
+        available = getattr(module, "available", None)
+        if available is not None:
+            infos.extend(available())
+    return infos

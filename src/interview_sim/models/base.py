@@ -1,0 +1,206 @@
+"""The one interface every backend implements, and the retry policy they share.
+
+Backends speak plain dataclasses, not AutoGen types: AutoGen is in maintenance mode, so only
+`session.py` adapts these to its API.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
+
+from interview_sim.errors import ModelCallError
+
+MessageRole = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: MessageRole
+    content: str
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    messages: tuple[ChatMessage, ...]
+    max_tokens: int
+    temperature: float = 0.7
+    seed: int | None = None
+    repeat_penalty: float = 1.0
+    json_schema: dict[str, Any] | None = None
+    """Constrain the output to JSON matching this schema (backends that declare `supports_json_schema`)."""
+
+
+@dataclass(frozen=True)
+class RetryRecord:
+    attempt: int
+    error: str
+    wait_s: float
+
+
+@dataclass
+class Completion:
+    content: str
+    model: str
+    """The model's name as the backend reports it; the key of the cost block."""
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    """Wall time of the call, retries included."""
+    generation_s: float | None = None
+    """Time the backend spent generating, when it reports it (Ollama eval_duration, llama.cpp perf counters)."""
+    prompt_tokens_evaluated: int | None = None
+    """Prompt tokens actually run through the model; fewer than prompt_tokens when a KV cache was reused."""
+    finish_reason: str = "stop"
+    cached: bool = False
+    retries: list[RetryRecord] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """Backend-specific facts worth keeping: Ollama's digest and timing fields, llama.cpp timings."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What `interview-sim models` shows for one model."""
+
+    ref: str
+    provider: str
+    ready: bool
+    detail: str
+
+
+class ChatModel(abc.ABC):
+    """A chat model behind a `provider:name` reference.
+
+    Capabilities are declared as attributes, never guessed from the model's name.
+    """
+
+    provider: str = ""
+    supports_json_schema: bool = False
+
+    def __init__(self, ref: str, name: str, context_length: int) -> None:
+        self.ref = ref
+        self.name = name
+        self.context_length = context_length
+
+    @abc.abstractmethod
+    async def complete(self, request: CompletionRequest) -> Completion:
+        """Run one chat completion. Raises ModelCallError once retries are spent."""
+
+    @abc.abstractmethod
+    def count_tokens(self, messages: tuple[ChatMessage, ...] | list[ChatMessage]) -> int:
+        """Tokens the prompt for these messages takes (exact where the backend can tokenize)."""
+
+    async def check_ready(self) -> None:
+        """Raise ModelNotReadyError with a line saying what to do when the model can't serve now."""
+        return None
+
+    async def aclose(self) -> None:
+        """Release resources (servers' connections, model memory)."""
+        return None
+
+
+T = TypeVar("T")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Connection resets, timeouts and HTTP 5xx are worth another try; anything else is not."""
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        return status >= 500
+    import httpx
+
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code >= 500
+    return isinstance(exc, ConnectionError | TimeoutError | httpx.TransportError)
+
+
+async def call_with_retries(
+    call: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    attempts: int = 4,
+    initial_wait: float = 0.25,
+    max_wait: float = 4.0,
+) -> tuple[T, list[RetryRecord], float]:
+    """Run `call`, retrying transient failures with bounded exponential backoff.
+
+    Returns the result, the retries that happened (each one is recorded in the run) and the wall time.
+    """
+    retries: list[RetryRecord] = []
+
+    def _record(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        retries.append(RetryRecord(attempt=state.attempt_number, error=_describe(exc), wait_s=round(wait, 3)))
+
+    start = time.perf_counter()
+    retrying = AsyncRetrying(
+        retry=retry_if_exception(is_transient),
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=initial_wait, max=max_wait),
+        before_sleep=_record,
+        reraise=True,
+    )
+    try:
+        result: T = await retrying(call)
+    except Exception as exc:
+        tried = len(retries) + 1
+        raise ModelCallError(f"{what} failed after {tried} attempt{'s' if tried > 1 else ''}: {_describe(exc)}") from exc
+    return result, retries, time.perf_counter() - start
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown error"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class FittedPrompt:
+    messages: list[ChatMessage]
+    max_tokens: int
+    dropped: int
+    """Messages left out so the prompt fits; recorded with the call."""
+
+
+MIN_OUTPUT_TOKENS = 16
+
+
+def fit_to_context(model: ChatModel, messages: list[ChatMessage], max_tokens: int) -> FittedPrompt:
+    """Make the prompt plus `max_tokens` fit the model's context window.
+
+    Keeps the leading system messages, the first turn after them (the opening line), and the last two
+    messages (the latest turn, and the session's trailing note when there is one); drops the oldest turns
+    in between until the prompt fits. If the kept messages alone are still too long, the longest of them
+    keeps only its end. Never raises for length: a long session degrades, it does not crash.
+    """
+    budget = model.context_length - max_tokens
+    head = 0
+    while head < len(messages) and messages[head].role == "system":
+        head += 1
+    head = min(head + 1, len(messages))  # the opening line
+    tail_start = max(head, len(messages) - 2)
+    middle = messages[head:tail_start]
+    dropped = 0
+    kept = list(messages)
+    while model.count_tokens(kept) > budget and middle:
+        middle = middle[1:]
+        dropped += 1
+        kept = messages[:head] + middle + messages[tail_start:]
+    for _ in range(6):
+        size = model.count_tokens(kept)
+        if size <= budget:
+            break
+        longest = max(range(len(kept)), key=lambda i: len(kept[i].content))
+        text = kept[longest].content
+        keep_chars = max(0, int(len(text) * budget / size) - 16)
+        kept[longest] = ChatMessage(kept[longest].role, "…" + text[len(text) - keep_chars :] if keep_chars else "…")
+    prompt = model.count_tokens(kept)
+    room = model.context_length - prompt
+    return FittedPrompt(messages=kept, max_tokens=max(MIN_OUTPUT_TOKENS, min(max_tokens, room)), dropped=dropped)

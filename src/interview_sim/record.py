@@ -1,0 +1,405 @@
+"""The run record: transcript schema, event log and usage ledger.
+
+A run folder holds `events.jsonl` (appended and flushed as things happen, so a crash loses at most the call
+in flight) and `transcript.json` (versioned, written atomically when the run ends).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, model_validator
+
+from interview_sim.errors import RecordError
+
+SCHEMA_VERSION = 1
+TRANSCRIPT_FILE = "transcript.json"
+EVENTS_FILE = "events.jsonl"
+
+StopReason = Literal["max_turns", "time_budget", "end_marker", "error", "interrupted", "imported"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Sortable: UTC timestamp first, then a short random suffix."""
+    now = now or utc_now()
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}_{secrets.token_hex(3)}"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------------------------------------- usage
+
+
+class Usage(_Record):
+    """Token usage of one or more model calls; add them with `+`."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+    generation_s: float = 0.0
+    """Seconds the backends spent generating (their own timings where reported, else wall time)."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def tokens_per_second(self) -> float | None:
+        if self.generation_s <= 0 or self.completion_tokens == 0:
+            return None
+        return round(self.completion_tokens / self.generation_s, 2)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_computed(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k not in ("total_tokens", "tokens_per_second")}
+        return data
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            calls=self.calls + other.calls,
+            generation_s=round(self.generation_s + other.generation_s, 6),
+        )
+
+
+class UsageView(_Record):
+    by_model: dict[str, Usage] = Field(default_factory=dict)
+    by_role: dict[str, Usage] = Field(default_factory=dict)
+    total: Usage = Field(default_factory=Usage)
+
+
+class UsageLedger(_Record):
+    """Usage of one run, per model and per role; cache hits count in `including_cached` only."""
+
+    source: Literal["measured", "imported"] = "measured"
+    including_cached: UsageView = Field(default_factory=UsageView)
+    excluding_cached: UsageView = Field(default_factory=UsageView)
+    warnings: list[str] = Field(default_factory=list)
+    """Why some figures should not be trusted (e.g. imported counts too large for the chat)."""
+
+    @classmethod
+    def from_calls(cls, calls: list[CallRecord]) -> UsageLedger:
+        incl, excl = UsageView(), UsageView()
+        for call in calls:
+            usage = call.usage_value()
+            views = (incl,) if call.cached else (incl, excl)
+            for view in views:
+                view.by_model[call.model] = view.by_model.get(call.model, Usage()) + usage
+                view.by_role[call.role] = view.by_role.get(call.role, Usage()) + usage
+                view.total = view.total + usage
+        return cls(including_cached=incl, excluding_cached=excl)
+
+    def cost_block(self) -> dict[str, Any]:
+        """The AutoGen 0.2 `cost` shape the user's older tooling reads (local models cost 0)."""
+
+        def view(v: UsageView) -> dict[str, Any]:
+            block: dict[str, Any] = {"total_cost": 0}
+            for model, u in v.by_model.items():
+                block[model] = {
+                    "cost": 0,
+                    "prompt_tokens": u.prompt_tokens,
+                    "completion_tokens": u.completion_tokens,
+                    "total_tokens": u.total_tokens,
+                }
+            return block
+
+        return {
+            "usage_including_cached_inference": view(self.including_cached),
+            "usage_excluding_cached_inference": view(self.excluding_cached),
+        }
+
+
+# ---------------------------------------------------------------------------------------------- records
+
+
+class RetryInfo(_Record):
+    attempt: int
+    error: str
+    wait_s: float
+
+
+class CallRecord(_Record):
+    """One model call, as it happened."""
+
+    index: int
+    role: str
+    agent: str
+    model: str
+    """The model's name (the cost-block key)."""
+    ref: str
+    """The reference it was called through, e.g. `llamacpp:smollm2-135m`."""
+    prompt_tokens: int
+    completion_tokens: int
+    prompt_tokens_evaluated: int | None = None
+    latency_s: float
+    generation_s: float | None = None
+    cached: bool = False
+    retries: list[RetryInfo] = Field(default_factory=list)
+    trimmed_messages: int = 0
+    """Oldest turns dropped from the prompt so it fits the model's context window."""
+    finish_reason: str = "stop"
+    message_index: int | None = None
+    evaluation_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    def usage_value(self) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            calls=1,
+            generation_s=self.generation_s if self.generation_s is not None else self.latency_s,
+        )
+
+
+class ClockReading(_Record):
+    elapsed_minutes: float
+    remaining_minutes: float
+
+
+class MessageUsage(_Record):
+    prompt_tokens: int
+    completion_tokens: int
+    prompt_tokens_evaluated: int | None = None
+
+
+class Message(_Record):
+    index: int
+    role: str
+    """interviewer or candidate (analysis records: analyst roles)."""
+    agent: str
+    model: str | None = None
+    """The model that wrote it; None for text from a template (the opening line) or an unknown source."""
+    content: str
+    source: Literal["model", "template", "imported"] = "model"
+    usage: MessageUsage | None = None
+    cached: bool = False
+    latency_s: float | None = None
+    clock: ClockReading | None = None
+    """The simulated clock after this message."""
+    stage: str | None = None
+    """The script stage the interviewer was in."""
+
+
+class ImportInfo(_Record):
+    """Where an imported run came from."""
+
+    format: Literal["autogen02-json", "autogen02-markdown", "autogen02-analysis"]
+    source_file: str
+    original_name: str
+    batch: str | None = None
+    topic: str | None = None
+    imported_at: datetime
+
+
+class Transcript(_Record):
+    """transcript.json. `schema_version` is always the first key."""
+
+    schema_version: int = SCHEMA_VERSION
+    kind: Literal["interview", "analysis"] = "interview"
+    run_id: str
+    scenario_id: str
+    scenario: dict[str, Any]
+    """Snapshot of the scenario as it was run."""
+    agents: dict[str, dict[str, Any]]
+    """Snapshot per role: the agent file's fields plus the model's resolved name and reference."""
+    seed: int | None = None
+    max_turns: int | None = None
+    """The turn limit in force (the scenario's, or the run's override)."""
+    started_at: datetime
+    ended_at: datetime | None = None
+    stop_reason: StopReason | None = None
+    error: str | None = None
+    messages: list[Message] = Field(default_factory=list)
+    calls: list[CallRecord] = Field(default_factory=list)
+    usage: UsageLedger = Field(default_factory=UsageLedger)
+    cost: dict[str, Any] = Field(default_factory=dict)
+    simulated_minutes_used: float = 0.0
+    imported: ImportInfo | None = None
+    replay_of: str | None = None
+    """Run id of the run this one re-executed offline (`replay --rerun`)."""
+    attachments: list[str] = Field(default_factory=list)
+    """Other records in the run folder that belong to this run (e.g. an imported analysis)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_version(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            version = data.get("schema_version", SCHEMA_VERSION)
+            if not isinstance(version, int):
+                raise ValueError(f"schema_version must be an integer, got {version!r}")
+            if version > SCHEMA_VERSION:
+                raise ValueError(
+                    f"schema_version {version} is newer than this interview-sim understands ({SCHEMA_VERSION}):"
+                    " upgrade interview-sim"
+                )
+        return data
+
+    def refresh_usage(self) -> None:
+        """Recompute the ledger and cost block from the calls (measured runs only)."""
+        if self.usage.source == "measured":
+            self.usage = UsageLedger.from_calls(self.calls)
+        self.cost = self.usage.cost_block()
+
+    def models_by_role(self) -> dict[str, str]:
+        return {role: str(a.get("model_name") or a.get("model") or "?") for role, a in self.agents.items()}
+
+
+# ---------------------------------------------------------------------------------------------- events
+
+
+class _Event(_Record):
+    at: datetime = Field(default_factory=utc_now)
+
+
+class RunStarted(_Event):
+    type: Literal["run_started"] = "run_started"
+    run_id: str
+    scenario_id: str
+    models: dict[str, str]
+
+
+class ModelCalled(_Event):
+    type: Literal["model_call"] = "model_call"
+    call: CallRecord
+
+
+class ModelFailed(_Event):
+    type: Literal["model_error"] = "model_error"
+    role: str
+    agent: str
+    ref: str
+    error: str
+    retries: list[RetryInfo] = Field(default_factory=list)
+
+
+class MessageAdded(_Event):
+    type: Literal["message"] = "message"
+    message: Message
+
+
+class RunFinished(_Event):
+    type: Literal["run_finished"] = "run_finished"
+    stop_reason: StopReason
+    error: str | None = None
+
+
+Event = Annotated[RunStarted | ModelCalled | ModelFailed | MessageAdded | RunFinished, Field(discriminator="type")]
+
+
+class _EventLine(BaseModel):
+    event: Event
+
+
+def parse_event(line: str) -> RunStarted | ModelCalled | ModelFailed | MessageAdded | RunFinished:
+    return _EventLine.model_validate({"event": json.loads(line)}).event
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON through a temporary file and a rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, ensure_ascii=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def dump_record(record: BaseModel) -> dict[str, Any]:
+    return record.model_dump(mode="json")
+
+
+class EventLog:
+    """events.jsonl: one JSON object a line, appended and flushed as each event happens."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh: IO[str] | None = path.open("a", encoding="utf-8")
+
+    def emit(self, event: RunStarted | ModelCalled | ModelFailed | MessageAdded | RunFinished) -> None:
+        if self._fh is None:
+            raise RuntimeError("event log is closed")
+        self._fh.write(json.dumps(event.model_dump(mode="json"), ensure_ascii=False) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def run_dir_for(runs_dir: Path, scenario_id: str, run_id: str) -> Path:
+    return runs_dir / scenario_id / run_id
+
+
+def transcript_path(run: str | Path) -> Path:
+    """A run folder or a transcript path → the transcript path."""
+    p = Path(run)
+    return p / TRANSCRIPT_FILE if p.is_dir() else p
+
+
+def save_transcript(run_dir: Path, transcript: Transcript) -> Path:
+    transcript.refresh_usage()
+    path = run_dir / TRANSCRIPT_FILE
+    write_json_atomic(path, dump_record(transcript))
+    return path
+
+
+def load_transcript(run: str | Path) -> Transcript:
+    """Read a transcript from a run folder or a transcript.json path. Raises RecordError."""
+    path = transcript_path(run)
+    if not path.exists():
+        raise RecordError(f"{run}: no run there (no {TRANSCRIPT_FILE})")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    try:
+        return Transcript.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise RecordError(f"{path}: {loc}: {first['msg']}") from None
+
+
+def read_events(run_dir: str | Path) -> list[RunStarted | ModelCalled | ModelFailed | MessageAdded | RunFinished]:
+    """Every complete event of a run; a torn last line (a crash mid-write) is ignored."""
+    path = Path(run_dir) / EVENTS_FILE
+    events = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            events.append(parse_event(line))
+        except (json.JSONDecodeError, ValidationError):
+            if n == len(lines):
+                break
+            raise RecordError(f"{path}: line {n} is not a valid event") from None
+    return events

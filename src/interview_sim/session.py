@@ -1,0 +1,518 @@
+"""The scripted whiteboard session, and the only module that imports AutoGen.
+
+AutoGen AgentChat runs the agents and the turn-taking (two `AssistantAgent`s in a `RoundRobinGroupChat`).
+Everything AutoGen-specific stays here, behind three small adapters:
+
+* `_ClientAdapter` turns one of our `ChatModel`s into an AutoGen `ChatCompletionClient`, fits each prompt
+  to the model's context window and records every call;
+* `_InterviewerContext` gives the interviewer the current script stage and the time left before each turn;
+* `_SessionStop` advances the simulated clock and stops on max turns, time budget or the end marker.
+
+The rest of the package never touches AutoGen's API, so replacing it is a change to this file only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from interview_sim.config import SESSION_ROLES, AgentSpec, LoadedScenario, Stage, load_scenario
+from interview_sim.errors import InterviewSimError, ModelCallError
+from interview_sim.models import ChatMessage, ChatModel, Completion, CompletionRequest, ModelOptions, create_model
+from interview_sim.models.base import fit_to_context
+from interview_sim.record import (
+    EVENTS_FILE,
+    CallRecord,
+    ClockReading,
+    EventLog,
+    Message,
+    MessageAdded,
+    MessageUsage,
+    ModelCalled,
+    ModelFailed,
+    RetryInfo,
+    RunFinished,
+    RunStarted,
+    StopReason,
+    Transcript,
+    new_run_id,
+    run_dir_for,
+    save_transcript,
+    utc_now,
+)
+
+if TYPE_CHECKING:
+    from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage
+
+EventSink = Callable[[RunStarted | ModelCalled | ModelFailed | MessageAdded | RunFinished], None]
+ModelFactory = Callable[[str, ModelOptions], ChatModel]
+
+
+@dataclass
+class RunResult:
+    """What `run_scenario` returns."""
+
+    run_dir: Path
+    transcript_path: Path
+    transcript: Transcript
+
+
+# ---------------------------------------------------------------------------------------------- session state
+
+
+@dataclass
+class _Reading:
+    role: str
+    clock: ClockReading
+    stage: str | None
+
+
+@dataclass
+class SessionState:
+    """The simulated clock and the script position, shared by the adapters of one session."""
+
+    scenario: LoadedScenario
+    max_turns: int
+    elapsed: float = 0.0
+    messages: int = 0
+    interviewer_turns: int = 0
+    stop_reason: StopReason | None = None
+    pending_stage: Stage | None = None
+    readings: list[_Reading] = field(default_factory=list)
+
+    @property
+    def budget(self) -> float:
+        return self.scenario.spec.time_budget_minutes
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self.budget - self.elapsed)
+
+    def stage_for_next_interviewer_turn(self) -> Stage:
+        """The stage of the interviewer's next turn: by the script, or wrap-up once time or turns run out."""
+        spec = self.scenario.spec
+        stages = spec.stages
+        wrap_up = next((s for s in stages if s.kind == "wrap_up"), None)
+        messages_left = self.max_turns - self.messages
+        minutes_after = self.remaining - spec.minutes_per_turn.interviewer
+        if wrap_up is not None and (
+            messages_left <= 2 or minutes_after < spec.minutes_per_turn.candidate + spec.minutes_per_turn.interviewer
+        ):
+            return wrap_up
+        turn = self.interviewer_turns
+        for stage in stages:
+            if turn < stage.turns:
+                return stage
+            turn -= stage.turns
+        return stages[-1]
+
+    def stage_note(self, stage: Stage) -> str:
+        stages = self.scenario.spec.stages
+        position = stages.index(stage) + 1
+        left = _fmt(self.remaining)
+        note = f"Stage {position} of {len(stages)} ({stage.kind}): {stage.instruction} You have {left} minutes left."
+        if stage.kind == "wrap_up":
+            note += f' To end the interview, write "{self.scenario.spec.end_marker}".'
+        return note
+
+    def advance(self, role: str, content: str) -> StopReason | None:
+        """Account for one message; returns why the session stops now, if it does."""
+        spec = self.scenario.spec
+        cost = spec.minutes_per_turn.interviewer if role == "interviewer" else spec.minutes_per_turn.candidate
+        stage = None
+        if role == "interviewer":
+            stage = (self.pending_stage or self.stage_for_next_interviewer_turn()).kind
+            self.pending_stage = None
+            self.interviewer_turns += 1
+        self.messages += 1
+        self.elapsed = round(self.elapsed + cost, 4)
+        self.readings.append(_Reading(role, ClockReading(elapsed_minutes=self.elapsed, remaining_minutes=self.remaining), stage))
+        if role == "interviewer" and self.messages > 1 and spec.end_marker.lower() in content.lower():
+            self.stop_reason = "end_marker"
+        elif self.messages >= self.max_turns:
+            self.stop_reason = "max_turns"
+        elif self.elapsed >= self.budget:
+            self.stop_reason = "time_budget"
+        return self.stop_reason
+
+
+def _fmt(minutes: float) -> str:
+    return str(int(minutes)) if float(minutes).is_integer() else f"{minutes:.1f}"
+
+
+# ---------------------------------------------------------------------------------------------- recorder
+
+
+class _Recorder:
+    """Collects calls and messages into the transcript and the event log as they happen."""
+
+    def __init__(self, transcript: Transcript, log: EventLog, sink: EventSink | None) -> None:
+        self.transcript = transcript
+        self.log = log
+        self.sink = sink
+        self.last_call: dict[str, CallRecord] = {}
+
+    def emit(self, event: RunStarted | ModelCalled | ModelFailed | MessageAdded | RunFinished) -> None:
+        self.log.emit(event)
+        if self.sink is not None:
+            self.sink(event)
+
+    def call(self, role: str, agent: AgentSpec, model: ChatModel, completion: Completion, trimmed: int) -> CallRecord:
+        record = CallRecord(
+            index=len(self.transcript.calls),
+            role=role,
+            agent=agent.name,
+            model=completion.model,
+            ref=model.ref,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            prompt_tokens_evaluated=completion.prompt_tokens_evaluated,
+            latency_s=round(completion.latency_s, 4),
+            generation_s=completion.generation_s,
+            cached=completion.cached,
+            retries=[RetryInfo(attempt=r.attempt, error=r.error, wait_s=r.wait_s) for r in completion.retries],
+            trimmed_messages=trimmed,
+            finish_reason=completion.finish_reason,
+            metadata=completion.metadata,
+        )
+        self.transcript.calls.append(record)
+        self.last_call[role] = record
+        self.emit(ModelCalled(call=record))
+        return record
+
+    def failure(self, role: str, agent: AgentSpec, model: ChatModel, error: ModelCallError) -> None:
+        self.emit(ModelFailed(role=role, agent=agent.name, ref=model.ref, error=str(error)))
+
+    def message(self, role: str, agent: AgentSpec, content: str, reading: _Reading, *, from_model: bool) -> None:
+        call = self.last_call.pop(role, None) if from_model else None
+        message = Message(
+            index=len(self.transcript.messages),
+            role=role,
+            agent=agent.name,
+            model=call.model if call else None,
+            content=content,
+            source="model" if call else "template",
+            usage=MessageUsage(
+                prompt_tokens=call.prompt_tokens,
+                completion_tokens=call.completion_tokens,
+                prompt_tokens_evaluated=call.prompt_tokens_evaluated,
+            )
+            if call
+            else None,
+            cached=call.cached if call else False,
+            latency_s=call.latency_s if call else None,
+            clock=reading.clock,
+            stage=reading.stage,
+        )
+        if call is not None:
+            call.message_index = message.index
+        self.transcript.messages.append(message)
+        self.transcript.simulated_minutes_used = reading.clock.elapsed_minutes
+        self.emit(MessageAdded(message=message))
+
+
+# ---------------------------------------------------------------------------------------------- AutoGen adapters
+
+
+def _build_team(
+    scenario: LoadedScenario,
+    models: dict[str, ChatModel],
+    state: SessionState,
+    recorder: _Recorder,
+    seed: int | None,
+) -> Any:
+    """Two AssistantAgents taking turns in a RoundRobinGroupChat, stopped by the session's own rule."""
+    from autogen_agentchat.agents import AssistantAgent
+    from autogen_agentchat.base import TerminationCondition
+    from autogen_agentchat.messages import StopMessage
+    from autogen_agentchat.teams import RoundRobinGroupChat
+    from autogen_core import CancellationToken
+    from autogen_core.model_context import UnboundedChatCompletionContext
+    from autogen_core.models import (
+        AssistantMessage,
+        ChatCompletionClient,
+        CreateResult,
+        LLMMessage,
+        ModelFamily,
+        RequestUsage,
+        SystemMessage,
+        UserMessage,
+    )
+    from autogen_core.models import ModelInfo as AutogenModelInfo
+
+    class _ClientAdapter(ChatCompletionClient):
+        """One of our ChatModels as an AutoGen model client for one agent."""
+
+        def __init__(self, role: str, agent: AgentSpec, model: ChatModel) -> None:
+            self._role, self._agent, self._model = role, agent, model
+            self._usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
+            self._total = RequestUsage(prompt_tokens=0, completion_tokens=0)
+
+        def _to_chat(self, messages: Sequence[LLMMessage]) -> list[ChatMessage]:
+            chat: list[ChatMessage] = []
+            for m in messages:
+                if isinstance(m, SystemMessage):
+                    chat.append(ChatMessage("system", m.content))
+                elif isinstance(m, AssistantMessage) or (isinstance(m, UserMessage) and m.source == self._role):
+                    chat.append(ChatMessage("assistant", str(m.content)))
+                else:
+                    chat.append(ChatMessage("user", str(m.content)))
+            return chat
+
+        async def create(
+            self,
+            messages: Sequence[LLMMessage],
+            *,
+            tools: Sequence[Any] = (),
+            tool_choice: Any = "auto",
+            json_output: Any = None,
+            extra_create_args: Any = None,
+            cancellation_token: CancellationToken | None = None,
+        ) -> CreateResult:
+            fitted = fit_to_context(self._model, self._to_chat(messages), self._agent.max_tokens)
+            request = CompletionRequest(
+                messages=tuple(fitted.messages),
+                max_tokens=fitted.max_tokens,
+                temperature=self._agent.temperature,
+                repeat_penalty=self._agent.repeat_penalty,
+                seed=seed if seed is not None else self._agent.seed,
+            )
+            try:
+                completion = await self._model.complete(request)
+            except ModelCallError as exc:
+                recorder.failure(self._role, self._agent, self._model, exc)
+                raise
+            recorder.call(self._role, self._agent, self._model, completion, fitted.dropped)
+            self._usage = RequestUsage(prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens)
+            self._total = RequestUsage(
+                prompt_tokens=self._total.prompt_tokens + completion.prompt_tokens,
+                completion_tokens=self._total.completion_tokens + completion.completion_tokens,
+            )
+            finish = completion.finish_reason if completion.finish_reason in ("stop", "length") else "unknown"
+            return CreateResult(finish_reason=finish, content=completion.content, usage=self._usage, cached=completion.cached)
+
+        def create_stream(self, *args: Any, **kwargs: Any) -> Any:
+            raise NotImplementedError("the session does not stream")
+
+        async def close(self) -> None:
+            return None
+
+        def actual_usage(self) -> RequestUsage:
+            return self._usage
+
+        def total_usage(self) -> RequestUsage:
+            return self._total
+
+        def count_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Any] = ()) -> int:
+            return self._model.count_tokens(self._to_chat(messages))
+
+        def remaining_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Any] = ()) -> int:
+            return self._model.context_length - self.count_tokens(messages)
+
+        @property
+        def capabilities(self) -> Any:
+            return {"vision": False, "function_calling": False, "json_output": self._model.supports_json_schema}
+
+        @property
+        def model_info(self) -> AutogenModelInfo:
+            return AutogenModelInfo(
+                vision=False,
+                function_calling=False,
+                json_output=self._model.supports_json_schema,
+                family=ModelFamily.UNKNOWN,
+                structured_output=False,
+                multiple_system_messages=True,
+            )
+
+    class _InterviewerContext(UnboundedChatCompletionContext):
+        """The interviewer's memory, plus a note with the current stage and the time left."""
+
+        async def get_messages(self) -> list[LLMMessage]:
+            stage = state.stage_for_next_interviewer_turn()
+            state.pending_stage = stage
+            return [*self._messages, SystemMessage(content=state.stage_note(stage))]
+
+    class _SessionStop(TerminationCondition):
+        """Advances the simulated clock on every message and applies the session's stop rule."""
+
+        def __init__(self) -> None:
+            self._terminated = False
+
+        @property
+        def terminated(self) -> bool:
+            return self._terminated
+
+        async def __call__(self, messages: Sequence[BaseAgentEvent | BaseChatMessage]) -> StopMessage | None:
+            from autogen_agentchat.messages import BaseChatMessage
+
+            for message in messages:
+                if not isinstance(message, BaseChatMessage):
+                    continue
+                reason = state.advance(message.source, message.to_text())
+                if reason is not None:
+                    self._terminated = True
+                    return StopMessage(content=f"session stopped: {reason}", source="session")
+            return None
+
+        async def reset(self) -> None:
+            self._terminated = False
+
+    agents: list[Any] = []
+    for role in ("candidate", "interviewer"):  # after the opening line, the candidate speaks first
+        spec = scenario.agent(role)
+        agents.append(
+            AssistantAgent(
+                name=role,
+                model_client=_ClientAdapter(role, spec, models[role]),
+                system_message=spec.system_prompt,
+                model_context=_InterviewerContext() if role == "interviewer" else UnboundedChatCompletionContext(),
+                description=f"The {role} ({spec.name}).",
+            )
+        )
+    return RoundRobinGroupChat(agents, termination_condition=_SessionStop())
+
+
+# ---------------------------------------------------------------------------------------------- public API
+
+
+def _apply_overrides(
+    scenario: LoadedScenario, interviewer_model: str | None, candidate_model: str | None, evaluator_model: str | None
+) -> LoadedScenario:
+    overrides = {"interviewer": interviewer_model, "candidate": candidate_model, "evaluator": evaluator_model}
+    agents = dict(scenario.agents)
+    for role, ref in overrides.items():
+        if ref and role in agents:
+            agents[role] = agents[role].model_copy(update={"model": ref})
+    return scenario.model_copy(update={"agents": agents})
+
+
+def prepare_scenario(
+    scenario: str | Path | LoadedScenario,
+    *,
+    interviewer_model: str | None = None,
+    candidate_model: str | None = None,
+    evaluator_model: str | None = None,
+) -> LoadedScenario:
+    """Load a scenario (path, id or loaded) and apply model overrides per role."""
+    loaded = scenario if isinstance(scenario, LoadedScenario) else load_scenario(scenario)
+    return _apply_overrides(loaded, interviewer_model, candidate_model, evaluator_model)
+
+
+async def run_scenario(
+    scenario: str | Path | LoadedScenario,
+    *,
+    interviewer_model: str | None = None,
+    candidate_model: str | None = None,
+    seed: int | None = None,
+    max_turns: int | None = None,
+    runs_dir: str | Path = "runs",
+    on_event: EventSink | None = None,
+    model_factory: ModelFactory = create_model,
+) -> RunResult:
+    """Run one scripted whiteboard session and record it.
+
+    Args:
+        scenario: a scenario file, an id from `scenarios/`, or a loaded scenario.
+        interviewer_model: model reference replacing the interviewer agent's.
+        candidate_model: model reference replacing the candidate agent's.
+        seed: sampling seed for every agent (default: each agent file's seed).
+        max_turns: messages in the session, the opening line included (default: the scenario's).
+        runs_dir: where run folders are created.
+        on_event: called with every event as it is recorded (live rendering).
+        model_factory: builds a model from a reference; defaults to the registry.
+
+    Returns:
+        The run folder, the transcript path and the transcript.
+
+    Raises:
+        InterviewSimError: bad files, models that are not ready, or a model call that failed (the run is
+        then recorded with stop reason `error` before the exception propagates).
+    """
+    loaded = prepare_scenario(scenario, interviewer_model=interviewer_model, candidate_model=candidate_model)
+    if max_turns is not None and max_turns < 1:
+        raise InterviewSimError("--max-turns must be at least 1")
+    models: dict[str, ChatModel] = {}
+    try:
+        for role in SESSION_ROLES:
+            spec = loaded.agent(role)
+            models[role] = model_factory(spec.model, ModelOptions(role=role, seed=seed if seed is not None else spec.seed))
+        # Fail fast, before anything is written, when a server is down or a model is missing.
+        await asyncio.gather(*(m.check_ready() for m in models.values()))
+        return await _run(loaded, models, seed=seed, max_turns=max_turns, runs_dir=Path(runs_dir), on_event=on_event)
+    finally:
+        for model in models.values():
+            await model.aclose()
+
+
+async def _run(
+    loaded: LoadedScenario,
+    models: dict[str, ChatModel],
+    *,
+    seed: int | None,
+    max_turns: int | None,
+    runs_dir: Path,
+    on_event: EventSink | None,
+) -> RunResult:
+    spec = loaded.spec
+    started = utc_now()
+    run_id = new_run_id(started)
+    run_dir = run_dir_for(runs_dir, spec.id, run_id)
+    interviewer, candidate = loaded.agent("interviewer"), loaded.agent("candidate")
+    transcript = Transcript(
+        run_id=run_id,
+        scenario_id=spec.id,
+        scenario={**spec.model_dump(mode="json"), "path": loaded.path},
+        agents={
+            role: {
+                **agent.model_dump(mode="json"),
+                "model_ref": agent.model,
+                "model_name": models[role].name if role in models else None,
+            }
+            for role, agent in loaded.agents.items()
+        },
+        seed=seed,
+        max_turns=max_turns or spec.max_turns,
+        started_at=started,
+    )
+    log = EventLog(run_dir / EVENTS_FILE)
+    recorder = _Recorder(transcript, log, on_event)
+    state = SessionState(scenario=loaded, max_turns=max_turns or spec.max_turns)
+    recorder.emit(RunStarted(run_id=run_id, scenario_id=spec.id, models={r: m.ref for r, m in models.items()}))
+    opening = spec.render_opening(candidate=candidate.name, interviewer=interviewer.name)
+    error: InterviewSimError | None = None
+    try:
+        from autogen_agentchat.base import TaskResult
+        from autogen_agentchat.messages import BaseChatMessage, TextMessage
+
+        team = _build_team(loaded, models, state, recorder, seed)
+        seen = 0
+        async for item in team.run_stream(task=TextMessage(content=opening, source="interviewer")):
+            if isinstance(item, TaskResult) or not isinstance(item, BaseChatMessage):
+                continue
+            role = item.source
+            recorder.message(role, loaded.agent(role), item.to_text(), state.readings[seen], from_model=seen > 0)
+            seen += 1
+        transcript.stop_reason = state.stop_reason or "max_turns"
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        transcript.stop_reason = "interrupted"
+        raise
+    except InterviewSimError as exc:
+        error = exc
+    except RuntimeError as exc:
+        # AutoGen re-raises an agent's exception as RuntimeError(str(original)); the adapter recorded it.
+        error = ModelCallError(str(exc).strip().splitlines()[-1] if str(exc).strip() else "model call failed")
+    finally:
+        if error is not None:
+            transcript.stop_reason, transcript.error = "error", str(error)
+        transcript.ended_at = utc_now()
+        if transcript.stop_reason is None:
+            transcript.stop_reason = "interrupted"
+        recorder.emit(RunFinished(stop_reason=transcript.stop_reason, error=transcript.error))
+        log.close()
+        path = save_transcript(run_dir, transcript)
+    if error is not None:
+        raise type(error)(f"{error} (run recorded in {run_dir})")
+    return RunResult(run_dir=run_dir, transcript_path=path, transcript=transcript)

@@ -1,0 +1,90 @@
+"""The embedded backend on the real SmolLM2-135M-Instruct model: real tokens, real timings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from interview_sim.cli import app
+from interview_sim.models import ChatMessage, CompletionRequest, ModelOptions, create_model
+from interview_sim.models.llamacpp import LlamaCppModel
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("smollm2_available")]
+
+
+@pytest.fixture(scope="module")
+def model() -> LlamaCppModel:
+    m = create_model("llamacpp:smollm2-135m", ModelOptions(seed=1))
+    assert isinstance(m, LlamaCppModel)
+    return m
+
+
+@pytest.mark.anyio
+async def test_real_completion_reports_real_usage_and_reuses_the_kv_cache(model: LlamaCppModel) -> None:
+    convo = [ChatMessage("system", "You are terse."), ChatMessage("user", "Name one way to scale a web API.")]
+    first = await model.complete(CompletionRequest(messages=tuple(convo), max_tokens=24, temperature=0.0, seed=1))
+    assert model.name.startswith("SmolLM2")
+    assert first.model == model.name and first.content.strip()
+    assert first.prompt_tokens == model.count_tokens(convo)
+    assert 0 < first.completion_tokens <= 24
+    assert first.generation_s and first.generation_s > 0
+    assert first.metadata["timings"]["eval_count"] >= first.completion_tokens - 1
+
+    # The next turn extends the same conversation: llama.cpp evaluates only the new suffix.
+    convo += [ChatMessage("assistant", first.content), ChatMessage("user", "And one way to secure it?")]
+    second = await model.complete(CompletionRequest(messages=tuple(convo), max_tokens=24, temperature=0.0, seed=1))
+    assert second.prompt_tokens > first.prompt_tokens
+    assert second.prompt_tokens_evaluated is not None
+    assert second.prompt_tokens_evaluated < second.prompt_tokens / 2
+
+
+@pytest.mark.anyio
+async def test_same_seed_same_text(model: LlamaCppModel) -> None:
+    request = CompletionRequest(
+        messages=(ChatMessage("user", "Say something about caching."),), max_tokens=20, temperature=0.8, seed=5
+    )
+    a = await model.complete(request)
+    b = await model.complete(request)
+    assert a.content == b.content
+
+
+@pytest.mark.anyio
+async def test_json_schema_constrains_the_output(model: LlamaCppModel) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"score": {"type": "integer", "minimum": 1, "maximum": 5}, "reason": {"type": "string"}},
+        "required": ["score", "reason"],
+    }
+    request = CompletionRequest(
+        messages=(ChatMessage("user", "Rate the answer 'use a cache' from 1 to 5 as JSON."),),
+        max_tokens=60,
+        temperature=0.0,
+        json_schema=schema,
+    )
+    result = await model.complete(request)
+    if result.finish_reason == "stop":
+        data = json.loads(result.content)
+        assert set(data) >= {"score", "reason"} and isinstance(data["score"], int)
+    else:  # cut at max_tokens: still a prefix of grammar-constrained JSON
+        assert result.content.lstrip().startswith("{")
+
+
+def test_real_session_from_the_cli_records_real_tokens(runs_dir: Path) -> None:
+    result = CliRunner().invoke(app, ["run", "scalability-issues", "--max-turns", "4", "--runs-dir", str(runs_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["messages"] >= 3
+    (name,) = summary["usage"]
+    assert name.startswith("SmolLM2")
+    assert summary["usage"][name]["prompt_tokens"] > 0 and summary["usage"][name]["completion_tokens"] > 0
+    cost = summary["cost"]["usage_including_cached_inference"][name]
+    assert cost["total_tokens"] == cost["prompt_tokens"] + cost["completion_tokens"] > 0
+    transcript = json.loads(Path(summary["transcript"]).read_text())
+    calls = transcript["calls"]
+    assert all(c["generation_s"] > 0 for c in calls)
+    # Each agent has its own llama.cpp instance: from its second call on, the prompt prefix is reused.
+    later = [c for c in calls if c["role"] == "candidate"][1:]
+    assert all(c["prompt_tokens_evaluated"] < c["prompt_tokens"] for c in later)
