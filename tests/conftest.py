@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from fake_ollama import fake_ollama_fixture  # noqa: F401  (the `fake_ollama` fixture, for every test module)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -1,0 +1,316 @@
+"""A fake Ollama server: real HTTP on 127.0.0.1, so the real `ollama` client and httpx are exercised.
+
+It speaks the part of Ollama's API that interview-sim uses (`GET /`, `GET /api/version`, `GET /api/tags`,
+`POST /api/show`, non-streaming `POST /api/chat`) and is scripted from the test:
+
+    server.add_model("llama3:8b-instruct-fp16", context_length=8192)
+    server.enqueue("Hello!", prompt_eval_count=12, eval_count=3)
+    server.fail_next(2, status=500)      # the next two /api/chat calls answer HTTP 500
+    server.delay_s = 0.05                # every /api/chat call takes at least 50 ms (benchmarks)
+    server.chat_requests[-1]["options"]  # what the client sent
+
+Use it through the `fake_ollama` fixture (defined here as `fake_ollama_fixture`) or as a context manager.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+DEFAULT_MODEL = "llama3:8b-instruct-fp16"
+VERSION = "0.6.0-fake"
+
+
+def normalize_tag(name: str) -> str:
+    """Ollama's rule: a name without a tag means `:latest`."""
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
+@dataclass
+class FakeModel:
+    """One pulled model as /api/tags and /api/show describe it."""
+
+    name: str
+    context_length: int = 8192
+    family: str = "llama"
+    size: int = 4_661_224_676
+    digest: str = ""
+    parameters: str = ""
+    """Modelfile parameters as /api/show returns them, e.g. 'num_ctx 4096\\nstop "<|eot_id|>"'."""
+
+    def __post_init__(self) -> None:
+        self.name = normalize_tag(self.name)
+        if not self.digest:
+            self.digest = hashlib.sha256(self.name.encode()).hexdigest()
+
+
+@dataclass
+class Reply:
+    """One scripted /api/chat answer. Counts and durations default to honest-looking figures."""
+
+    content: str
+    prompt_eval_count: int | None = None
+    eval_count: int | None = None
+    done_reason: str = "stop"
+    total_duration: int | None = None
+    load_duration: int | None = 1_000_000
+    prompt_eval_duration: int | None = 20_000_000
+    eval_duration: int | None = 80_000_000
+    extra: dict[str, Any] = field(default_factory=dict)
+    """More top-level response fields (e.g. prompt_eval_cached_count), or None values to drop a field."""
+
+
+@dataclass
+class Failure:
+    """A forced failure: an HTTP status with an Ollama-style error body, or (status 0) a dropped connection."""
+
+    status: int = 500
+    error: str = "fake ollama: internal server error"
+    path: str = "/api/chat"
+
+
+def _estimate_prompt_tokens(messages: list[dict[str, Any]]) -> int:
+    return sum(len(str(m.get("content", "")).split()) + 4 for m in messages)
+
+
+class FakeOllama:
+    """A scripted Ollama server running in a background thread until `close()`."""
+
+    def __init__(self, models: list[FakeModel] | None = None, *, delay_s: float = 0.0) -> None:
+        self.models: list[FakeModel] = list(models) if models is not None else [FakeModel(DEFAULT_MODEL)]
+        self.delay_s = delay_s
+        """Minimum time each /api/chat call takes (the handler sleeps; calls still overlap across threads)."""
+        self.replies: deque[Reply] = deque()
+        self.failures: deque[Failure] = deque()
+        self.requests: list[dict[str, Any]] = []
+        """Every request received, in order: {"method", "path", "body"} (body is parsed JSON or None)."""
+        self._lock = threading.Lock()
+        self._chat_count = 0
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="fake-ollama", daemon=True)
+        self._thread.start()
+
+    # -- addresses -------------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def host(self) -> str:
+        """`127.0.0.1:<port>`, the scheme-less form OLLAMA_HOST accepts."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    # -- scripting -------------------------------------------------------------------------------------
+
+    def add_model(self, name: str, **kwargs: Any) -> FakeModel:
+        model = FakeModel(name, **kwargs)
+        with self._lock:
+            self.models = [m for m in self.models if m.name != model.name] + [model]
+        return model
+
+    def enqueue(self, content: str, **kwargs: Any) -> Reply:
+        """Queue the next /api/chat answer; without a queued reply the server answers `reply <n>`."""
+        reply = Reply(content, **kwargs)
+        with self._lock:
+            self.replies.append(reply)
+        return reply
+
+    def fail_next(self, n: int = 1, *, status: int = 500, error: str | None = None, path: str = "/api/chat") -> None:
+        """Make the next `n` requests to `path` fail with `status` (0: close the connection without answering)."""
+        with self._lock:
+            for _ in range(n):
+                self.failures.append(Failure(status, error or f"fake ollama: forced HTTP {status}", path))
+
+    def find(self, name: str) -> FakeModel | None:
+        wanted = normalize_tag(name).casefold()
+        with self._lock:
+            return next((m for m in self.models if m.name.casefold() == wanted), None)
+
+    @property
+    def chat_requests(self) -> list[dict[str, Any]]:
+        """The JSON bodies of every /api/chat request, in order."""
+        with self._lock:
+            return [r["body"] for r in self.requests if r["path"] == "/api/chat"]
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeOllama:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- request handling (runs on the server's threads) -----------------------------------------------
+
+    def _record(self, method: str, path: str, body: Any) -> Failure | None:
+        with self._lock:
+            self.requests.append({"method": method, "path": path, "body": body})
+            if self.failures and self.failures[0].path == path:
+                return self.failures.popleft()
+        return None
+
+    def _tags(self) -> dict[str, Any]:
+        with self._lock:
+            models = list(self.models)
+        return {
+            "models": [
+                {
+                    "name": m.name,
+                    "model": m.name,
+                    "modified_at": "2024-06-01T12:00:00.000000000Z",
+                    "size": m.size,
+                    "digest": m.digest,
+                    "details": {
+                        "parent_model": "",
+                        "format": "gguf",
+                        "family": m.family,
+                        "families": [m.family],
+                        "parameter_size": "8.0B",
+                        "quantization_level": "F16",
+                    },
+                }
+                for m in models
+            ]
+        }
+
+    def _show(self, model: FakeModel) -> dict[str, Any]:
+        return {
+            "modelfile": f"FROM {model.name}\n",
+            "parameters": model.parameters,
+            "template": "{{ .Prompt }}",
+            "details": {"format": "gguf", "family": model.family, "parameter_size": "8.0B", "quantization_level": "F16"},
+            "model_info": {
+                "general.architecture": model.family,
+                "general.parameter_count": 8_030_261_248,
+                f"{model.family}.context_length": model.context_length,
+                f"{model.family}.embedding_length": 4096,
+            },
+            "capabilities": ["completion"],
+            "modified_at": "2024-06-01T12:00:00.000000000Z",
+        }
+
+    def _chat(self, body: dict[str, Any], model: FakeModel) -> dict[str, Any]:
+        with self._lock:
+            self._chat_count += 1
+            reply = self.replies.popleft() if self.replies else None
+            n = self._chat_count
+        if reply is None:
+            reply = Reply("{}" if body.get("format") else f"reply {n}")
+        messages = body.get("messages") or []
+        prompt_eval_count = reply.prompt_eval_count
+        if prompt_eval_count is None:
+            prompt_eval_count = _estimate_prompt_tokens(messages)
+        eval_count = reply.eval_count if reply.eval_count is not None else len(reply.content.split())
+        durations = [reply.load_duration, reply.prompt_eval_duration, reply.eval_duration]
+        total = reply.total_duration if reply.total_duration is not None else sum(d or 0 for d in durations) + 1_000_000
+        response: dict[str, Any] = {
+            "model": body.get("model", model.name),
+            "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "message": {"role": "assistant", "content": reply.content},
+            "done_reason": reply.done_reason,
+            "done": True,
+            "total_duration": total,
+            "load_duration": reply.load_duration,
+            "prompt_eval_count": prompt_eval_count,
+            "prompt_eval_duration": reply.prompt_eval_duration,
+            "eval_count": eval_count,
+            "eval_duration": reply.eval_duration,
+        }
+        response.update(reply.extra)
+        return {k: v for k, v in response.items() if v is not None}
+
+    def handle(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        """Answer one request: (HTTP status, JSON body or plain text). Status 0 means drop the connection."""
+        failure = self._record(method, path, body)
+        if path == "/api/chat" and self.delay_s:
+            time.sleep(self.delay_s)
+        if failure is not None:
+            return failure.status, {"error": failure.error}
+        if method == "GET" and path == "/":
+            return 200, "Ollama is running"
+        if method == "GET" and path == "/api/version":
+            return 200, {"version": VERSION}
+        if method == "GET" and path == "/api/tags":
+            return 200, self._tags()
+        if method == "POST" and path in ("/api/show", "/api/chat"):
+            if not isinstance(body, dict):
+                return 400, {"error": "invalid request body"}
+            name = str(body.get("model") or body.get("name") or "")
+            model = self.find(name) if name else None
+            if model is None:
+                return 404, {"error": f"model '{name}' not found"}
+            if path == "/api/show":
+                return 200, self._show(model)
+            if body.get("stream", True):
+                return 400, {"error": "the fake Ollama server only answers non-streaming chat (stream=false)"}
+            return 200, self._chat(body, model)
+        return 404, {"error": f"{method} {path}: not found"}
+
+
+def _make_handler(server: FakeOllama) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self._serve("GET")
+
+        def do_POST(self) -> None:
+            self._serve("POST")
+
+        def do_HEAD(self) -> None:
+            self._serve("HEAD")
+
+        def _serve(self, method: str) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                body: Any = json.loads(raw) if raw else None
+            except json.JSONDecodeError:
+                body = raw.decode("utf-8", "replace")
+            status, payload = server.handle(method, self.path.split("?", 1)[0], body)
+            if status == 0:
+                self.close_connection = True
+                return
+            if isinstance(payload, str):
+                data, content_type = payload.encode(), "text/plain; charset=utf-8"
+            else:
+                data, content_type = json.dumps(payload).encode(), "application/json; charset=utf-8"
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if method != "HEAD":
+                self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
+            pass
+
+    return Handler
+
+
+@pytest.fixture(name="fake_ollama")
+def fake_ollama_fixture() -> Iterator[FakeOllama]:
+    """A fresh fake Ollama server with DEFAULT_MODEL pulled; closed after the test."""
+    with FakeOllama() as server:
+        yield server
