@@ -37,3 +37,15 @@ class RecordError(InterviewSimError):
     """A run folder or transcript that cannot be read (missing, malformed, newer schema)."""
 
     exit_code = 2
+
+
+class ImportFormatError(InterviewSimError):
+    """A file to import that is not a readable AutoGen 0.2 record (malformed, truncated, unknown shape)."""
+
+    exit_code = 2
+
+
+class ReplayError(InterviewSimError):
+    """A run that cannot be replayed or re-executed as asked (e.g. `--rerun` on an imported run)."""
+
+    exit_code = 2

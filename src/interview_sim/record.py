@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
@@ -18,7 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_fie
 
 from interview_sim.errors import RecordError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""History: 1 = the first release; 2 = optional provenance fields on `imported` (AutoGen 0.2 chat id, summary,
+human input, solution topic, how the rubric's scenario was chosen, the analysed interview)."""
 TRANSCRIPT_FILE = "transcript.json"
 EVENTS_FILE = "events.jsonl"
 
@@ -206,6 +209,41 @@ class ImportInfo(_Record):
     batch: str | None = None
     topic: str | None = None
     imported_at: datetime
+    # Added in schema 2: what the user's file said beyond its messages, kept so an export reproduces it.
+    solution_topic: str | None = None
+    original_id: str | None = None
+    """The session's uuid from the file name, when it has one."""
+    scenario_match: Literal["topic", "default"] | None = None
+    """How the rubric's scenario was chosen: its topic matched the file's, or the default scenario."""
+    chat_id: int | str | None = None
+    summary: str | None = None
+    human_input: list[Any] = Field(default_factory=list)
+    interview_file: str | None = None
+    """Analysis exports: the interview file the analysis names (batch/file)."""
+    analysis_of: str | None = None
+    """Analysis records: the run id of the interview they analyse."""
+    autogen_roles: dict[str, str] = Field(default_factory=dict)
+    """Our role → the AutoGen role ("assistant" / "user") its turns had in the file; an export gives them back."""
+    notes: list[str] = Field(default_factory=list)
+    """Assumptions the importer made (e.g. who the interviewer is), so nobody mistakes them for facts."""
+
+
+def _upgrade_1_to_2(data: dict[str, Any]) -> dict[str, Any]:
+    # Version 2 only added optional fields to `imported`; a version-1 record is already a valid version 2.
+    return data
+
+
+_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_1_to_2}
+"""Version n → n+1, applied in turn to older records as they are read."""
+
+
+def upgrade_transcript_data(data: dict[str, Any]) -> dict[str, Any]:
+    """Bring a transcript's JSON from its schema version up to the current one (the input is not modified)."""
+    version = data.get("schema_version", SCHEMA_VERSION)
+    while version < SCHEMA_VERSION:
+        data = {**_UPGRADES[version](dict(data)), "schema_version": version + 1}
+        version += 1
+    return data
 
 
 class Transcript(_Record):
@@ -249,6 +287,7 @@ class Transcript(_Record):
                     f"schema_version {version} is newer than this interview-sim understands ({SCHEMA_VERSION}):"
                     " upgrade interview-sim"
                 )
+            data = upgrade_transcript_data(data)
         return data
 
     def refresh_usage(self) -> None:

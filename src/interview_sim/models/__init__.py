@@ -68,6 +68,7 @@ def _module_loader(module: str) -> Callable[[], ModuleType]:
 register_provider("scripted", _module_loader("interview_sim.models.scripted"))
 register_provider("llamacpp", _module_loader("interview_sim.models.llamacpp"))
 register_provider("ollama", _module_loader("interview_sim.models.ollama"))
+register_provider("replay", _module_loader("interview_sim.models.replay"))
 
 
 def providers() -> list[str]:

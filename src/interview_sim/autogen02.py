@@ -1,0 +1,762 @@
+"""AutoGen 0.2 records in and out: the user's older corpus becomes runs, and our runs become their format.
+
+Three forms come in (see FORMATS.md): (a) `ChatResult` JSON, whose history holds `{content, role, name}`
+dicts or plain strings; (b) the Markdown export with its `**Chat_id**` / `**Cost**` / `**Human_input**` /
+`**Summary**` trailer; (c) the analysis export, a Markdown export whose first turn embeds an interview.
+The `**Cost**` trailer and the embedded history are Python literals, read with `ast.literal_eval` only.
+
+Who is the interviewer. AutoGen's "assistant" / "user" describe one agent's view of the chat (its own turns
+and the other's), not who interviews whom, so they are never taken as labels. The rule, in order:
+
+1. the speaker of the first turn that matches the interview's opening template
+   ("{candidate}, whiteboard for me some {topic}. Propose a solution for {solution_topic}. I will evaluate ...")
+   is the interviewer, the other speaker the candidate;
+2. otherwise, agent names that say "interviewer" / "candidate" decide;
+3. otherwise the first speaker (the chat's initiator) is taken as the interviewer, and the transcript says so
+   in `imported.notes`.
+
+A speaker is a dict's `name` (else its `role`), a Markdown turn's "Assistant" / "User", and for plain strings
+the position (the two agents alternate).
+
+Imported token counts are evidence, not truth: AutoGen 0.2 accumulated usage per agent across every chat the
+agent had. They are kept (ledger `source="imported"`, keyed by the model names of the Cost block) and flagged
+in `usage.warnings` when they cannot belong to a single chat of that length. The bound: a model made at most
+one call per message, and one call's prompt holds at most the whole chat — at most `MAX_TOKENS_PER_CHAR`
+tokens per character of all its messages — plus `PROMPT_ALLOWANCE_TOKENS` for a system prompt and the chat
+template. So prompt tokens above `messages × (chars × MAX_TOKENS_PER_CHAR + PROMPT_ALLOWANCE_TOKENS)`, or
+completion tokens above `chars × MAX_TOKENS_PER_CHAR + COMPLETION_ALLOWANCE_PER_MESSAGE × messages`, are flagged.
+English text runs 3-4 characters a token, so one token per character is already a wide margin.
+
+Nothing is half-written: each file is parsed and validated whole in memory, then its run folder is built in
+a hidden staging folder inside `runs_dir` and renamed into place.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from interview_sim.config import LoadedScenario, load_scenario, project_root
+from interview_sim.errors import ConfigError, ImportFormatError
+from interview_sim.record import (
+    ImportInfo,
+    Message,
+    Transcript,
+    Usage,
+    UsageLedger,
+    UsageView,
+    dump_record,
+    load_transcript,
+    new_run_id,
+    run_dir_for,
+    save_transcript,
+    utc_now,
+    write_json_atomic,
+)
+
+ExportFormat = Literal["autogen02-json", "autogen02-markdown"]
+EXPORT_FORMATS: tuple[str, ...] = ("autogen02-json", "autogen02-markdown")
+DEFAULT_SCENARIO = "scalability-issues"
+ANALYSIS_PREFIX = "analysis-"
+ANALYSIS_ROLES = ("lead-analyst", "analyst")
+"""The analysis conversation's speakers: the one who hands over the interview and the instructions, the other."""
+
+MAX_TOKENS_PER_CHAR = 1.0
+PROMPT_ALLOWANCE_TOKENS = 2000
+COMPLETION_ALLOWANCE_PER_MESSAGE = 64
+
+_OPENING = re.compile(
+    r"^\s*(?P<candidate>[^\n]+?), whiteboard for me some (?P<topic>.+?)\. Propose a solution for (?P<solution>.+?)\."
+    r"\s+I will evaluate",
+    re.S,
+)
+_BUDGET = re.compile(r"You have (?P<minutes>\d+(?:\.\d+)?) minutes\.")
+_FILE_NAME = re.compile(
+    r"^interview_transcript_(?P<date>\d{4}-\d{2}-\d{2})_(?P<topic>.+?)_(?P<k>\d+)_(?P<uuid>[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})$"
+)
+_BATCH = re.compile(r"^interview_[\w-]+$")
+_SECTION = re.compile(r"^\*\*(?P<key>Assistant|User|Chat_id|Cost|Human_input|Summary)\*\*: ?", re.M)
+_TRAILER = ("Chat_id", "Cost", "Human_input", "Summary")
+_ANALYSIS = re.compile(r"analysis of the interview data named:\s*(?P<file>\S+)")
+_EMBEDDED_SUMMARY = re.compile(r"\s*Summary:[ \t]?(?P<summary>.*?)[ \t]*\n\s*```", re.S)
+TREE_PATTERN = "interview_transcript_*"
+
+
+# ---------------------------------------------------------------------------------------------- parsed shapes
+
+
+@dataclass
+class _Turn:
+    speaker: str
+    """Who spoke, as far as the file tells: a dict's name or role, "Assistant"/"User", or the position."""
+    content: str
+    name: str | None = None
+    autogen_role: str | None = None
+
+
+@dataclass
+class _Chat:
+    format: Literal["autogen02-json", "autogen02-markdown"]
+    turns: list[_Turn]
+    cost: dict[str, Any] | None
+    chat_id: int | str | None = None
+    summary: str | None = None
+    human_input: list[Any] = field(default_factory=list)
+
+
+class _HistoryItem(BaseModel):
+    model_config = ConfigDict(extra="allow")  # tool_calls, function_call...: not part of an interview
+
+    content: str | None = None
+    role: str
+    name: str | None = None
+
+
+class _ChatResult(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    chat_id: int | str | None = None
+    chat_history: list[_HistoryItem | str]
+    summary: str | None = None
+    cost: dict[str, Any] | None = None
+    human_input: list[Any] | None = None
+
+
+class _CostEntry(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    cost: float = 0
+    prompt_tokens: int = Field(default=0, ge=0)
+    completion_tokens: int = Field(default=0, ge=0)
+    total_tokens: int | None = None
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    return f"{loc}: {first['msg']}"
+
+
+def _alternating(items: list[str]) -> list[_Turn]:
+    # Plain strings carry no speaker: the two agents of a chat alternate, the initiator first.
+    return [_Turn(speaker="first" if i % 2 == 0 else "second", content=text) for i, text in enumerate(items)]
+
+
+def _turns_from_history(history: list[_HistoryItem | str]) -> list[_Turn]:
+    if all(isinstance(h, str) for h in history):
+        return _alternating([str(h) for h in history])
+    if any(isinstance(h, str) for h in history):
+        raise ImportFormatError("chat_history mixes plain strings and message dicts")
+    turns = []
+    for h in history:
+        assert isinstance(h, _HistoryItem)
+        turns.append(_Turn(speaker=h.name or h.role, content=h.content or "", name=h.name, autogen_role=h.role))
+    return turns
+
+
+def _parse_json(text: str) -> _Chat:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text.rstrip()):
+            raise ImportFormatError(f"truncated JSON: the file ends early (line {exc.lineno})") from None
+        raise ImportFormatError(f"not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(data, dict):
+        raise ImportFormatError(f"expected a ChatResult object, got a JSON {type(data).__name__}")
+    try:
+        result = _ChatResult.model_validate(data)
+    except ValidationError as exc:
+        raise ImportFormatError(f"not an AutoGen 0.2 ChatResult: {_first_error(exc)}") from None
+    return _Chat(
+        format="autogen02-json",
+        turns=_turns_from_history(result.chat_history),
+        cost=result.cost,
+        chat_id=result.chat_id,
+        summary=result.summary,
+        human_input=list(result.human_input or []),
+    )
+
+
+def _literal(text: str, what: str) -> Any:
+    try:
+        return ast.literal_eval(text.strip())
+    except SyntaxError as exc:
+        raise ImportFormatError(f"{what} is not a complete Python literal (truncated?): {exc.msg}") from None
+    except (ValueError, TypeError, MemoryError, RecursionError):
+        # literal_eval refuses names, calls and operators: whatever the text is, it is never run.
+        raise ImportFormatError(f"{what} is not a plain Python literal (it holds names, calls or operators)") from None
+
+
+def _parse_markdown(text: str) -> _Chat:
+    sections = list(_SECTION.finditer(text))
+    if not sections or text[: sections[0].start()].strip():
+        raise ImportFormatError("not an AutoGen 0.2 record: no JSON object and no **Assistant**/**User** Markdown turns")
+    turns: list[_Turn] = []
+    trailer: dict[str, str] = {}
+    for n, match in enumerate(sections):
+        end = sections[n + 1].start() if n + 1 < len(sections) else len(text)
+        body = text[match.end() : end].rstrip("\n")
+        key = match["key"]
+        if key in _TRAILER:
+            if key in trailer or list(trailer) != list(_TRAILER[: len(trailer)]) or key != _TRAILER[len(trailer)]:
+                raise ImportFormatError(f"malformed trailer: **{key}** out of order (expected {', '.join(_TRAILER)})")
+            trailer[key] = body
+        else:
+            if trailer:
+                raise ImportFormatError(f"malformed: a **{key}** turn after the **{next(iter(trailer))}** trailer")
+            turns.append(_Turn(speaker=key, content=body, autogen_role=key.lower()))
+    missing = [k for k in _TRAILER if k not in trailer]
+    if missing:
+        last = next(reversed(trailer), None)
+        where = f"in **{last}**" if last else f"after turn {len(turns)}" if turns else "before any turn"
+        raise ImportFormatError(f"truncated Markdown export: no **{missing[0]}** trailer (the file stops {where})")
+    cost = _literal(trailer["Cost"], "**Cost**")
+    if not isinstance(cost, dict):
+        raise ImportFormatError(f"**Cost** must be a dict literal, got {type(cost).__name__}")
+    human_input = _literal(trailer["Human_input"], "**Human_input**")
+    if not isinstance(human_input, list):
+        raise ImportFormatError(f"**Human_input** must be a list literal, got {type(human_input).__name__}")
+    raw_id = trailer["Chat_id"].strip()
+    chat_id: int | str | None = None if raw_id == "None" else int(raw_id) if raw_id.lstrip("-").isdigit() else raw_id
+    if not turns:
+        raise ImportFormatError("the export holds no turns: nothing to import")
+    return _Chat(
+        format="autogen02-markdown",
+        turns=turns,
+        cost=cost,
+        chat_id=chat_id,
+        summary=trailer["Summary"],
+        human_input=human_input,
+    )
+
+
+def _embedded_history(text: str) -> tuple[list[Any], str | None]:
+    """The interview an analysis export embeds: its `Chat History: [...]` literal and its `Summary:` line."""
+    start = text.find("Chat History:")
+    bracket = text.find("[", start) if start >= 0 else -1
+    if bracket < 0:
+        raise ImportFormatError("analysis export: the first turn names an interview but embeds no `Chat History: [...]`")
+    # The literal ends at one of the closing brackets; a prefix ending inside a quoted string never parses,
+    # so the first one that evaluates to a list is the whole history.
+    end = bracket
+    while (end := text.find("]", end + 1)) >= 0:
+        try:
+            value = ast.literal_eval(text[bracket : end + 1])
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+        if isinstance(value, list):
+            summary = _EMBEDDED_SUMMARY.match(text, end + 1)
+            return value, summary["summary"] if summary else None
+    raise ImportFormatError("analysis export: the embedded Chat History is not a complete Python list literal (truncated?)")
+
+
+# ---------------------------------------------------------------------------------------------- building runs
+
+
+@dataclass
+class _Scenarios:
+    """The shipped scenarios, loaded once per import, to pick the rubric by topic."""
+
+    by_topic: dict[str, LoadedScenario] = field(default_factory=dict)
+    default: LoadedScenario | None = None
+
+    @classmethod
+    def load(cls) -> _Scenarios:
+        found = cls()
+        for path in sorted((project_root() / "scenarios").glob("*.yaml")):
+            try:
+                loaded = load_scenario(path)
+            except ConfigError:
+                continue  # sweep files and broken scenarios are no rubric source
+            found.by_topic.setdefault(_norm(loaded.spec.topic), loaded)
+            found.by_topic.setdefault(_norm(loaded.spec.id), loaded)
+            if loaded.spec.id == DEFAULT_SCENARIO:
+                found.default = loaded
+        return found
+
+    def match(self, topic: str | None) -> tuple[LoadedScenario, Literal["topic", "default"]]:
+        if topic and _norm(topic) in self.by_topic:
+            return self.by_topic[_norm(topic)], "topic"
+        if self.default is None:
+            raise ImportFormatError(
+                f"no shipped scenario matches topic {topic!r} and the default {DEFAULT_SCENARIO!r} is missing"
+            )
+        return self.default, "default"
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+@dataclass
+class _Origin:
+    """What a file's name and place say about the session."""
+
+    original_name: str
+    batch: str | None = None
+    topic: str | None = None
+    original_id: str | None = None
+    date: datetime | None = None
+
+    @classmethod
+    def from_name(cls, name: str, folder: str | None) -> _Origin:
+        stem = Path(name).stem
+        origin = cls(original_name=Path(name).name, batch=folder if folder and _BATCH.match(folder) else None)
+        match = _FILE_NAME.match(stem)
+        if match:
+            origin.topic = match["topic"].replace("_", " ")
+            origin.original_id = match["uuid"].lower()
+            origin.date = datetime.fromisoformat(match["date"]).replace(tzinfo=UTC)
+        return origin
+
+
+def _assign_roles(turns: list[_Turn]) -> tuple[dict[str, str], re.Match[str] | None, list[str]]:
+    """speaker → interviewer / candidate, by the rule in the module docstring."""
+    speakers = list(dict.fromkeys(t.speaker for t in turns))
+    if len(speakers) > 2:
+        raise ImportFormatError(f"{len(speakers)} speakers ({', '.join(speakers)}): not a two-agent interview")
+    for turn in turns:
+        opening = _OPENING.match(turn.content)
+        if opening:
+            other = [s for s in speakers if s != turn.speaker]
+            return {turn.speaker: "interviewer", **{s: "candidate" for s in other}}, opening, []
+    by_name = {s: r for s in speakers for r in ("interviewer", "candidate") if r in s.lower()}
+    if len(set(by_name.values())) == len(speakers) == 2:
+        note = "no turn matches the interview's opening template: roles taken from the agents' names"
+        return by_name, None, [note]
+    roles = {s: ("interviewer" if i == 0 else "candidate") for i, s in enumerate(speakers)}
+    note = "no turn matches the interview's opening template: assumed the first speaker (the initiator) is the interviewer"
+    return roles, None, [note]
+
+
+def _ledger(cost: dict[str, Any] | None, messages: list[Message], *, empty_reason: str | None = None) -> UsageLedger:
+    ledger = UsageLedger(source="imported")
+    if not cost:
+        ledger.warnings.append(empty_reason or "the file has no usage (no or empty cost block)")
+        return ledger
+    views = {"including_cached": "usage_including_cached_inference", "excluding_cached": "usage_excluding_cached_inference"}
+    for attr, key in views.items():
+        block = cost.get(key) or {}
+        if not isinstance(block, dict):
+            raise ImportFormatError(f"cost.{key} must be a mapping, got {type(block).__name__}")
+        view = UsageView()
+        for model, entry in block.items():
+            if model == "total_cost":
+                continue
+            try:
+                parsed = _CostEntry.model_validate(entry)
+            except ValidationError as exc:
+                raise ImportFormatError(f"cost.{key}.{model}: {_first_error(exc)}") from None
+            usage = Usage(prompt_tokens=parsed.prompt_tokens, completion_tokens=parsed.completion_tokens)
+            if parsed.total_tokens is not None and parsed.total_tokens != usage.total_tokens:
+                ledger.warnings.append(
+                    f"{model}: total_tokens {parsed.total_tokens:,} is not prompt + completion ({usage.total_tokens:,})"
+                )
+            view.by_model[model] = usage
+            view.total = view.total + usage
+        setattr(ledger, attr, view)
+    if not ledger.including_cached.by_model and not ledger.excluding_cached.by_model:
+        ledger.warnings.append(empty_reason or "the cost block lists no model: the file has no usage")
+    ledger.warnings.extend(_impossible_counts(ledger, messages))
+    return ledger
+
+
+def _impossible_counts(ledger: UsageLedger, messages: list[Message]) -> list[str]:
+    n = len(messages)
+    chars = sum(len(m.content) for m in messages)
+    prompt_bound = int(n * (chars * MAX_TOKENS_PER_CHAR + PROMPT_ALLOWANCE_TOKENS))
+    completion_bound = int(chars * MAX_TOKENS_PER_CHAR + COMPLETION_ALLOWANCE_PER_MESSAGE * n)
+    chat = f"a single chat of {n} message{'s' if n != 1 else ''} ({chars:,} characters)"
+    warnings = []
+    incl, excl = ledger.including_cached.by_model, ledger.excluding_cached.by_model
+    for model in dict.fromkeys([*incl, *excl]):
+        u = incl.get(model) or excl[model]
+        if u.prompt_tokens > prompt_bound:
+            warnings.append(
+                f"{model}: {u.prompt_tokens:,} prompt tokens cannot belong to {chat}: at most {prompt_bound:,}"
+                " (AutoGen 0.2 accumulated usage per agent across chats)"
+            )
+        if u.completion_tokens > completion_bound:
+            warnings.append(
+                f"{model}: {u.completion_tokens:,} completion tokens exceed all the text of {chat}: at most {completion_bound:,}"
+            )
+        e = excl.get(model)
+        if model in incl and e is not None and (e.prompt_tokens > u.prompt_tokens or e.completion_tokens > u.completion_tokens):
+            warnings.append(f"{model}: usage excluding cached inference exceeds usage including it")
+    return warnings
+
+
+def _scenario_snapshot(loaded: LoadedScenario, topic: str | None, solution: str | None, minutes: float | None) -> dict[str, Any]:
+    snapshot = {**loaded.spec.model_dump(mode="json"), "path": loaded.path}
+    if topic:
+        snapshot["topic"] = topic
+    if solution:
+        snapshot["solution_topic"] = solution
+    if minutes:
+        snapshot["time_budget_minutes"] = minutes
+    return snapshot
+
+
+def _agent_snapshot(name: str, role: str) -> dict[str, Any]:
+    # The model behind each agent is not in the file: the Cost block names models but not who used which.
+    return {"name": name, "role": role, "model": None, "model_ref": None, "model_name": None}
+
+
+@dataclass
+class _Built:
+    transcript: Transcript
+    attachments: list[tuple[str, Transcript]] = field(default_factory=list)
+
+
+def _interview(
+    turns: list[_Turn],
+    *,
+    origin: _Origin,
+    fmt: Literal["autogen02-json", "autogen02-markdown", "autogen02-analysis"],
+    source: Path,
+    scenarios: _Scenarios,
+    cost: dict[str, Any] | None,
+    chat_id: int | str | None,
+    summary: str | None,
+    human_input: list[Any],
+    interview_file: str | None = None,
+    empty_usage_reason: str | None = None,
+) -> Transcript:
+    if not turns:
+        raise ImportFormatError("the chat history is empty: nothing to import")
+    roles, opening, notes = _assign_roles(turns)
+    topic = opening["topic"].strip() if opening else origin.topic
+    solution = opening["solution"].strip() if opening else None
+    budget = _BUDGET.search(opening.string) if opening else None
+    loaded, how = scenarios.match(topic)
+    default_names = {"interviewer": "Interviewer", "candidate": opening["candidate"].strip() if opening else "Candidate"}
+    names = {
+        role: next((t.name for t in turns if roles[t.speaker] == role and t.name), default_names[role]) for role in roles.values()
+    }
+    messages = [
+        Message(index=i, role=roles[t.speaker], agent=names[roles[t.speaker]], content=t.content, source="imported")
+        for i, t in enumerate(turns)
+    ]
+    autogen_roles: dict[str, str] = {}
+    for t in turns:
+        if t.autogen_role:
+            autogen_roles.setdefault(roles[t.speaker], t.autogen_role)
+    imported_at = utc_now()
+    return Transcript(
+        kind="interview",
+        run_id=new_run_id(imported_at),
+        scenario_id=loaded.spec.id,
+        scenario=_scenario_snapshot(loaded, topic, solution, float(budget["minutes"]) if budget else None),
+        agents={role: _agent_snapshot(names[role], role) for role in ("interviewer", "candidate") if role in names},
+        started_at=origin.date or datetime.fromtimestamp(source.stat().st_mtime, UTC),
+        ended_at=None,
+        stop_reason="imported",
+        messages=messages,
+        usage=_ledger(cost, messages, empty_reason=empty_usage_reason),
+        imported=ImportInfo(
+            format=fmt,
+            source_file=str(source.resolve()),
+            original_name=origin.original_name,
+            batch=origin.batch,
+            topic=topic,
+            imported_at=imported_at,
+            solution_topic=solution,
+            original_id=origin.original_id,
+            scenario_match=how,
+            chat_id=chat_id,
+            summary=summary,
+            human_input=human_input,
+            interview_file=interview_file,
+            autogen_roles=autogen_roles,
+            notes=notes,
+        ),
+    )
+
+
+def _analysis(chat: _Chat, match: re.Match[str], *, source: Path, scenarios: _Scenarios) -> _Built:
+    """Form (c): the embedded interview becomes a run; the analysis conversation an attached analysis record."""
+    history, embedded_summary = _embedded_history(chat.turns[0].content)
+    named = match["file"].rstrip(".,;:")
+    named_path = Path(named)
+    origin = _Origin.from_name(named_path.name, named_path.parent.name or None)
+    if all(isinstance(h, str) for h in history):
+        turns = _alternating([str(h) for h in history])
+    else:
+        try:
+            turns = _turns_from_history([_HistoryItem.model_validate(h) for h in history])
+        except ValidationError as exc:
+            raise ImportFormatError(f"analysis export: embedded Chat History: {_first_error(exc)}") from None
+    interview = _interview(
+        turns,
+        origin=origin,
+        fmt="autogen02-analysis",
+        source=source,
+        scenarios=scenarios,
+        cost=None,
+        chat_id=None,
+        summary=embedded_summary,
+        human_input=[],
+        interview_file=named,
+        empty_usage_reason="the analysis export carries no usage for the embedded interview (its Cost block is the analysts')",
+    )
+    speakers = list(dict.fromkeys(t.speaker for t in chat.turns))
+    if len(speakers) > 2:
+        raise ImportFormatError(f"analysis export: {len(speakers)} speakers ({', '.join(speakers)}): expected two analysts")
+    roles = dict(zip(speakers, ANALYSIS_ROLES, strict=False))
+    messages = [
+        Message(index=i, role=roles[t.speaker], agent=t.name or t.speaker, content=t.content, source="imported")
+        for i, t in enumerate(chat.turns)
+    ]
+    autogen_roles: dict[str, str] = {}
+    for t in chat.turns:
+        if t.autogen_role:
+            autogen_roles.setdefault(roles[t.speaker], t.autogen_role)
+    assert interview.imported is not None
+    file_origin = _Origin.from_name(source.name, source.parent.name)
+    record = Transcript(
+        kind="analysis",
+        run_id=new_run_id(interview.imported.imported_at),
+        scenario_id=interview.scenario_id,
+        scenario=interview.scenario,
+        agents={
+            roles[s]: _agent_snapshot(next((t.name or t.speaker) for t in chat.turns if t.speaker == s), roles[s])
+            for s in speakers
+        },
+        started_at=datetime.fromtimestamp(source.stat().st_mtime, UTC),
+        stop_reason="imported",
+        messages=messages,
+        usage=_ledger(chat.cost, messages),
+        imported=interview.imported.model_copy(
+            update={
+                "format": "autogen02-analysis",
+                "original_name": source.name,
+                "batch": file_origin.batch,
+                "original_id": None,
+                "chat_id": chat.chat_id,
+                "summary": chat.summary,
+                "human_input": chat.human_input,
+                "analysis_of": interview.run_id,
+                "autogen_roles": autogen_roles,
+                "notes": [f"{ANALYSIS_ROLES[0]}: the first speaker, who hands over the interview and the instructions"],
+            }
+        ),
+    )
+    name = f"{ANALYSIS_PREFIX}{record.run_id}.json"
+    interview.attachments.append(name)
+    return _Built(interview, [(name, record)])
+
+
+def _read(path: Path, scenarios: _Scenarios) -> _Built:
+    try:
+        text = path.read_text(encoding="utf-8").replace("\r\n", "\n")
+    except UnicodeDecodeError:
+        raise ImportFormatError("not UTF-8 text") from None
+    except OSError as exc:
+        raise ImportFormatError(f"cannot read: {exc.strerror}") from None
+    if not text.strip():
+        raise ImportFormatError("empty file")
+    chat = _parse_json(text) if text.lstrip().startswith(("{", "[")) else _parse_markdown(text)
+    if not chat.turns:
+        raise ImportFormatError("the chat history is empty: nothing to import")
+    first = chat.turns[0].content
+    analysis = _ANALYSIS.search(first)
+    if analysis and "Chat History:" in first:
+        return _analysis(chat, analysis, source=path, scenarios=scenarios)
+    transcript = _interview(
+        chat.turns,
+        origin=_Origin.from_name(path.name, path.parent.name),
+        fmt=chat.format,
+        source=path,
+        scenarios=scenarios,
+        cost=chat.cost,
+        chat_id=chat.chat_id,
+        summary=chat.summary,
+        human_input=chat.human_input,
+    )
+    return _Built(transcript)
+
+
+def _write(built: _Built, runs_dir: Path) -> Path:
+    """Build the run folder in a hidden staging folder, then rename it into place: never half a run."""
+    transcript = built.transcript
+    final = run_dir_for(runs_dir, transcript.scenario_id, transcript.run_id)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".import-", dir=runs_dir))
+    try:
+        for name, record in built.attachments:
+            record.refresh_usage()
+            write_json_atomic(staging / name, dump_record(record))
+        save_transcript(staging, transcript)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final
+
+
+# ---------------------------------------------------------------------------------------------- public API
+
+
+class ImportedRecord(BaseModel):
+    """One record an import created."""
+
+    run_dir: str
+    kind: Literal["interview", "analysis"]
+    messages: int
+    source_file: str
+    path: str
+    """The record's file: the run's transcript.json, or the attached analysis-<id>.json."""
+    run_id: str
+    scenario_id: str
+    format: str
+    topic: str | None
+    warnings: list[str]
+    notes: list[str]
+
+
+class ImportFailure(BaseModel):
+    source_file: str
+    error: str
+
+
+class ImportReport(BaseModel):
+    """What `import_transcripts` returns: the records created and the files that could not be imported."""
+
+    created: list[ImportedRecord] = Field(default_factory=list)
+    failures: list[ImportFailure] = Field(default_factory=list)
+
+
+def _expand(paths: list[Path], report: ImportReport) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(f for f in p.rglob(TREE_PATTERN) if f.is_file())
+            if not found:
+                report.failures.append(ImportFailure(source_file=str(p), error=f"no {TREE_PATTERN} files in this folder"))
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        else:
+            report.failures.append(ImportFailure(source_file=str(p), error="no such file or folder"))
+    return list(dict.fromkeys(files))
+
+
+def _record(transcript: Transcript, run_dir: Path, path: Path) -> ImportedRecord:
+    info = transcript.imported
+    assert info is not None
+    return ImportedRecord(
+        run_dir=str(run_dir),
+        kind=transcript.kind,
+        messages=len(transcript.messages),
+        source_file=info.source_file,
+        path=str(path),
+        run_id=transcript.run_id,
+        scenario_id=transcript.scenario_id,
+        format=info.format,
+        topic=info.topic,
+        warnings=list(transcript.usage.warnings),
+        notes=list(info.notes),
+    )
+
+
+def import_transcripts(paths: list[str | Path], *, runs_dir: str | Path = "runs") -> ImportReport:
+    """Import AutoGen 0.2 records (files, or folders holding an `interview_*/interview_transcript_*` tree) as runs.
+
+    Each file is parsed whole before anything is written; a bad file is reported in `failures` and the
+    others are still imported.
+
+    Args:
+        paths: files in any of the three forms, or folders to search for `interview_transcript_*` files.
+        runs_dir: where run folders are created (`<runs_dir>/<scenario id>/<run id>/`).
+
+    Returns:
+        The created records (an analysis export gives two: the interview run and its analysis) and the failures.
+    """
+    report = ImportReport()
+    files = _expand([Path(p) for p in paths], report)
+    scenarios = _Scenarios.load() if files else _Scenarios()
+    for path in files:
+        try:
+            built = _read(path, scenarios)
+            run_dir = _write(built, Path(runs_dir))
+        except ImportFormatError as exc:
+            report.failures.append(ImportFailure(source_file=str(path), error=str(exc)))
+            continue
+        report.created.append(_record(built.transcript, run_dir, run_dir / "transcript.json"))
+        report.created.extend(_record(record, run_dir, run_dir / name) for name, record in built.attachments)
+    return report
+
+
+def _autogen_role(transcript: Transcript, role: str) -> str:
+    known = transcript.imported.autogen_roles if transcript.imported else {}
+    # The chat's initiator (our interviewer, or the lead analyst) is AutoGen's "assistant" in its own ChatResult.
+    return known.get(role) or ("assistant" if role in ("interviewer", ANALYSIS_ROLES[0]) else "user")
+
+
+def to_chat_result(transcript: Transcript) -> dict[str, Any]:
+    """A run as an AutoGen 0.2 ChatResult dict: chat_id, chat_history, summary, cost, human_input."""
+    info = transcript.imported
+    last = transcript.messages[-1].content if transcript.messages else ""
+    return {
+        "chat_id": info.chat_id if info else None,
+        "chat_history": [
+            {"content": m.content, "role": _autogen_role(transcript, m.role), "name": m.agent} for m in transcript.messages
+        ],
+        "summary": info.summary if info and info.summary is not None else last,
+        "cost": transcript.cost or transcript.usage.cost_block(),
+        "human_input": list(info.human_input) if info else [],
+    }
+
+
+def to_markdown(transcript: Transcript) -> str:
+    """A run as AutoGen 0.2's Markdown export: `**Assistant**: ...` turns, then the four-line trailer."""
+    result = to_chat_result(transcript)
+    parts = [f"**{h['role'].capitalize()}**: {h['content']}" for h in result["chat_history"]]
+    parts += [
+        f"**Chat_id**: {result['chat_id']}",
+        f"**Cost**: {result['cost']!r}",
+        f"**Human_input**: {result['human_input']!r}",
+        f"**Summary**: {result['summary']}",
+    ]
+    return "".join(f"{part}\n\n" for part in parts)
+
+
+def export_run(run: str | Path, fmt: ExportFormat) -> str:
+    """A run (folder or transcript path, including an attached analysis record) in an AutoGen 0.2 form.
+
+    Raises:
+        RecordError: the run cannot be read.
+        ImportFormatError: unknown format.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise ImportFormatError(f"unknown export format {fmt!r} (known: {', '.join(EXPORT_FORMATS)})")
+    transcript = load_transcript(run)
+    if fmt == "autogen02-json":
+        return json.dumps(to_chat_result(transcript), indent=2, ensure_ascii=False) + "\n"
+    return to_markdown(transcript)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text through a temporary file and a rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

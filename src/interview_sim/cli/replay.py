@@ -1,0 +1,231 @@
+"""`replay`, `import`, `export`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from interview_sim.cli import app, fail, user_errors
+from interview_sim.cli.run import JsonFlag, console, message_printer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from interview_sim.autogen02 import ImportReport
+    from interview_sim.replay import Replay, ReplayTurn, RerunResult
+
+# Module-level so tests can replace it and never sleep.
+_sleep = time.sleep
+
+_COLOURS = {"interviewer": "cyan", "candidate": "green", "lead-analyst": "magenta", "analyst": "yellow"}
+
+
+def _turn_header(t: ReplayTurn) -> str:
+    from rich.markup import escape
+
+    model = t.model or ("opening line" if t.source == "template" else "model not recorded" if t.source == "imported" else "?")
+    if t.completion_tokens is not None:
+        tokens = f"{t.completion_tokens} tok (prompt {t.prompt_tokens}){' cached' if t.cached else ''}"
+    else:
+        tokens = "tokens not recorded" if t.source == "imported" else "template"
+    parts = [tokens]
+    if t.elapsed_minutes is not None and t.remaining_minutes is not None:
+        parts.append(f"clock {t.elapsed_minutes:g}/{t.elapsed_minutes + t.remaining_minutes:g} min")
+    if t.stage:
+        parts.append(t.stage)
+    colour = _COLOURS.get(t.role, "white")
+    return f"\n[dim]turn {t.turn}[/] [bold {colour}]{escape(t.speaker)}[/] ({t.role}, {escape(model)}) · " + " · ".join(parts)
+
+
+def _render_header(out: Console, replay: Replay) -> None:
+    from rich.markup import escape
+
+    models = ", ".join(f"{role}: {name}" for role, name in replay.models.items())
+    if replay.imported:
+        # An AutoGen 0.2 file names its models only in the cost block, not which agent used which.
+        listed = [m for m in replay.usage.get("usage_including_cached_inference", {}) if m != "total_cost"]
+        models = f"models (per agent unknown): {', '.join(listed) or 'none recorded'}"
+    out.print(f"[bold]{replay.scenario_id}[/] · {replay.kind} {replay.run_id} · {escape(models)}")
+    if replay.imported:
+        info = replay.imported
+        where = "/".join(x for x in (info.get("batch"), info.get("original_name")) if x)
+        out.print(f"imported ({info['format']}) from {escape(where)} · topic: {escape(str(info.get('topic')))}")
+    if replay.replay_of:
+        out.print(f"offline re-execution of run {replay.replay_of}")
+    if replay.turns and replay.turns[0].turn > 1:
+        out.print(f"starting at turn {replay.turns[0].turn} of {replay.total_turns}")
+
+
+def _render_usage(out: Console, replay: Replay) -> None:
+    from rich.table import Table
+
+    view = replay.usage.get("usage_including_cached_inference", {})
+    table = Table(title="Usage per model (including cached)", title_justify="left")
+    for column in ("model", "prompt", "completion", "total"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for model, entry in view.items():
+        if model != "total_cost" and isinstance(entry, dict):
+            table.add_row(
+                model, str(entry.get("prompt_tokens")), str(entry.get("completion_tokens")), str(entry.get("total_tokens"))
+            )
+    out.print(table)
+    for warning in replay.warnings:
+        out.print(f"[yellow]warning:[/] {warning}")
+
+
+def _render_rerun(out: Console, result: RerunResult) -> None:
+    from rich.markup import escape
+
+    out.print(
+        f"\nre-executed run {result.original_run_id} offline → {result.run_dir}\n"
+        f"messages: original {result.messages_original}, rerun {result.messages_rerun};"
+        f" stop: original {result.stop_reason_original}, rerun {result.stop_reason_rerun}"
+    )
+    if result.identical:
+        out.print(f"[green]identical[/]: all {result.messages_original} messages match (role, agent, content, stage, clock)")
+        return
+    d = result.first_difference
+    assert d is not None
+    where = f"turn {d.turn}" if d.turn is not None else "the stop reason"
+    out.print(f"[red]diverged[/] at {where} ({d.field}):")
+    out.print(f"  original: {escape(json.dumps(d.original, ensure_ascii=False))}")
+    out.print(f"  rerun:    {escape(json.dumps(d.rerun, ensure_ascii=False))}")
+    if result.error:
+        out.print(f"  the rerun stopped on an error: {escape(result.error)}")
+
+
+def _divergence_line(result: RerunResult) -> str:
+    d = result.first_difference
+    assert d is not None
+    where = f"turn {d.turn}" if d.turn is not None else "the stop reason"
+    return f"rerun of {result.original_run_id} diverged at {where} ({d.field}); new run in {result.run_dir}"
+
+
+@app.command("replay")
+@user_errors
+def replay_command(
+    run: Annotated[Path, typer.Argument(help="A run folder or transcript path (also an attached analysis-<id>.json).")],
+    speed: Annotated[float, typer.Option(help="Play this many times faster than the recorded latencies.")] = 10.0,
+    instant: Annotated[bool, typer.Option("--instant", help="Show every turn at once.")] = False,
+    turn: Annotated[int, typer.Option("--turn", min=1, help="Start at this turn (1 = the opening line).")] = 1,
+    rerun: Annotated[
+        bool, typer.Option("--rerun", help="Re-execute the session offline with the recorded answers and compare.")
+    ] = False,
+    runs_dir: Annotated[
+        Path | None, typer.Option("--runs-dir", help="Where --rerun writes its run (default: beside the original).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Play a recorded run turn by turn, or re-execute it offline (--rerun) and check it reproduces."""
+    if rerun:
+        from interview_sim.replay import rerun as rerun_run
+
+        out = console()
+        result = asyncio.run(rerun_run(run, runs_dir=runs_dir, on_event=None if as_json else message_printer(out)))
+        if as_json:
+            typer.echo(json.dumps(result.model_dump(mode="json")))
+        else:
+            _render_rerun(out, result)
+        if not result.identical:
+            raise fail(_divergence_line(result), 1)
+        return
+
+    from interview_sim.replay import pacing, replay_run
+
+    replay = replay_run(run, turn=turn)
+    if as_json:
+        typer.echo(json.dumps(replay.model_dump(mode="json")))
+        return
+    from rich.markup import escape
+
+    waits = pacing(replay.turns, speed=speed, instant=instant)
+    out = console()
+    _render_header(out, replay)
+    for t, wait in zip(replay.turns, waits, strict=True):
+        if wait > 0:
+            _sleep(wait)
+        out.print(_turn_header(t))
+        out.print(escape(t.content))
+    out.print(f"\nstopped: {replay.stop_reason} after {replay.total_turns} turns")
+    _render_usage(out, replay)
+
+
+@app.command("import")
+@user_errors
+def import_command(
+    paths: Annotated[list[Path], typer.Argument(help="AutoGen 0.2 records (JSON or Markdown), or folders of them.")],
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where run folders are written.")] = Path("runs"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the created runs as a JSON list.")] = False,
+) -> None:
+    """Import AutoGen 0.2 transcripts (ChatResult JSON, Markdown export, analysis export) as runs."""
+    from interview_sim.autogen02 import import_transcripts
+
+    report = import_transcripts(list(paths), runs_dir=runs_dir)
+    for failure in report.failures:
+        typer.echo(f"error: {failure.source_file}: {failure.error}", err=True)
+    if as_json:
+        keys = ("run_dir", "kind", "messages", "source_file", "path", "run_id", "format", "topic", "warnings")
+        typer.echo(json.dumps([{k: getattr(r, k) for k in keys} for r in report.created]))
+    else:
+        _render_import(console(), report, runs_dir)
+    if report.failures:
+        raise fail(f"{len(report.failures)} of {len(report.failures) + len(_sources(report))} file(s) not imported", 2)
+
+
+def _sources(report: ImportReport) -> set[str]:
+    return {r.source_file for r in report.created}
+
+
+def _render_import(out: Console, report: ImportReport, runs_dir: Path) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    if not out.is_terminal:
+        out.width = max(out.width, 200)  # piped or captured: keep the long AutoGen file names on one line
+    table = Table(title=f"Imported {len(report.created)} record(s) into {escape(str(runs_dir))}", title_justify="left")
+    for column in ("source file", "kind", "messages", "topic", "warnings", "run"):
+        table.add_column(
+            column,
+            justify="right" if column in ("messages", "warnings") else "left",
+            overflow="fold",
+            no_wrap=column != "source file",
+        )
+    for r in report.created:
+        run = Path(r.run_dir)
+        where = f"{run.parent.name}/{run.name}" + (f"/{Path(r.path).name}" if r.kind == "analysis" else "")
+        table.add_row(
+            escape(Path(r.source_file).name),
+            r.kind,
+            str(r.messages),
+            escape(r.topic or "-"),
+            str(len(r.warnings)),
+            escape(where),
+        )
+    out.print(table)
+    for r in report.created:
+        for warning in r.warnings:
+            out.print(f"[yellow]warning:[/] {escape(Path(r.source_file).name)}: {escape(warning)}")
+
+
+@app.command("export")
+@user_errors
+def export_command(
+    run: Annotated[Path, typer.Argument(help="A run folder or transcript path.")],
+    fmt: Annotated[str, typer.Option("--format", help="autogen02-json or autogen02-markdown.")] = "autogen02-json",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of to stdout.")] = None,
+) -> None:
+    """Write a run in an AutoGen 0.2 form (ChatResult JSON or the Markdown export) for older tooling."""
+    from interview_sim.autogen02 import export_run, write_text_atomic
+
+    text = export_run(run, fmt)  # type: ignore[arg-type]  # export_run rejects unknown formats in one line
+    if output is None:
+        sys.stdout.write(text)
+        return
+    write_text_atomic(output, text)
+    typer.echo(f"exported: {output}")

@@ -1,0 +1,143 @@
+"""`replay:<run>`: a model that answers with a recorded run's responses, in order, without calling anything.
+
+`replay --rerun` builds one per session role so the real session engine re-executes a run offline. The
+recording reaches the provider in one of two ways:
+
+* through `ModelOptions.extra` as `("recording", Recording)` — what `replay.rerun` does, so concurrent
+  reruns share no module state;
+* otherwise the name is read as a run folder (or transcript path) and loaded from disk, so
+  `--candidate-model replay:runs/<scenario>/<run>` replays one side of a run against a new partner.
+
+Each role's queue holds the calls that produced that role's messages, in order. Asking for one more than
+was recorded is a `ModelCallError` (the session then stops, and the rerun reports the divergence).
+
+Usage: every answer reports the original call's prompt and completion tokens and is marked
+`cached=True` with `metadata["replayed"] = True`. A replayed answer is a hit on a cache (the recording):
+no inference happened, so the ledger counts it in "including cached" (which then reproduces the
+original run's figures) and leaves it out of "excluding cached" (which is 0, the compute really spent).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from interview_sim.errors import ModelCallError
+from interview_sim.models.base import ChatMessage, ChatModel, Completion, CompletionRequest
+
+if TYPE_CHECKING:
+    from interview_sim.models import ModelOptions
+    from interview_sim.record import Transcript
+
+RECORDING_KEY = "recording"
+REPLAY_CONTEXT = 1 << 30
+"""Replayed answers never need trimming: the prompt is not run through any model."""
+_CHARS_PER_TOKEN = 4
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    """One recorded model call and the message it produced."""
+
+    call_index: int
+    role: str
+    model: str
+    content: str
+    prompt_tokens: int
+    completion_tokens: int
+    prompt_tokens_evaluated: int | None
+    latency_s: float
+    finish_reason: str
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A run's model-written messages per session role, in the order the calls were made."""
+
+    run_id: str
+    calls: dict[str, tuple[RecordedCall, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def from_transcript(cls, transcript: Transcript) -> Recording:
+        per_role: dict[str, list[RecordedCall]] = {}
+        for call in transcript.calls:
+            # Grading calls (evaluation_id set) and calls whose message was never recorded are not part of the session.
+            if call.evaluation_id is not None or call.message_index is None:
+                continue
+            message = transcript.messages[call.message_index]
+            per_role.setdefault(call.role, []).append(
+                RecordedCall(
+                    call_index=call.index,
+                    role=call.role,
+                    model=call.model,
+                    content=message.content,
+                    prompt_tokens=call.prompt_tokens,
+                    completion_tokens=call.completion_tokens,
+                    prompt_tokens_evaluated=call.prompt_tokens_evaluated,
+                    latency_s=call.latency_s,
+                    finish_reason=call.finish_reason,
+                )
+            )
+        return cls(run_id=transcript.run_id, calls={role: tuple(calls) for role, calls in per_role.items()})
+
+
+class ReplayModel(ChatModel):
+    """Answers a role's calls with the recorded responses, in order."""
+
+    provider = "replay"
+    supports_json_schema = True
+
+    def __init__(self, ref: str, recording: Recording, role: str) -> None:
+        calls = recording.calls.get(role, ())
+        # The recorded model's name, so the rerun's agent snapshot and cost block carry the same keys.
+        super().__init__(ref=ref, name=calls[0].model if calls else f"replay-{role}", context_length=REPLAY_CONTEXT)
+        self.recording = recording
+        self.role = role
+        self._queue: deque[RecordedCall] = deque(calls)
+        self.answered = 0
+
+    def count_tokens(self, messages: tuple[ChatMessage, ...] | list[ChatMessage]) -> int:
+        # Only used to fit prompts to the context window, which a replay never needs; a rough size is enough.
+        return sum(len(m.content) // _CHARS_PER_TOKEN + 1 for m in messages)
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        start = time.perf_counter()
+        if not self._queue:
+            recorded = len(self.recording.calls.get(self.role, ()))
+            raise ModelCallError(
+                f"replay of run {self.recording.run_id}: the session asked the {self.role} for answer {self.answered + 1},"
+                f" but the run recorded only {recorded}"
+            )
+        call = self._queue.popleft()
+        self.answered += 1
+        return Completion(
+            content=call.content,
+            model=call.model,
+            prompt_tokens=call.prompt_tokens,
+            completion_tokens=call.completion_tokens,
+            prompt_tokens_evaluated=call.prompt_tokens_evaluated,
+            latency_s=round(time.perf_counter() - start, 6),
+            generation_s=0.0,
+            finish_reason=call.finish_reason,
+            cached=True,
+            metadata={
+                "replayed": True,
+                "replay_of": self.recording.run_id,
+                "original_call": call.call_index,
+                "original_latency_s": call.latency_s,
+            },
+        )
+
+
+def create(name: str, ref: str, options: ModelOptions) -> ReplayModel:
+    extra = dict(options.extra)
+    recording = extra.get(RECORDING_KEY)
+    if recording is None:
+        from interview_sim.record import load_transcript
+
+        recording = Recording.from_transcript(load_transcript(name))
+    if not isinstance(recording, Recording):
+        raise TypeError(f"ModelOptions.extra[{RECORDING_KEY!r}] must be a Recording, got {type(recording).__name__}")
+    return ReplayModel(ref, recording, options.role)
