@@ -33,7 +33,6 @@ a hidden staging folder inside `runs_dir` and renamed into place.
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import re
@@ -44,8 +43,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
+from interview_sim._autogen02_formats import (
+    Chat,
+    CostEntry,
+    HistoryItem,
+    Turn,
+    alternating,
+    embedded_history,
+    first_error,
+    parse_json,
+    parse_markdown,
+    turns_from_history,
+)
 from interview_sim.config import LoadedScenario, load_scenario, project_root
 from interview_sim.errors import ConfigError, ImportFormatError
 from interview_sim.record import (
@@ -85,179 +96,8 @@ _FILE_NAME = re.compile(
     r"^interview_transcript_(?P<date>\d{4}-\d{2}-\d{2})_(?P<topic>.+?)_(?P<k>\d+)_(?P<uuid>[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})$"
 )
 _BATCH = re.compile(r"^interview_[\w-]+$")
-_SECTION = re.compile(r"^\*\*(?P<key>Assistant|User|Chat_id|Cost|Human_input|Summary)\*\*: ?", re.M)
-_TRAILER = ("Chat_id", "Cost", "Human_input", "Summary")
 _ANALYSIS = re.compile(r"analysis of the interview data named:\s*(?P<file>\S+)")
-_EMBEDDED_SUMMARY = re.compile(r"\s*Summary:[ \t]?(?P<summary>.*?)[ \t]*\n\s*```", re.S)
 TREE_PATTERN = "interview_transcript_*"
-
-
-# ---------------------------------------------------------------------------------------------- parsed shapes
-
-
-@dataclass
-class _Turn:
-    speaker: str
-    """Who spoke, as far as the file tells: a dict's name or role, "Assistant"/"User", or the position."""
-    content: str
-    name: str | None = None
-    autogen_role: str | None = None
-
-
-@dataclass
-class _Chat:
-    format: Literal["autogen02-json", "autogen02-markdown"]
-    turns: list[_Turn]
-    cost: dict[str, Any] | None
-    chat_id: int | str | None = None
-    summary: str | None = None
-    human_input: list[Any] = field(default_factory=list)
-
-
-class _HistoryItem(BaseModel):
-    model_config = ConfigDict(extra="allow")  # tool_calls, function_call...: not part of an interview
-
-    content: str | None = None
-    role: str
-    name: str | None = None
-
-
-class _ChatResult(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    chat_id: int | str | None = None
-    chat_history: list[_HistoryItem | str]
-    summary: str | None = None
-    cost: dict[str, Any] | None = None
-    human_input: list[Any] | None = None
-
-
-class _CostEntry(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    cost: float = 0
-    prompt_tokens: int = Field(default=0, ge=0)
-    completion_tokens: int = Field(default=0, ge=0)
-    total_tokens: int | None = None
-
-
-def _first_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    return f"{loc}: {first['msg']}"
-
-
-def _alternating(items: list[str]) -> list[_Turn]:
-    # Plain strings carry no speaker: the two agents of a chat alternate, the initiator first.
-    return [_Turn(speaker="first" if i % 2 == 0 else "second", content=text) for i, text in enumerate(items)]
-
-
-def _turns_from_history(history: list[_HistoryItem | str]) -> list[_Turn]:
-    if all(isinstance(h, str) for h in history):
-        return _alternating([str(h) for h in history])
-    if any(isinstance(h, str) for h in history):
-        raise ImportFormatError("chat_history mixes plain strings and message dicts")
-    turns = []
-    for h in history:
-        assert isinstance(h, _HistoryItem)
-        turns.append(_Turn(speaker=h.name or h.role, content=h.content or "", name=h.name, autogen_role=h.role))
-    return turns
-
-
-def _parse_json(text: str) -> _Chat:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        if exc.pos >= len(text.rstrip()):
-            raise ImportFormatError(f"truncated JSON: the file ends early (line {exc.lineno})") from None
-        raise ImportFormatError(f"not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    if not isinstance(data, dict):
-        raise ImportFormatError(f"expected a ChatResult object, got a JSON {type(data).__name__}")
-    try:
-        result = _ChatResult.model_validate(data)
-    except ValidationError as exc:
-        raise ImportFormatError(f"not an AutoGen 0.2 ChatResult: {_first_error(exc)}") from None
-    return _Chat(
-        format="autogen02-json",
-        turns=_turns_from_history(result.chat_history),
-        cost=result.cost,
-        chat_id=result.chat_id,
-        summary=result.summary,
-        human_input=list(result.human_input or []),
-    )
-
-
-def _literal(text: str, what: str) -> Any:
-    try:
-        return ast.literal_eval(text.strip())
-    except SyntaxError as exc:
-        raise ImportFormatError(f"{what} is not a complete Python literal (truncated?): {exc.msg}") from None
-    except (ValueError, TypeError, MemoryError, RecursionError):
-        # literal_eval refuses names, calls and operators: whatever the text is, it is never run.
-        raise ImportFormatError(f"{what} is not a plain Python literal (it holds names, calls or operators)") from None
-
-
-def _parse_markdown(text: str) -> _Chat:
-    sections = list(_SECTION.finditer(text))
-    if not sections or text[: sections[0].start()].strip():
-        raise ImportFormatError("not an AutoGen 0.2 record: no JSON object and no **Assistant**/**User** Markdown turns")
-    turns: list[_Turn] = []
-    trailer: dict[str, str] = {}
-    for n, match in enumerate(sections):
-        end = sections[n + 1].start() if n + 1 < len(sections) else len(text)
-        body = text[match.end() : end].rstrip("\n")
-        key = match["key"]
-        if key in _TRAILER:
-            if key in trailer or list(trailer) != list(_TRAILER[: len(trailer)]) or key != _TRAILER[len(trailer)]:
-                raise ImportFormatError(f"malformed trailer: **{key}** out of order (expected {', '.join(_TRAILER)})")
-            trailer[key] = body
-        else:
-            if trailer:
-                raise ImportFormatError(f"malformed: a **{key}** turn after the **{next(iter(trailer))}** trailer")
-            turns.append(_Turn(speaker=key, content=body, autogen_role=key.lower()))
-    missing = [k for k in _TRAILER if k not in trailer]
-    if missing:
-        last = next(reversed(trailer), None)
-        where = f"in **{last}**" if last else f"after turn {len(turns)}" if turns else "before any turn"
-        raise ImportFormatError(f"truncated Markdown export: no **{missing[0]}** trailer (the file stops {where})")
-    cost = _literal(trailer["Cost"], "**Cost**")
-    if not isinstance(cost, dict):
-        raise ImportFormatError(f"**Cost** must be a dict literal, got {type(cost).__name__}")
-    human_input = _literal(trailer["Human_input"], "**Human_input**")
-    if not isinstance(human_input, list):
-        raise ImportFormatError(f"**Human_input** must be a list literal, got {type(human_input).__name__}")
-    raw_id = trailer["Chat_id"].strip()
-    chat_id: int | str | None = None if raw_id == "None" else int(raw_id) if raw_id.lstrip("-").isdigit() else raw_id
-    if not turns:
-        raise ImportFormatError("the export holds no turns: nothing to import")
-    return _Chat(
-        format="autogen02-markdown",
-        turns=turns,
-        cost=cost,
-        chat_id=chat_id,
-        summary=trailer["Summary"],
-        human_input=human_input,
-    )
-
-
-def _embedded_history(text: str) -> tuple[list[Any], str | None]:
-    """The interview an analysis export embeds: its `Chat History: [...]` literal and its `Summary:` line."""
-    start = text.find("Chat History:")
-    bracket = text.find("[", start) if start >= 0 else -1
-    if bracket < 0:
-        raise ImportFormatError("analysis export: the first turn names an interview but embeds no `Chat History: [...]`")
-    # The literal ends at one of the closing brackets; a prefix ending inside a quoted string never parses,
-    # so the first one that evaluates to a list is the whole history.
-    end = bracket
-    while (end := text.find("]", end + 1)) >= 0:
-        try:
-            value = ast.literal_eval(text[bracket : end + 1])
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            continue
-        if isinstance(value, list):
-            summary = _EMBEDDED_SUMMARY.match(text, end + 1)
-            return value, summary["summary"] if summary else None
-    raise ImportFormatError("analysis export: the embedded Chat History is not a complete Python list literal (truncated?)")
 
 
 # ---------------------------------------------------------------------------------------------- building runs
@@ -320,7 +160,7 @@ class _Origin:
         return origin
 
 
-def _assign_roles(turns: list[_Turn]) -> tuple[dict[str, str], re.Match[str] | None, list[str]]:
+def _assign_roles(turns: list[Turn]) -> tuple[dict[str, str], re.Match[str] | None, list[str]]:
     """speaker → interviewer / candidate, by the rule in the module docstring."""
     speakers = list(dict.fromkeys(t.speaker for t in turns))
     if len(speakers) > 2:
@@ -354,9 +194,9 @@ def _ledger(cost: dict[str, Any] | None, messages: list[Message], *, empty_reaso
             if model == "total_cost":
                 continue
             try:
-                parsed = _CostEntry.model_validate(entry)
+                parsed = CostEntry.model_validate(entry)
             except ValidationError as exc:
-                raise ImportFormatError(f"cost.{key}.{model}: {_first_error(exc)}") from None
+                raise ImportFormatError(f"cost.{key}.{model}: {first_error(exc)}") from None
             usage = Usage(prompt_tokens=parsed.prompt_tokens, completion_tokens=parsed.completion_tokens)
             if parsed.total_tokens is not None and parsed.total_tokens != usage.total_tokens:
                 ledger.warnings.append(
@@ -419,7 +259,7 @@ class _Built:
 
 
 def _interview(
-    turns: list[_Turn],
+    turns: list[Turn],
     *,
     origin: _Origin,
     fmt: Literal["autogen02-json", "autogen02-markdown", "autogen02-analysis"],
@@ -483,19 +323,19 @@ def _interview(
     )
 
 
-def _analysis(chat: _Chat, match: re.Match[str], *, source: Path, scenarios: _Scenarios) -> _Built:
+def _analysis(chat: Chat, match: re.Match[str], *, source: Path, scenarios: _Scenarios) -> _Built:
     """Form (c): the embedded interview becomes a run; the analysis conversation an attached analysis record."""
-    history, embedded_summary = _embedded_history(chat.turns[0].content)
+    history, embedded_summary = embedded_history(chat.turns[0].content)
     named = match["file"].rstrip(".,;:")
     named_path = Path(named)
     origin = _Origin.from_name(named_path.name, named_path.parent.name or None)
     if all(isinstance(h, str) for h in history):
-        turns = _alternating([str(h) for h in history])
+        turns = alternating([str(h) for h in history])
     else:
         try:
-            turns = _turns_from_history([_HistoryItem.model_validate(h) for h in history])
+            turns = turns_from_history([HistoryItem.model_validate(h) for h in history])
         except ValidationError as exc:
-            raise ImportFormatError(f"analysis export: embedded Chat History: {_first_error(exc)}") from None
+            raise ImportFormatError(f"analysis export: embedded Chat History: {first_error(exc)}") from None
     interview = _interview(
         turns,
         origin=origin,
@@ -565,7 +405,7 @@ def _read(path: Path, scenarios: _Scenarios) -> _Built:
         raise ImportFormatError(f"cannot read: {exc.strerror}") from None
     if not text.strip():
         raise ImportFormatError("empty file")
-    chat = _parse_json(text) if text.lstrip().startswith(("{", "[")) else _parse_markdown(text)
+    chat = parse_json(text) if text.lstrip().startswith(("{", "[")) else parse_markdown(text)
     if not chat.turns:
         raise ImportFormatError("the chat history is empty: nothing to import")
     first = chat.turns[0].content
