@@ -239,6 +239,48 @@ def test_rerun_reports_the_first_divergence_and_exits_non_zero(
         assert summary["messages_rerun"] == 9
 
 
+def test_rerun_ignores_grading_calls_appended_to_the_run(scripted_run: Path) -> None:
+    """evaluate appends its judges' calls (role evaluator, evaluation_id set) to the transcript: not session answers."""
+    t = load_transcript(scripted_run)
+    judge = t.calls[0].model_copy(
+        update={"index": len(t.calls), "role": "evaluator", "agent": "Evaluator", "evaluation_id": "e1", "message_index": None}
+    )
+    t.calls.append(judge)
+    save_transcript(scripted_run, t)
+    result = runner.invoke(app, ["replay", str(scripted_run), "--rerun", "--json"])
+    assert result.exit_code == 0, result.output
+    copy = load_transcript(json.loads(result.stdout)["run_dir"])
+    assert {c.role for c in copy.calls} == {"interviewer", "candidate"} and len(copy.calls) == len(t.calls) - 1
+
+
+def test_rerun_of_a_loose_transcript_goes_to_runs(scripted_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    loose = tmp_path / "copies" / "saved.json"
+    loose.parent.mkdir()
+    shutil.copy(scripted_run / TRANSCRIPT_FILE, loose)
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["replay", str(loose), "--rerun", "--json"])
+    assert result.exit_code == 0, result.output
+    assert Path(json.loads(result.stdout)["run_dir"]).parent == Path("runs") / "scalability-issues"
+
+
+def test_a_replay_model_plays_one_side_of_a_recorded_run(scripted_run: Path, runs_dir: Path) -> None:
+    """`replay:<run folder>` through the registry: the recorded candidate answers a live interviewer."""
+    original = load_transcript(scripted_run)
+    args = ["run", "scalability-issues", "--seed", "5", "--runs-dir", str(runs_dir / "again"), "--json"]
+    result = runner.invoke(app, [*args, "--interviewer-model", "scripted:default", "--candidate-model", f"replay:{scripted_run}"])
+    assert result.exit_code == 0, result.output
+    copy = load_transcript(json.loads(result.stdout)["run_dir"])
+    assert [m.content for m in copy.messages if m.role == "candidate"] == [
+        m.content for m in original.messages if m.role == "candidate"
+    ]
+    assert {c.ref for c in copy.calls if c.role == "candidate"} == {f"replay:{scripted_run}"}
+    assert all(c.cached for c in copy.calls if c.role == "candidate")
+    assert not any(c.cached for c in copy.calls if c.role == "interviewer")
+
+    result = runner.invoke(app, [*args, "--candidate-model", "replay:/no/such/run"])
+    assert result.exit_code == 2 and result.stderr.strip() == "error: /no/such/run: no run there (no transcript.json)"
+
+
 def test_rerun_refuses_an_imported_run(runs_dir: Path) -> None:
     from interview_sim.autogen02 import import_transcripts
 

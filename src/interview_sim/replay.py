@@ -254,7 +254,7 @@ async def rerun(run: str | Path, *, runs_dir: str | Path | None = None, on_event
 
     Args:
         run: the original run folder or transcript path.
-        runs_dir: where the new run folder goes (default: the runs folder the original lives in).
+        runs_dir: where the new run folder goes (default: the runs folder the original lives in, else `runs`).
         on_event: called with every event of the rerun as it is recorded (live rendering).
 
     Returns:
@@ -275,7 +275,12 @@ async def rerun(run: str | Path, *, runs_dir: str | Path | None = None, on_event
         )
     scenario = scenario_from_snapshot(original)
     original_dir = transcript_path(run).parent
-    target = Path(runs_dir) if runs_dir is not None else original_dir.parent.parent
+    if runs_dir is not None:
+        target = Path(runs_dir)
+    elif original_dir.parent.name == original.scenario_id:  # the usual <runs>/<scenario>/<run> layout
+        target = original_dir.parent.parent
+    else:
+        target = Path("runs")
     recording = Recording.from_transcript(original)
     replay_ref = f"replay:{original_dir}"
 
