@@ -276,14 +276,104 @@ def load_scenario(ref: str | Path) -> LoadedScenario:
     return LoadedScenario(path=str(path), spec=spec, agents=agents)
 
 
+class SweepTopic(_Spec):
+    """One topic of a sweep: a scenario, and the solution topics to run it with."""
+
+    scenario: str = Field(min_length=1)
+    """A scenario id from `scenarios/`, or a path to a scenario file relative to the sweep file."""
+    solution_topics: list[str] = Field(default_factory=list)
+    """What the candidate proposes a solution for, one group of cells each; empty: the scenario's own."""
+
+
+class SweepSpec(_Spec):
+    """A sweep file (`scenarios/sweep-*.yaml`): a batch over topics × solution topics × models × repeats."""
+
+    sweep: str = Field(pattern=_ID_PATTERN)
+    """The sweep's id; its results are stored under `runs/comparisons/<sweep>-<hash>/`."""
+    description: str = ""
+    role: Literal["candidate", "interviewer"] = "candidate"
+    """The role the compared models play; the other agents are held fixed."""
+    models: list[str] = Field(min_length=1)
+    """Model references compared in that role, e.g. `llamacpp:smollm2-135m`."""
+    repeats: int = Field(default=1, ge=1)
+    """Sessions per model and group; repeat r uses seed `seed + r` for every agent."""
+    seed: int = 0
+    evaluator_model: str | None = None
+    """The judge for every cell (default: each scenario's evaluator agent)."""
+    interviewer_model: str | None = None
+    """Replaces the interviewer agent's model when the candidate is compared (held fixed across cells)."""
+    candidate_model: str | None = None
+    """Replaces the candidate agent's model when the interviewer is compared (held fixed across cells)."""
+    max_turns: int | None = Field(default=None, ge=1)
+    """Messages per session, the opening line included (default: each scenario's)."""
+    pairwise: bool = True
+    """Judge the models' runs of the same group and repeat against each other (win rates)."""
+    topics: list[SweepTopic] = Field(min_length=1)
+
+    @field_validator("models")
+    @classmethod
+    def _refs(cls, value: list[str]) -> list[str]:
+        bad = [ref for ref in value if ":" not in ref]
+        if bad:
+            raise ValueError(f"{bad[0]!r} must be 'provider:name', e.g. 'llamacpp:smollm2-135m'")
+        if len(set(value)) != len(value):
+            raise ValueError("model references must be unique")
+        return value
+
+    @model_validator(mode="after")
+    def _fixed_role_only(self) -> SweepSpec:
+        if getattr(self, f"{self.role}_model") is not None:
+            raise ValueError(f"{self.role}_model is the compared role ({self.role}): list those models in `models`")
+        return self
+
+
+class LoadedSweep(_Spec):
+    """A sweep with every scenario it names, resolved and validated (in the order of `topics`)."""
+
+    path: str
+    spec: SweepSpec
+    scenarios: list[LoadedScenario]
+
+
+def resolve_sweep_path(ref: str | Path) -> Path:
+    """A sweep path, or an id looked up in `scenarios/` (`sweep-seven-topics`)."""
+    p = Path(ref)
+    if p.suffix in {".yaml", ".yml"} or p.exists():
+        return p
+    candidate = project_root() / "scenarios" / f"{ref}.yaml"
+    if candidate.exists():
+        return candidate
+    known = ", ".join(sorted(s.stem for s in (project_root() / "scenarios").glob("sweep*.yaml")))
+    raise ConfigError(f"unknown sweep {str(ref)!r}: not a file and not an id in scenarios/ (known: {known or 'none'})")
+
+
+def load_sweep(ref: str | Path) -> LoadedSweep:
+    """Load a sweep file (path or id) and every scenario it names, all validated. Raises ConfigError."""
+    path = resolve_sweep_path(ref)
+    spec = _validate(SweepSpec, path, _read_yaml(path))
+    scenarios = []
+    for n, topic in enumerate(spec.topics):
+        target: str | Path = topic.scenario
+        if Path(topic.scenario).suffix in {".yaml", ".yml"}:
+            target = path.parent / topic.scenario
+        try:
+            scenarios.append(load_scenario(target))
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: topics.{n}.scenario: {exc}") from None
+    return LoadedSweep(path=str(path), spec=spec, scenarios=scenarios)
+
+
 def validate_file(path: str | Path) -> str:
     """Validate an agent, scenario or sweep file by its content; returns what it is. Raises ConfigError."""
     p = Path(path)
     data = _read_yaml(p)
+    if "sweep" in data:
+        load_sweep(p)
+        return "sweep"
     if "role" in data:
         load_agent(p)
         return "agent"
     if "stages" in data or "opening_line" in data:
         load_scenario(p)
         return "scenario"
-    raise ConfigError(f"{p}: not an agent file (no 'role') nor a scenario file (no 'stages')")
+    raise ConfigError(f"{p}: not an agent file (no 'role'), a scenario file (no 'stages') nor a sweep file (no 'sweep')")

@@ -49,3 +49,22 @@ class ReplayError(InterviewSimError):
     """A run that cannot be replayed or re-executed as asked (e.g. `--rerun` on an imported run)."""
 
     exit_code = 2
+
+
+class EvaluationError(InterviewSimError):
+    """Grading that could not produce a trustworthy grade; the failed evaluation is recorded in the run folder.
+
+    `evaluation` carries the failed record (raw outputs included) for callers that render it.
+    """
+
+    exit_code = 5
+
+    def __init__(self, message: str, evaluation: object | None = None) -> None:
+        super().__init__(message)
+        self.evaluation = evaluation
+
+
+class BatchError(InterviewSimError):
+    """A compare or sweep request that cannot run as given (no models, a model listed twice, bad endpoints)."""
+
+    exit_code = 2

@@ -109,8 +109,13 @@ def run_command(
     max_turns: Annotated[int | None, typer.Option(min=1, help="Messages in the session, the opening line included.")] = None,
     runs_dir: RunsDir = Path("runs"),
     as_json: JsonFlag = False,
+    cache: Annotated[
+        bool, typer.Option("--cache", help="Answer identical model requests from the disk cache (<runs-dir>/.model-cache).")
+    ] = False,
 ) -> None:
     """Run a scripted whiteboard interview and record it under runs/."""
+    from interview_sim.models import create_model
+    from interview_sim.models.cache import cached_factory, default_cache_dir
     from interview_sim.session import run_scenario
 
     out = console()
@@ -123,6 +128,7 @@ def run_command(
             max_turns=max_turns,
             runs_dir=runs_dir,
             on_event=None if as_json else message_printer(out),
+            model_factory=cached_factory(create_model, default_cache_dir(runs_dir)) if cache else create_model,
         )
     )
     summary = run_summary(result.transcript, result.run_dir, result.transcript_path)

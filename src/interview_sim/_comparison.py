@@ -1,0 +1,379 @@
+"""The comparison record (`comparison.json`), its CSV, and how its leaderboard is computed from its cells."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from interview_sim import _stats
+from interview_sim.errors import RecordError
+from interview_sim.record import Usage, dump_record, utc_now, write_json_atomic
+
+SCHEMA_VERSION = 1
+COMPARISONS_DIR = "comparisons"
+COMPARISON_FILE = "comparison.json"
+CSV_FILE = "comparison.csv"
+ALL_GROUPS = "all"
+"""The group of a sweep's leaderboard rows over every group together."""
+
+CompareRole = Literal["candidate", "interviewer"]
+Verdict = Literal["a", "b", "tie"]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------------------------------------- records
+
+
+class GroupInfo(_Record):
+    """One group of cells: a scenario run with one solution topic."""
+
+    id: str
+    scenario_id: str
+    scenario_path: str
+    title: str
+    topic: str
+    solution_topic: str
+    scenario_hash: str
+    """Hash of the scenario and agent files as run: editing them makes a new comparison, not a resumed one."""
+    fixed_model: str
+    """The model of the other session agent, held fixed across the group's cells."""
+    evaluator_models: list[str]
+
+
+class ComparisonRequest(_Record):
+    """What was asked. The comparison id is a hash of it: the same request resumes the same comparison."""
+
+    kind: Literal["compare", "sweep"]
+    name: str
+    """The scenario id (compare) or the sweep id (sweep)."""
+    role: CompareRole
+    models: list[str]
+    repeats: int
+    seed: int
+    evaluator_model: str | None
+    """As asked; None means each scenario's evaluator agent (resolved per group in `groups`)."""
+    fixed_model: str | None
+    """As asked (`--interviewer-model` / `--candidate-model`); None means each scenario's own agent."""
+    max_turns: int | None
+    pairwise: bool
+    groups: list[GroupInfo]
+
+    def comparison_id(self) -> str:
+        # The scenario's location is left out: `scalability-issues` and `scenarios/scalability-issues.yaml`
+        # are the same request. Its content is in the hash through scenario_hash.
+        data = self.model_dump(mode="json", exclude={"groups": {"__all__": {"scenario_path"}}})
+        digest = hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        return f"{self.name}-{digest[:12]}"
+
+
+class Cell(_Record):
+    """One model on one repeat of one group."""
+
+    key: str
+    group: str
+    model: str
+    repeat: int
+    seed: int
+    status: Literal["pending", "ok", "failed"] = "pending"
+    run_dir: str | None = None
+    """The run folder, relative to the runs directory (`../../<run_dir>` from comparison.json)."""
+    run_id: str | None = None
+    stop_reason: str | None = None
+    evaluation_id: str | None = None
+    overall: float | None = None
+    criteria: dict[str, float] = Field(default_factory=dict)
+    """Per criterion id, the judges' mean score."""
+    usage: Usage = Field(default_factory=Usage)
+    """The compared model's usage in the run (its role only), cached calls included."""
+    model_calls: int = 0
+    """Calls a backend answered for this cell (session and evaluation), the last time it ran."""
+    cached_calls: int = 0
+    """Calls the cache answered for this cell, the last time it ran."""
+    attempts: int = 0
+    error: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+class PairJudgment(_Record):
+    """The judge's verdict between two models' runs of the same group and repeat."""
+
+    key: str
+    group: str
+    repeat: int
+    model_a: str
+    model_b: str
+    run_a: str
+    run_b: str
+    status: Literal["ok", "failed"]
+    outcome: Verdict | None = None
+    winner: str | None = None
+    """The winning model reference, or "tie"."""
+    criteria: dict[str, str] = Field(default_factory=dict)
+    pairwise_id: str | None = None
+    model_calls: int = 0
+    cached_calls: int = 0
+    attempts: int = 0
+    error: str | None = None
+
+
+class LeaderboardRow(_Record):
+    """One model in one group (or in `all` groups of a sweep)."""
+
+    group: str
+    rank: int
+    model: str
+    n: int
+    """Cells graded: the sample behind mean and interval."""
+    cells: int
+    failed: int
+    mean: float | None
+    """Mean overall score of the graded cells."""
+    stdev: float | None
+    ci_low: float | None
+    ci_high: float | None
+    """95% Student-t interval of the mean; None with fewer than 2 graded cells."""
+    criteria: dict[str, float | None]
+    """Per criterion id, the mean over cells of the judges' mean score."""
+    wins: int
+    losses: int
+    ties: int
+    win_rate: float | None
+    """(wins + ties / 2) / games, from pairwise judgments against the other models on the same repeat."""
+    prompt_tokens: int
+    completion_tokens: int
+    generation_s: float
+    tokens_per_second: float | None
+    """The model's own usage in its role, cached calls included (a cached answer still took those tokens)."""
+
+
+class Invocation(_Record):
+    """What the latest command did: how much it ran, skipped, and called."""
+
+    started_at: datetime
+    ended_at: datetime | None = None
+    wall_s: float | None = None
+    fresh: bool
+    cache: bool
+    concurrency: int
+    endpoints: list[str]
+    cells_run: int = 0
+    cells_skipped: int = 0
+    pairs_run: int = 0
+    pairs_skipped: int = 0
+    model_calls: int = 0
+    """Calls a backend answered during this command."""
+    cached_calls: int = 0
+    """Calls the cache answered during this command."""
+
+
+class Comparison(_Record):
+    """`comparison.json`. `schema_version` is always the first key."""
+
+    schema_version: int = SCHEMA_VERSION
+    comparison_id: str
+    kind: Literal["compare", "sweep"]
+    status: Literal["running", "complete"] = "running"
+    request: ComparisonRequest
+    confidence: float = _stats.CONFIDENCE
+    created_at: datetime
+    updated_at: datetime
+    criteria: dict[str, str] = Field(default_factory=dict)
+    """Criterion id → name, over every group's rubric."""
+    leaderboard: list[LeaderboardRow] = Field(default_factory=list)
+    cells: list[Cell] = Field(default_factory=list)
+    pairs: list[PairJudgment] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    """What to keep in mind reading the figures (no interval with one repeat, failed cells, ...)."""
+    last_invocation: Invocation | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_version(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            version = data.get("schema_version", SCHEMA_VERSION)
+            if isinstance(version, int) and version > SCHEMA_VERSION:
+                raise ValueError(
+                    f"schema_version {version} is newer than this interview-sim understands ({SCHEMA_VERSION}):"
+                    " upgrade interview-sim"
+                )
+        return data
+
+    def cell(self, key: str) -> Cell | None:
+        return next((c for c in self.cells if c.key == key), None)
+
+    def pair(self, key: str) -> PairJudgment | None:
+        return next((p for p in self.pairs if p.key == key), None)
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """A snapshot for a progress bar; `phase` is "cells" then "pairs"."""
+
+    phase: Literal["cells", "pairs"]
+    total: int
+    done: int
+    failed: int
+    skipped: int
+    running: int
+    completion_tokens: int
+    """Generated by the backends so far in this command (cache hits left out)."""
+    elapsed_s: float
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        return self.completion_tokens / self.elapsed_s if self.elapsed_s > 0 and self.completion_tokens else None
+
+
+ProgressSink = Callable[[BatchProgress], None]
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+
+def comparison_dir(runs_dir: str | Path, comparison_id: str) -> Path:
+    return Path(runs_dir) / COMPARISONS_DIR / comparison_id
+
+
+def load_comparison(path: str | Path) -> Comparison:
+    """Read a comparison from its folder or its comparison.json. Raises RecordError."""
+    p = Path(path)
+    file = p / COMPARISON_FILE if p.is_dir() else p
+    if not file.exists():
+        raise RecordError(f"{path}: no comparison there (no {COMPARISON_FILE})")
+    try:
+        return Comparison.model_validate_json(file.read_text(encoding="utf-8"))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"]) or "(top level)"
+        raise RecordError(f"{file}: {loc}: {first['msg']}") from None
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def leaderboard_csv(comparison: Comparison) -> str:
+    """The leaderboard as CSV: one row per model and group, one column per criterion."""
+    criteria = list(comparison.criteria)
+    columns = [
+        "group", "rank", "model", "n", "cells", "failed", "mean", "stdev", "ci_low", "ci_high", "win_rate",
+        "wins", "losses", "ties", "prompt_tokens", "completion_tokens", "generation_s", "tokens_per_second",
+    ]  # fmt: skip
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns + [f"criterion:{c}" for c in criteria], lineterminator="\n")
+    writer.writeheader()
+    for row in comparison.leaderboard:
+        data = row.model_dump(mode="json")
+        record = {col: "" if data[col] is None else data[col] for col in columns}
+        record.update({f"criterion:{c}": "" if row.criteria.get(c) is None else row.criteria[c] for c in criteria})
+        writer.writerow(record)
+    return buffer.getvalue()
+
+
+def save_comparison(folder: Path, comparison: Comparison, *, csv_too: bool = False) -> None:
+    comparison.updated_at = utc_now()
+    write_json_atomic(folder / COMPARISON_FILE, dump_record(comparison))
+    if csv_too:
+        _write_text_atomic(folder / CSV_FILE, leaderboard_csv(comparison))
+
+
+# ---------------------------------------------------------------------------------------------- leaderboard
+
+
+def leaderboard(comparison: Comparison) -> list[LeaderboardRow]:
+    """Per group (and over all groups of a sweep), one row per model, ranked by mean overall score."""
+    request = comparison.request
+    scopes = [g.id for g in request.groups]
+    if len(scopes) > 1:
+        scopes.append(ALL_GROUPS)
+    rows: list[LeaderboardRow] = []
+    for scope in scopes:
+
+        def included(group: str, scope: str = scope) -> bool:
+            return scope == ALL_GROUPS or group == scope
+
+        cells = [c for c in comparison.cells if included(c.group)]
+        games = [(p.model_a, p.model_b, p.outcome) for p in comparison.pairs if included(p.group) and p.outcome is not None]
+        records = _stats.win_records(games, request.models)
+        scope_rows = []
+        for model in request.models:
+            mine = [c for c in cells if c.model == model]
+            graded = [c for c in mine if c.status == "ok" and c.overall is not None]
+            summary = _stats.mean_ci([c.overall for c in graded if c.overall is not None], comparison.confidence)
+            usage = sum((c.usage for c in mine), Usage())
+            record = records[model]
+            scope_rows.append(
+                LeaderboardRow(
+                    group=scope,
+                    rank=0,
+                    model=model,
+                    n=summary.n,
+                    cells=len(mine),
+                    failed=sum(1 for c in mine if c.status != "ok"),
+                    mean=summary.mean,
+                    stdev=summary.stdev,
+                    ci_low=summary.ci_low,
+                    ci_high=summary.ci_high,
+                    criteria=_stats.key_means((c.criteria for c in graded), list(comparison.criteria)),
+                    wins=record.wins,
+                    losses=record.losses,
+                    ties=record.ties,
+                    win_rate=record.rate,
+                    prompt_tokens=usage.prompt_tokens,
+                    completion_tokens=usage.completion_tokens,
+                    generation_s=round(usage.generation_s, 4),
+                    tokens_per_second=usage.tokens_per_second,
+                )
+            )
+        scope_rows.sort(key=lambda r: (r.mean is None, -(r.mean or 0.0), -(r.win_rate or 0.0), request.models.index(r.model)))
+        rows.extend(row.model_copy(update={"rank": rank}) for rank, row in enumerate(scope_rows, 1))
+    return rows
+
+
+def notes(comparison: Comparison) -> list[str]:
+    """What to keep in mind reading the leaderboard."""
+    found: list[str] = []
+    rows = comparison.leaderboard
+    single = sorted({r.model for r in rows if r.n == 1})
+    if single:
+        found.append(
+            f"no confidence interval for {', '.join(single)}:"
+            " a t-interval needs at least 2 graded repeats (use --repeats 2 or more)"
+        )
+    flat = sorted({r.model for r in rows if r.n >= 2 and r.stdev == 0})
+    if flat:
+        found.append(
+            f"{', '.join(flat)}: the same score on every repeat, so the interval has zero width"
+            " (a deterministic judge or model shows no spread)"
+        )
+    failed = sum(1 for c in comparison.cells if c.status != "ok")
+    if failed:
+        found.append(f"{failed} cell(s) failed: run the same command again to retry them (finished cells are kept)")
+    failed_pairs = sum(1 for p in comparison.pairs if p.status != "ok")
+    if failed_pairs:
+        found.append(f"{failed_pairs} pairwise judgment(s) failed: win rates leave them out")
+    if comparison.request.pairwise and len(comparison.request.models) < 2:
+        found.append("win rates need at least two models")
+    return found

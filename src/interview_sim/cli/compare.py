@@ -1,0 +1,252 @@
+"""`compare` and `sweep`: leaderboards of models over cells of ordinary runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from interview_sim.cli import app, user_errors
+from interview_sim.cli.run import JsonFlag, RunsDir, console
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from interview_sim.compare import BatchProgress, Comparison
+
+Models = Annotated[str | None, typer.Option("--models", help="Comma-separated model references compared in the role.")]
+Role = Annotated[str, typer.Option("--role", help="The role the compared models play: candidate or interviewer.")]
+Repeats = Annotated[int, typer.Option("--repeats", min=1, help="Runs per model; repeat r uses seed S+r for every agent.")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed S of the first repeat.")]
+EvaluatorModel = Annotated[str | None, typer.Option("--evaluator-model", help="The judge's model (held fixed).")]
+InterviewerModel = Annotated[
+    str | None, typer.Option("--interviewer-model", help="The fixed interviewer's model when candidates are compared.")
+]
+CandidateModel = Annotated[
+    str | None, typer.Option("--candidate-model", help="The fixed candidate's model when interviewers are compared.")
+]
+MaxTurns = Annotated[int | None, typer.Option("--max-turns", min=1, help="Messages per session, the opening line included.")]
+Concurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Cells run at once.")]
+OllamaHosts = Annotated[
+    str | None, typer.Option("--ollama-hosts", help="Comma-separated Ollama endpoints to spread Ollama cells over.")
+]
+EndpointLimit = Annotated[int, typer.Option("--endpoint-limit", min=1, help="Ollama cells at once per endpoint.")]
+Cache = Annotated[bool, typer.Option("--cache", help="Answer identical model requests from the disk cache.")]
+Fresh = Annotated[bool, typer.Option("--fresh", help="Start over instead of resuming the same request.")]
+Pairwise = Annotated[bool, typer.Option("--pairwise/--no-pairwise", help="Judge models pairwise per repeat (win rates).")]
+
+
+def _split(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def _fixed_model(role: str, interviewer_model: str | None, candidate_model: str | None) -> str | None:
+    from interview_sim.errors import BatchError
+
+    compared = interviewer_model if role == "interviewer" else candidate_model
+    if compared is not None:
+        raise BatchError(f"--{role}-model names the compared role ({role}): list those models in --models")
+    return candidate_model if role == "interviewer" else interviewer_model
+
+
+@contextmanager
+def _progress(out: Console, enabled: bool) -> Iterator[Callable[[BatchProgress], None] | None]:
+    """A rich progress bar per phase (cells, then pairwise judgments): done/failed, tokens/s, ETA."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("failed {task.fields[failed]}"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=out,
+        transient=False,
+    )
+    tasks: dict[str, Any] = {}
+
+    def update(p: BatchProgress) -> None:
+        if p.phase not in tasks:
+            label = "cells" if p.phase == "cells" else "pairwise"
+            tasks[p.phase] = bar.add_task(label, total=p.total, failed=0, rate="")
+        rate = f"{p.tokens_per_second:.1f} tok/s" if p.tokens_per_second else ""
+        bar.update(tasks[p.phase], completed=p.done, total=p.total, failed=p.failed, rate=rate)
+
+    with bar:
+        yield update
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def render_comparison(out: Console, comparison: Comparison, folder: Path) -> None:
+    """One leaderboard table per group, then the per-criterion means, the notes and what this command did."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    request = comparison.request
+    groups: dict[str, list[Any]] = {}
+    for row in comparison.leaderboard:
+        groups.setdefault(row.group, []).append(row)
+    judges = ", ".join(dict.fromkeys(ref for g in request.groups for ref in g.evaluator_models))
+    for group, rows in groups.items():
+        table = Table(title=escape(f"{group} · {request.role}s · judge {judges}"), title_justify="left")
+        table.add_column("#", justify="right")
+        table.add_column("model", overflow="fold")
+        for column in ("n", "mean", "95% CI", "win", "tokens in/out", "tok/s", "failed"):
+            table.add_column(column, justify="right", no_wrap=True)
+        for r in rows:
+            table.add_row(
+                str(r.rank),
+                escape(r.model),
+                str(r.n),
+                _fmt(r.mean),
+                f"{_fmt(r.ci_low)}–{_fmt(r.ci_high)}" if r.ci_low is not None else "-",
+                _fmt(r.win_rate),
+                f"{r.prompt_tokens}/{r.completion_tokens}",
+                _fmt(r.tokens_per_second, 1),
+                str(r.failed),
+            )
+        out.print(table)
+    overall_rows = groups.get("all") or next(iter(groups.values()), [])
+    if comparison.criteria and overall_rows:
+        table = Table(title="Mean score per criterion" + (" (all groups)" if "all" in groups else ""), title_justify="left")
+        table.add_column("criterion")
+        for r in overall_rows:
+            table.add_column(escape(r.model), justify="right")
+        for cid, name in comparison.criteria.items():
+            table.add_row(escape(name), *(_fmt(r.criteria.get(cid)) for r in overall_rows))
+        out.print(table)
+    for note in comparison.notes:
+        out.print(f"[yellow]note:[/] {escape(note)}")
+    inv = comparison.last_invocation
+    if inv is not None:
+        out.print(
+            f"cells run: {inv.cells_run}, skipped (already finished): {inv.cells_skipped};"
+            f" pairwise run: {inv.pairs_run}, skipped: {inv.pairs_skipped}"
+        )
+        out.print(f"model calls: {inv.model_calls}, cached: {inv.cached_calls} · {inv.wall_s or 0:.1f} s")
+    out.print(f"comparison: {folder / 'comparison.json'}")
+
+
+def _finish(comparison: Comparison, runs_dir: Path, as_json: bool, out: Console) -> None:
+    from interview_sim.compare import comparison_dir
+    from interview_sim.record import dump_record
+
+    if as_json:
+        typer.echo(json.dumps(dump_record(comparison)))
+        return
+    render_comparison(out, comparison, comparison_dir(runs_dir, comparison.comparison_id))
+
+
+@app.command("compare")
+@user_errors
+def compare_command(
+    scenario: Annotated[str, typer.Argument(help="A scenario id from scenarios/ or a path to a scenario file.")],
+    models: Models = None,
+    role: Role = "candidate",
+    repeats: Repeats = 1,
+    seed: Seed = 0,
+    evaluator_model: EvaluatorModel = None,
+    interviewer_model: InterviewerModel = None,
+    candidate_model: CandidateModel = None,
+    max_turns: MaxTurns = None,
+    pairwise: Pairwise = True,
+    concurrency: Concurrency = 1,
+    ollama_hosts: OllamaHosts = None,
+    endpoint_limit: EndpointLimit = 1,
+    cache: Cache = False,
+    fresh: Fresh = False,
+    runs_dir: RunsDir = Path("runs"),
+    as_json: JsonFlag = False,
+) -> None:
+    """Compare models in one role on the same scenario: a leaderboard with confidence intervals and win rates."""
+    from interview_sim.compare import compare_models
+
+    fixed = _fixed_model(role, interviewer_model, candidate_model)
+    out = console()
+    with _progress(out, not as_json) as on_progress:
+        comparison = asyncio.run(
+            compare_models(
+                scenario,
+                _split(models),
+                role=role,  # type: ignore[arg-type]  # checked by compare_models
+                repeats=repeats,
+                seed=seed,
+                evaluator_model=evaluator_model,
+                fixed_model=fixed,
+                max_turns=max_turns,
+                pairwise=pairwise,
+                concurrency=concurrency,
+                ollama_hosts=_split(ollama_hosts),
+                per_endpoint=endpoint_limit,
+                cache=cache,
+                fresh=fresh,
+                runs_dir=runs_dir,
+                on_progress=on_progress,
+            )
+        )
+    _finish(comparison, runs_dir, as_json, out)
+
+
+@app.command("sweep")
+@user_errors
+def sweep_command(
+    sweep: Annotated[str, typer.Argument(help="A sweep file (scenarios/sweep-*.yaml) or its id.")],
+    models: Models = None,
+    role: Annotated[str | None, typer.Option("--role", help="Override the sweep's compared role.")] = None,
+    repeats: Annotated[int | None, typer.Option("--repeats", min=1, help="Override the sweep's repeats.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Override the sweep's seed.")] = None,
+    evaluator_model: EvaluatorModel = None,
+    interviewer_model: InterviewerModel = None,
+    candidate_model: CandidateModel = None,
+    max_turns: MaxTurns = None,
+    concurrency: Concurrency = 1,
+    ollama_hosts: OllamaHosts = None,
+    endpoint_limit: EndpointLimit = 1,
+    cache: Cache = False,
+    fresh: Fresh = False,
+    runs_dir: RunsDir = Path("runs"),
+    as_json: JsonFlag = False,
+) -> None:
+    """Run a sweep: topics × solution topics × models × repeats, a leaderboard per group; resumable."""
+    from interview_sim.compare import run_sweep
+    from interview_sim.config import load_sweep
+
+    loaded = load_sweep(sweep)
+    effective_role = role or loaded.spec.role
+    fixed = _fixed_model(effective_role, interviewer_model, candidate_model)
+    out = console()
+    with _progress(out, not as_json) as on_progress:
+        comparison = asyncio.run(
+            run_sweep(
+                loaded,
+                models=_split(models) or None,
+                role=effective_role,  # type: ignore[arg-type]  # checked by run_sweep
+                repeats=repeats,
+                seed=seed,
+                evaluator_model=evaluator_model,
+                fixed_model=fixed,
+                max_turns=max_turns,
+                concurrency=concurrency,
+                ollama_hosts=_split(ollama_hosts),
+                per_endpoint=endpoint_limit,
+                cache=cache,
+                fresh=fresh,
+                runs_dir=runs_dir,
+                on_progress=on_progress,
+            )
+        )
+    _finish(comparison, runs_dir, as_json, out)
