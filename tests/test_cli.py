@@ -15,7 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from interview_sim.cli import app
-from interview_sim.record import EVENTS_FILE, TRANSCRIPT_FILE, parse_event
+from interview_sim.record import EVENTS_FILE, TRANSCRIPT_FILE, load_transcript, parse_event
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -136,3 +136,10 @@ def test_a_run_killed_mid_session_leaves_a_valid_event_log(runs_dir: Path) -> No
     assert parsed[0].type == "run_started"
     assert sum(1 for e in parsed if e.type == "message") >= 3
     assert not (events.parent / TRANSCRIPT_FILE).exists()
+
+    # What was recorded is not lost: the transcript is rebuilt from the event log.
+    recovered = load_transcript(events.parent)
+    assert recovered.stop_reason == "interrupted" and "did not finish" in (recovered.error or "")
+    assert len(recovered.messages) == sum(1 for e in parsed if e.type == "message")
+    assert recovered.messages[0].content.startswith("OpenCorpo-Assistant, whiteboard")
+    assert recovered.usage.including_cached.total.calls == sum(1 for e in parsed if e.type == "model_call")

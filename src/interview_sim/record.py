@@ -312,6 +312,9 @@ class RunStarted(_Event):
     run_id: str
     scenario_id: str
     models: dict[str, str]
+    header: dict[str, Any] | None = None
+    """The transcript as it stood at the start (snapshots, no messages): with the later events it rebuilds
+    the transcript of a run that died before writing transcript.json."""
 
 
 class ModelCalled(_Event):
@@ -414,6 +417,8 @@ def load_transcript(run: str | Path) -> Transcript:
     """Read a transcript from a run folder or a transcript.json path. Raises RecordError."""
     path = transcript_path(run)
     if not path.exists():
+        if (path.parent / EVENTS_FILE).exists():
+            return recover_transcript(path.parent)
         raise RecordError(f"{run}: no run there (no {TRANSCRIPT_FILE})")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -425,6 +430,36 @@ def load_transcript(run: str | Path) -> Transcript:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise RecordError(f"{path}: {loc}: {first['msg']}") from None
+
+
+def recover_transcript(run_dir: str | Path) -> Transcript:
+    """Rebuild the transcript of a run that was killed before it wrote transcript.json, from its event log.
+
+    Everything recorded before the crash is kept; the stop reason is `interrupted` unless the log says more.
+    """
+    events = read_events(run_dir)
+    started = events[0] if events else None
+    if not isinstance(started, RunStarted) or started.header is None:
+        raise RecordError(f"{run_dir}: {EVENTS_FILE} has no run header to rebuild the transcript from")
+    try:
+        transcript = Transcript.model_validate(started.header)
+    except ValidationError as exc:
+        raise RecordError(
+            f"{run_dir}: the run header in {EVENTS_FILE} is not a valid transcript: {exc.errors()[0]['msg']}"
+        ) from None
+    transcript.stop_reason, transcript.error = "interrupted", f"recovered from {EVENTS_FILE}: the run did not finish"
+    for event in events[1:]:
+        if isinstance(event, ModelCalled):
+            transcript.calls.append(event.call)
+        elif isinstance(event, MessageAdded):
+            transcript.messages.append(event.message)
+            if event.message.clock is not None:
+                transcript.simulated_minutes_used = event.message.clock.elapsed_minutes
+        elif isinstance(event, RunFinished):
+            transcript.stop_reason, transcript.error = event.stop_reason, event.error
+        transcript.ended_at = event.at
+    transcript.refresh_usage()
+    return transcript
 
 
 def read_events(run_dir: str | Path) -> list[RunStarted | ModelCalled | ModelFailed | MessageAdded | RunFinished]:

@@ -480,7 +480,14 @@ async def _run(
     log = EventLog(run_dir / EVENTS_FILE)
     recorder = _Recorder(transcript, log, on_event)
     state = SessionState(scenario=loaded, max_turns=max_turns or spec.max_turns)
-    recorder.emit(RunStarted(run_id=run_id, scenario_id=spec.id, models={r: m.ref for r, m in models.items()}))
+    recorder.emit(
+        RunStarted(
+            run_id=run_id,
+            scenario_id=spec.id,
+            models={r: m.ref for r, m in models.items()},
+            header=transcript.model_dump(mode="json"),
+        )
+    )
     opening = spec.render_opening(candidate=candidate.name, interviewer=interviewer.name)
     error: InterviewSimError | None = None
     try:
