@@ -1,0 +1,186 @@
+"""Compare/sweep machinery: framework overhead per cell, and throughput across Ollama endpoints. Prints a table.
+
+    .venv/bin/python benchmarks/bench_compare.py [--cells 20] [--delay 0.2]
+
+1. Overhead: a compare on scripted models (they answer instantly), timed end to end; the time spent inside
+   the models' `complete()` (the scripted judge does real work) is measured and subtracted, leaving what the
+   framework costs per cell: the AutoGen session, recording, grading bookkeeping, comparison.json rewrites.
+   Target: < 50 ms per cell.
+2. Throughput: cells whose candidate is an Ollama model, against 1, 2 and 4 fake Ollama servers on 127.0.0.1
+   that each take `--delay` seconds per chat call (default 1 s: a short answer from a real 8B model), with one
+   cell in flight per endpoint (the default limit) and --concurrency equal to the number of endpoints.
+   Target: >= 3.5x the cells per second at 4 endpoints. The framework's own CPU time per cell (session,
+   grading, records, and the Ollama client's set-up) runs in one event loop and does not overlap with itself,
+   so the speed-up shrinks as the delay approaches it (try --delay 0.2).
+
+Figures, not asserts: the tests check behaviour; this prints what it costs on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the fake Ollama server lives with the tests
+os.environ.setdefault("INTERVIEW_SIM_HOME", str(ROOT))
+
+from fake_ollama import FakeOllama  # noqa: E402
+from interview_sim.compare import compare_models  # noqa: E402
+from interview_sim.models import ChatModel, Completion, CompletionRequest, ModelOptions, create_model  # noqa: E402
+from interview_sim.models.cache import ModelWrapper  # noqa: E402
+
+OLLAMA_MODEL = "ollama:llama3:8b-instruct-fp16"
+
+
+class _Timed:
+    """A model factory that adds up the wall time spent inside the models' complete()."""
+
+    def __init__(self) -> None:
+        self.model_s = 0.0
+
+    def __call__(self, ref: str, options: ModelOptions) -> ChatModel:
+        timer = self
+
+        class Timed(ModelWrapper):
+            async def complete(self, request: CompletionRequest) -> Completion:
+                start = time.perf_counter()
+                try:
+                    return await self.inner.complete(request)
+                finally:
+                    timer.model_s += time.perf_counter() - start
+
+        return Timed(create_model(ref, options))
+
+
+async def overhead(cells: int, concurrency: int) -> dict[str, Any]:
+    repeats = max(1, cells // 2)
+    with tempfile.TemporaryDirectory() as tmp:
+        common: dict[str, Any] = {
+            "fixed_model": "scripted:default",
+            "evaluator_model": "scripted:judge",
+            "runs_dir": tmp,
+            "pairwise": False,
+        }
+        # Warm-up: imports (AutoGen, scipy) and first-use costs are not per-cell costs.
+        await compare_models("scalability-issues", ["scripted:average"], **common)
+        timer = _Timed()
+        start = time.perf_counter()
+        comparison = await compare_models(
+            "scalability-issues",
+            ["scripted:strong", "scripted:weak"],
+            repeats=repeats,
+            concurrency=concurrency,
+            model_factory=timer,
+            **common,
+        )
+        wall = time.perf_counter() - start
+    n = len(comparison.cells)
+    assert all(c.status == "ok" for c in comparison.cells), [c.error for c in comparison.cells]
+    calls = sum(c.model_calls for c in comparison.cells)
+    return {
+        "cells": n,
+        "calls": calls,
+        "wall_ms": 1000 * wall / n,
+        "model_ms": 1000 * timer.model_s / n,
+        "overhead_ms": 1000 * (wall - timer.model_s) / n,
+    }
+
+
+async def bare(cells: int) -> dict[str, Any]:
+    """The same cells without the compare machinery: run_scenario then evaluate_run, one after another."""
+    from interview_sim.evaluate import evaluate_run
+    from interview_sim.session import run_scenario
+
+    timer = _Timed()
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        for k in range(cells):
+            model = ("scripted:strong", "scripted:weak")[k % 2]
+            result = await run_scenario(
+                "scalability-issues",
+                interviewer_model="scripted:default",
+                candidate_model=model,
+                seed=k // 2,
+                runs_dir=tmp,
+                model_factory=timer,
+            )
+            await evaluate_run(result.run_dir, evaluator_models=["scripted:judge"], seed=k // 2, model_factory=timer)
+        wall = time.perf_counter() - start
+    return {
+        "wall_ms": 1000 * wall / cells,
+        "model_ms": 1000 * timer.model_s / cells,
+        "overhead_ms": 1000 * (wall - timer.model_s) / cells,
+    }
+
+
+async def throughput(endpoints: int, cells: int, delay: float, max_turns: int) -> dict[str, Any]:
+    servers = [FakeOllama(delay_s=delay) for _ in range(endpoints)]
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            comparison = await compare_models(
+                "scalability-issues",
+                [OLLAMA_MODEL],
+                repeats=cells,
+                max_turns=max_turns,
+                fixed_model="scripted:default",
+                evaluator_model="scripted:judge",
+                concurrency=endpoints,
+                ollama_hosts=[s.url for s in servers],
+                per_endpoint=1,
+                runs_dir=tmp,
+            )
+            wall = time.perf_counter() - start
+    finally:
+        for s in servers:
+            s.close()
+    assert all(c.status == "ok" for c in comparison.cells), [c.error for c in comparison.cells]
+    chat_calls = sum(len(s.chat_requests) for s in servers)
+    return {"endpoints": endpoints, "cells": cells, "chat_calls": chat_calls, "wall_s": wall, "cells_per_s": cells / wall}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", type=int, default=20, help="cells per overhead measurement")
+    parser.add_argument("--ollama-cells", type=int, default=8, help="cells per throughput measurement")
+    parser.add_argument("--delay", type=float, default=1.0, help="seconds each fake Ollama chat call takes")
+    parser.add_argument("--max-turns", type=int, default=6, help="messages per session in the throughput runs")
+    args = parser.parse_args()
+
+    print(f"framework overhead per cell (scripted models, {os.cpu_count()} cores)")
+    print(f"{'concurrency':>11} {'cells':>5} {'calls':>5} {'wall ms/cell':>12} {'in models':>9} {'overhead':>8}  target < 50 ms")
+    for concurrency in (1, 4):
+        r = await overhead(args.cells, concurrency)
+        print(
+            f"{concurrency:>11} {r['cells']:>5} {r['calls']:>5} {r['wall_ms']:>12.1f} {r['model_ms']:>9.1f}"
+            f" {r['overhead_ms']:>8.1f}  {'ok' if r['overhead_ms'] < 50 else 'MISSED'}"
+        )
+
+    r = await bare(args.cells)
+    print(
+        f"{'bare':>11} {args.cells:>5} {'':>5} {r['wall_ms']:>12.1f} {r['model_ms']:>9.1f} {r['overhead_ms']:>8.1f}"
+        "  (run_scenario + evaluate_run alone: the session and grading engines' share)"
+    )
+
+    print(f"\nthroughput across fake Ollama endpoints ({args.delay:g} s per chat call, 1 cell per endpoint at a time)")
+    print(f"{'endpoints':>9} {'cells':>5} {'chat calls':>10} {'wall s':>7} {'cells/s':>8} {'speed-up':>8}")
+    base = None
+    for endpoints in (1, 2, 4):
+        r = await throughput(endpoints, args.ollama_cells, args.delay, args.max_turns)
+        base = base or r["cells_per_s"]
+        speedup = r["cells_per_s"] / base
+        print(
+            f"{endpoints:>9} {r['cells']:>5} {r['chat_calls']:>10} {r['wall_s']:>7.2f} {r['cells_per_s']:>8.2f} {speedup:>7.2f}x"
+        )
+    print(f"target: >= 3.5x at 4 endpoints: {'ok' if speedup >= 3.5 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
