@@ -112,15 +112,33 @@ def run_command(
     cache: Annotated[
         bool, typer.Option("--cache", help="Answer identical model requests from the disk cache (<runs-dir>/.model-cache).")
     ] = False,
+    evaluate: Annotated[
+        bool, typer.Option("--evaluate/--no-evaluate", help="Grade the run when the session ends (the evaluator agent).")
+    ] = True,
+    evaluator_model: Annotated[
+        str | None,
+        typer.Option(help="Judge model reference(s) for the grading, comma-separated (default: the evaluator agent's)."),
+    ] = None,
 ) -> None:
-    """Run a scripted whiteboard interview and record it under runs/."""
+    """Run a scripted whiteboard interview, record it under runs/ and grade it.
+
+    If the session succeeds but its grading fails, the run is kept, the failed evaluation is recorded beside it,
+    and the command ends with one error line and exit code 5 (regrade with `interview-sim evaluate RUN`).
+    """
+    from interview_sim.cli.evaluate import render_evaluation, split_refs
+    from interview_sim.errors import EvaluationError
+    from interview_sim.evaluate import evaluate_run, evaluation_path
     from interview_sim.models import create_model
     from interview_sim.models.cache import cached_factory, default_cache_dir
+    from interview_sim.record import load_transcript
     from interview_sim.session import run_scenario
 
     out = console()
-    result = asyncio.run(
-        run_scenario(
+    judges = split_refs(evaluator_model)
+    factory = cached_factory(create_model, default_cache_dir(runs_dir)) if cache else create_model
+
+    async def session_then_grade() -> tuple[Any, Any, EvaluationError | None]:
+        result = await run_scenario(
             scenario,
             interviewer_model=interviewer_model,
             candidate_model=candidate_model,
@@ -128,19 +146,40 @@ def run_command(
             max_turns=max_turns,
             runs_dir=runs_dir,
             on_event=None if as_json else message_printer(out),
-            model_factory=cached_factory(create_model, default_cache_dir(runs_dir)) if cache else create_model,
+            model_factory=factory,
         )
-    )
-    summary = run_summary(result.transcript, result.run_dir, result.transcript_path)
+        if not evaluate:
+            return result, None, None
+        if not as_json:
+            judge = (
+                ", ".join(judges)
+                if judges
+                else result.transcript.agents.get("evaluator", {}).get("model_ref", "agents/evaluator.yaml")
+            )
+            out.print(f"\ngrading with {judge} ...")
+        try:
+            return result, await evaluate_run(result.run_dir, evaluator_models=judges, model_factory=factory), None
+        except EvaluationError as exc:
+            return result, exc.evaluation, exc
+
+    result, evaluation, failure = asyncio.run(session_then_grade())
+    transcript = load_transcript(result.run_dir) if evaluate else result.transcript  # now with the judge's calls
+    summary = run_summary(transcript, result.run_dir, result.transcript_path)
     if as_json:
+        if evaluate:
+            summary["evaluation"] = evaluation.model_dump(mode="json") if evaluation is not None else None
         typer.echo(json.dumps(summary))
-        return
-    out.print(
-        f"\nstopped: {result.transcript.stop_reason} after {summary['messages']} messages,"
-        f" {summary['simulated_minutes']:g} simulated minutes"
-    )
-    render_usage(out, result.transcript)
-    out.print(f"transcript: {result.transcript_path}")
+    else:
+        out.print(
+            f"\nstopped: {transcript.stop_reason} after {summary['messages']} messages,"
+            f" {summary['simulated_minutes']:g} simulated minutes"
+        )
+        render_usage(out, transcript)
+        out.print(f"transcript: {result.transcript_path}")
+        if evaluation is not None and failure is None:
+            render_evaluation(out, evaluation, evaluation_path(result.run_dir, evaluation.evaluation_id))
+    if failure is not None:
+        raise fail(f"{failure} (the run itself is kept: {result.run_dir})", failure.exit_code)
 
 
 @app.command("models")

@@ -114,6 +114,220 @@ def default_script(inp: ScriptInput) -> str:
     return inp.pick(_DEFAULT_ANSWERS)
 
 
+# ---------------------------------------------------------------------------------------------- controls
+# Candidates of known quality for the scalability rubric, and a judge whose rule anyone can check by hand.
+
+_STRONG_ANSWERS = [
+    "I would scale the stateless API tier horizontally behind a load balancer and partition tenant data by tenant id, so"
+    " no shard outgrows its capacity plan. Slow exports go onto a queue and are processed in batches. Every request"
+    " carries OAuth authentication and per-tenant authorization, traffic and disks are encrypted, and secrets live in a"
+    " vault. I keep the existing REST API and data formats, so current integrations need no migration.",
+    "First I profile the database to find the hot queries, then add the missing indexes and a read-through cache for"
+    " report queries with a latency budget of 200 ms. Writes go through a queue and are applied in batches, so bursts"
+    " cannot starve the reports. Partitioning the ledger by tenant and month keeps every index small.",
+    "Tenants are isolated by authorization checks in the service layer and row-level security in the database. The"
+    " secrets manager rotates keys, every admin action lands in an append-only audit log, and backups are encrypted.",
+    "Schema and scaling changes need an approval from the owning team. Retention policies keep audit logs for seven"
+    " years, and a monthly compliance report goes to the risk committee.",
+    "Thank you. I would add load tests that replay quarter-end traffic, and publish an API compatibility policy so"
+    " integrators know which changes are safe.",
+]
+_AVERAGE_ANSWERS = [
+    "I would add more servers behind a load balancer and put a cache in front of the database. We should keep the"
+    " current API so clients still work.",
+    "I would add indexes to the slow queries and move the reports to a separate replica. Writes could go to a queue.",
+    "We would use HTTPS and authentication for every user.",
+    "Someone should own the database and approve big changes.",
+    "Thanks, I would test more before quarter end.",
+]
+_WEAK_ANSWERS = [
+    "Um, I would probably just buy bigger servers. It should be fine after that.",
+    "Maybe add a cache, I guess. Or ask users to wait a bit.",
+    "I am not sure about that part, we can look at it later.",
+    "Someone else usually handles that sort of thing.",
+    "Okay, thanks.",
+]
+
+
+def _answer(answers: list[str], inp: ScriptInput) -> str:
+    if inp.role == "interviewer":
+        return interviewer_reply(inp)
+    return answers[inp.turn % len(answers)]
+
+
+@script("strong")
+def strong_script(inp: ScriptInput) -> str:
+    """Candidate control: concrete answers covering all five scalability criteria (interviewer: follows the stage notes)."""
+    return _answer(_STRONG_ANSWERS, inp)
+
+
+@script("average")
+def average_script(inp: ScriptInput) -> str:
+    """Candidate control: plausible but thin answers touching a few criteria (interviewer: follows the stage notes)."""
+    return _answer(_AVERAGE_ANSWERS, inp)
+
+
+@script("weak")
+def weak_script(inp: ScriptInput) -> str:
+    """Candidate control: vague answers that address almost nothing (interviewer: follows the stage notes)."""
+    return _answer(_WEAK_ANSWERS, inp)
+
+
+_BLOCK = re.compile(r'<transcript(?: id="(?P<id>\w+)")?>\n(?P<body>.*?)\n</transcript>', re.S)
+_TURN = re.compile(r'<turn n="\d+" role="(?P<role>[^"]*)">\n(?P<text>.*?)\n</turn>', re.S)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+_PARENTHESES = re.compile(r"\(([^)]*)\)")
+JUDGE_WORDS = frozenset(
+    {"judge", "judges", "evaluator", "evaluators", "grader", "graders", "assessor", "assessors", "rubric"}
+    | {"score", "scores", "scoring", "grade", "grades", "grading", "rating", "ratings"}
+)
+"""A sentence with one of these words speaks to the judge, not to the interviewer: scripted:judge skips it."""
+
+
+def _stem_words(text: str) -> list[tuple[str, str]]:
+    """(word, Snowball English stem) for each word of the text."""
+    import snowballstemmer
+
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    return list(zip(words, snowballstemmer.stemmer("english").stemWords(words), strict=True))
+
+
+def _criterion_keywords(title: str, description: str) -> dict[str, str]:
+    """stem -> the keyword as the rubric spells it."""
+    examples = " ".join(_PARENTHESES.findall(description))
+    source, shortest = (examples, 4) if examples.strip() else (f"{title} {description}", 5)
+    keywords: dict[str, str] = {}
+    for word, stem in _stem_words(source):
+        if len(word) >= shortest:
+            keywords.setdefault(stem, word)
+    return keywords
+
+
+@dataclass
+class _Hits:
+    found: list[str]
+    missing: list[str]
+    evidence: str
+
+
+def _candidate_sentences(block: str) -> tuple[list[str], int]:
+    """The candidate's sentences that do not address the judge, and how many did."""
+    import html
+
+    kept, skipped = [], 0
+    for turn in _TURN.finditer(block):
+        if turn["role"] != "candidate":
+            continue
+        for sentence in _SENTENCE_END.split(html.unescape(turn["text"])):
+            sentence = sentence.strip()
+            if not sentence:
+                continue
+            if {w for w, _ in _stem_words(sentence)} & JUDGE_WORDS:
+                skipped += 1
+            else:
+                kept.append(sentence)
+    return kept, skipped
+
+
+def _hits(sentences: list[str], keywords: dict[str, str]) -> _Hits:
+    found: dict[str, str] = {}
+    evidence = ""
+    for sentence in sentences:
+        stems = {s for _, s in _stem_words(sentence)}
+        new = [k for k in keywords if k in stems and k not in found]
+        if new and not evidence:
+            evidence = sentence
+        for stem in new:
+            found[stem] = keywords[stem]
+    if not evidence:
+        evidence = next((s for s in sentences if len(s.split()) >= 3), sentences[0] if sentences else "")
+    return _Hits(list(found.values()), [w for s, w in keywords.items() if s not in found], evidence)
+
+
+def _grade_json(schema: dict[str, object], block: str) -> str:
+    import json
+
+    criteria: dict[str, dict[str, object]] = schema["properties"]["criteria"]["properties"]  # type: ignore[index]
+    sentences, skipped = _candidate_sentences(block)
+    out: dict[str, dict[str, object]] = {}
+    strengths, weaknesses, recommendations = [], [], []
+    for cid, spec in criteria.items():
+        score_spec: dict[str, int] = spec["properties"]["score"]  # type: ignore[index]
+        lo, hi = int(score_spec["minimum"]), int(score_spec["maximum"])
+        hits = _hits(sentences, _criterion_keywords(str(spec.get("title", cid)), str(spec.get("description", ""))))
+        score = min(hi, lo + len(hits.found))
+        found = ", ".join(hits.found) or "none"
+        out[cid] = {
+            "evidence": [hits.evidence],
+            "rationale": f"{len(hits.found)} rubric keyword(s) in the candidate's turns: {found}.",
+            "score": score,
+        }
+        name = str(spec.get("title", cid))
+        if score >= hi - 1:
+            strengths.append(f"{name}: covers {found}.")
+        if score <= lo + 1:
+            weaknesses.append(f"{name}: little or nothing on it.")
+        if score < (lo + hi) / 2:
+            recommendations.append(f"{name}: address {', '.join(hits.missing[:3])}.")
+    if skipped:
+        weaknesses.insert(0, f"{skipped} sentence(s) addressed the grader instead of the interviewer; they earned nothing.")
+    answer = {"criteria": out, "strengths": strengths[:5], "weaknesses": weaknesses[:5], "recommendations": recommendations[:5]}
+    return json.dumps(answer)
+
+
+def _pairwise_json(schema: dict[str, object], blocks: dict[str, str]) -> str:
+    import json
+
+    criteria: dict[str, dict[str, object]] = schema["properties"]["criteria"]["properties"]  # type: ignore[index]
+    sentences = {label: _candidate_sentences(block)[0] for label, block in blocks.items()}
+    out: dict[str, dict[str, str]] = {}
+    totals = {"first": 0, "second": 0}
+    for cid, spec in criteria.items():
+        keywords = _criterion_keywords(str(spec.get("title", cid)), str(spec.get("description", "")))
+        counts = {label: len(_hits(sentences.get(label, []), keywords).found) for label in totals}
+        for label in totals:
+            totals[label] += counts[label]
+        winner = "tie" if counts["first"] == counts["second"] else max(counts, key=lambda k: counts[k])
+        out[cid] = {"rationale": f"keyword hits: first {counts['first']}, second {counts['second']}.", "winner": winner}
+    overall = "tie" if totals["first"] == totals["second"] else max(totals, key=lambda k: totals[k])
+    verdict = {"rationale": f"keyword hits in total: first {totals['first']}, second {totals['second']}.", "winner": overall}
+    return json.dumps({"criteria": out, "overall": verdict})
+
+
+@script("judge")
+def judge_script(inp: ScriptInput) -> str:
+    """Judge control: scores each criterion by counting rubric keywords in the candidate's own sentences.
+
+    The rule, per criterion of the rubric it is given (in the JSON schema of the request):
+
+    1. Keywords: the words of four or more letters in the parenthesised examples of the criterion's description
+       (when it has none: the words of five or more letters of its name and description), compared by their
+       Snowball English stems, so "encrypted" matches "encryption".
+    2. Only the candidate's turns count (`<turn role="candidate">` inside the quoted transcript), sentence by
+       sentence. A sentence that speaks to the judge - it contains judge, evaluator, grader, assessor, rubric,
+       score, grade, grading or rating (or a plural) - is skipped: text addressed to the judge earns nothing.
+    3. Score = the scale's minimum + the number of distinct keywords found, capped at the scale's maximum.
+    4. Evidence: the sentence holding the first keyword found (else the candidate's first sentence of three or
+       more words), quoted exactly. The rationale names the keywords found.
+    5. Strengths: criteria at the maximum or one below; weaknesses: criteria at the minimum or one above, plus a
+       note when sentences were skipped for addressing the judge; recommendations: up to three missing keywords
+       of each criterion below the middle of the scale. The overall score is computed by the evaluator.
+
+    Pairwise requests (two transcripts, `winner` fields): per criterion the transcript with more distinct keywords
+    by the same rule wins, equal counts tie; overall, the one with more keywords over all criteria wins.
+    Asked without a JSON schema, it answers with one line saying it only grades.
+    """
+    schema = inp.json_schema
+    prompt = next((m.content for m in inp.messages if m.role == "user" and "<transcript" in m.content), "")
+    blocks = {m["id"] or "": m["body"] for m in _BLOCK.finditer(prompt)}
+    if not schema or not blocks:
+        return "scripted:judge only grades: send it a quoted transcript and a JSON schema."
+    criteria = schema.get("properties", {}).get("criteria", {}).get("properties", {})  # type: ignore[attr-defined]
+    if any("winner" in spec.get("properties", {}) for spec in criteria.values()):
+        return _pairwise_json(schema, blocks)
+    return _grade_json(schema, next(iter(blocks.values())))
+
+
 class ScriptedModel(ChatModel):
     provider = "scripted"
     supports_json_schema = True

@@ -1,0 +1,222 @@
+"""`evaluate` and `calibrate`, and the grade table `run` shows too."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from interview_sim.cli import app, fail, user_errors
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from interview_sim.calibration import Calibration
+    from interview_sim.evaluate import Evaluation, PairwiseResult
+
+EvaluatorModel = Annotated[
+    str | None,
+    typer.Option(
+        "--evaluator-model", help="Judge model reference(s), comma-separated (default: the run's evaluator agent's model)."
+    ),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+Seed = Annotated[int | None, typer.Option(help="Seed of the first judge; judge k uses seed + k (default: the agent's).")]
+MaxTokens = Annotated[int | None, typer.Option(min=1, help="Cap on each judge answer (default: the evaluator agent's).")]
+
+
+def split_refs(value: str | None) -> list[str] | None:
+    """`a,b` → ["a", "b"]; None stays None (the default judge)."""
+    if value is None:
+        return None
+    refs = [r.strip() for r in value.split(",") if r.strip()]
+    if not refs:
+        raise fail("--evaluator-model needs at least one model reference", 2)
+    return refs
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def grade_table(evaluation: Evaluation) -> Any:
+    """Criterion, score (mean ± spread and range with several judges), the first judge's rationale and evidence."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    several = len(evaluation.judges) > 1
+    judges = ", ".join(evaluation.evaluator_models)
+    if evaluation.judges_per_model > 1:
+        judges += f" × {evaluation.judges_per_model}"
+    table = Table(title=f"Grade ({judges}; scale {evaluation.scale_min}-{evaluation.scale_max})", title_justify="left")
+    table.add_column("criterion")
+    table.add_column("score (mean ± sd, range)" if several else "score", justify="right")
+    table.add_column("rationale (judge 1)" if several else "rationale")
+    first = {g.criterion: g for g in evaluation.judges[0].criteria} if evaluation.judges else {}
+    for cid, s in evaluation.criteria.items():
+        score = f"{s.mean:.2f} ± {s.stdev:.2f} ({s.min:g}-{s.max:g})" if several else f"{s.mean:g}"
+        grade = first.get(cid)
+        text = escape(grade.rationale) if grade else ""
+        if grade and grade.evidence:
+            text += f'\n[dim]"{escape(grade.evidence[0])}"[/]'
+        table.add_row(escape(s.name), score, text)
+    if evaluation.overall is not None:
+        table.add_row("[bold]overall (weighted)[/]", f"[bold]{evaluation.overall:.2f}[/]", "")
+    return table
+
+
+def _agreement_line(evaluation: Evaluation) -> str:
+    names = {"krippendorff_alpha": "Krippendorff's alpha (ordinal)", "mean_pairwise_spearman": "mean pairwise Spearman"}
+    parts = []
+    for key, label in names.items():
+        value = evaluation.agreement.get(key)
+        parts.append(f"{label} {value:.3f}" if value is not None else f"{label} n/a ({evaluation.agreement_notes.get(key, '')})")
+    return "agreement: " + "; ".join(parts)
+
+
+def render_evaluation(out: Console, evaluation: Evaluation, path: Path | None = None) -> None:
+    """The grade table, agreement, strengths / weaknesses / recommendations, and where the record is."""
+    from rich.markup import escape
+
+    out.print(grade_table(evaluation))
+    out.print(_agreement_line(evaluation))
+    for title, items in (
+        ("Strengths", evaluation.strengths),
+        ("Weaknesses", evaluation.weaknesses),
+        ("Recommendations", evaluation.recommendations),
+    ):
+        if items:
+            out.print(f"[bold]{title}[/]")
+            for item in items:
+                out.print(f"  - {escape(item)}")
+    for note in evaluation.notes:
+        out.print(f"[yellow]note:[/] {escape(note)}")
+    usage = evaluation.usage
+    out.print(f"judge usage: {usage.calls} call(s), {usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens")
+    if path is not None:
+        out.print(f"evaluation: {path}", soft_wrap=True)
+
+
+def _render_pairwise(out: Console, result: PairwiseResult) -> None:
+    from rich.table import Table
+
+    names = {"a": f"a ({result.run_a})", "b": f"b ({result.run_b})", "tie": "tie"}
+    table = Table(title=f"Pairwise ({', '.join(result.evaluator_models)}; both orders)", title_justify="left")
+    table.add_column("criterion")
+    table.add_column("better")
+    rubric = {c["id"]: c["name"] for c in result.rubric.get("criteria", [])}
+    for cid, side in result.criteria.items():
+        flipped = " [dim](order-inconsistent)[/]" if cid in result.inconsistent else ""
+        table.add_row(rubric.get(cid, cid), names[side] + flipped)
+    if result.overall is not None:
+        flipped = " [dim](order-inconsistent)[/]" if "overall" in result.inconsistent else ""
+        table.add_row("[bold]overall[/]", f"[bold]{names[result.overall]}[/]{flipped}")
+    out.print(table)
+    out.print(f"pairwise: {Path(result.run_a_dir) / f'pairwise-{result.pairwise_id}.json'}", soft_wrap=True)
+
+
+def _dump(record: Any) -> str:
+    return json.dumps(record.model_dump(mode="json"))
+
+
+@app.command("evaluate")
+@user_errors
+def evaluate_command(
+    runs: Annotated[list[Path], typer.Argument(help="A run folder or transcript.json; with --pairwise, two of them.")],
+    evaluator_model: EvaluatorModel = None,
+    judges: Annotated[int, typer.Option(min=1, help="Gradings per judge model, with seeds seed, seed+1, ...")] = 1,
+    seed: Seed = None,
+    scenario: Annotated[
+        str | None, typer.Option(help="Grade against this scenario's rubric instead of the run's snapshot.")
+    ] = None,
+    pairwise: Annotated[
+        bool, typer.Option("--pairwise", help="Compare two runs per criterion, in both orders (inconsistent → tie).")
+    ] = False,
+    max_tokens: MaxTokens = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Grade a run against its scenario's rubric (or compare two runs with --pairwise)."""
+    from interview_sim.errors import EvaluationError
+    from interview_sim.evaluate import evaluate_pairwise, evaluate_run, evaluation_path
+
+    refs = split_refs(evaluator_model)
+    if pairwise:
+        if len(runs) != 2:
+            raise fail(f"--pairwise needs exactly two runs, got {len(runs)}", 2)
+        if judges != 1 or scenario is not None:
+            raise fail("--judges and --scenario do not apply to --pairwise", 2)
+    elif len(runs) != 1:
+        raise fail(f"evaluate takes one run (or two with --pairwise), got {len(runs)}", 2)
+    try:
+        if pairwise:
+            result = asyncio.run(evaluate_pairwise(runs[0], runs[1], evaluator_models=refs, seed=seed, max_tokens=max_tokens))
+        else:
+            evaluation = asyncio.run(
+                evaluate_run(runs[0], evaluator_models=refs, judges=judges, seed=seed, scenario=scenario, max_tokens=max_tokens)
+            )
+    except EvaluationError as exc:
+        if as_json and exc.evaluation is not None:
+            typer.echo(_dump(exc.evaluation))
+        raise
+    if as_json:
+        typer.echo(_dump(result if pairwise else evaluation))
+    elif pairwise:
+        _render_pairwise(_console(), result)
+    else:
+        render_evaluation(_console(), evaluation, evaluation_path(runs[0], evaluation.evaluation_id))
+
+
+def _render_calibration(out: Console, calibration: Calibration) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"Calibration on {calibration.scenario_id} controls", title_justify="left")
+    for column in ("control", "overall", "status"):
+        table.add_column(column, justify="right" if column == "overall" else "left")
+    for name, result in calibration.controls.items():
+        overall = f"{result.overall:.2f}" if result.overall is not None else "-"
+        status = "ok" if result.status == "ok" else f"[red]failed[/]: {escape(result.error or '')}"
+        table.add_row(name, overall, status)
+    out.print(table)
+    for check in calibration.checks:
+        mark = "[green]ok[/]  " if check.passed else "[red]FAIL[/]"
+        out.print(f"{mark} {check.name}: {escape(check.detail)}")
+    out.print(f"records: {calibration.folder}", soft_wrap=True)
+    out.print(escape(calibration.verdict), soft_wrap=True)  # one line, however narrow the terminal
+
+
+@app.command("calibrate")
+@user_errors
+def calibrate_command(
+    evaluator_model: EvaluatorModel = None,
+    judges: Annotated[int, typer.Option(min=1, help="Gradings per judge model and control.")] = 1,
+    seed: Seed = None,
+    scenario: Annotated[str, typer.Option(help="Whose controls (scenarios/controls/<scenario>/).")] = "scalability-issues",
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Records go under <runs-dir>/_calibration/.")] = Path("runs"),
+    max_tokens: MaxTokens = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Grade the control transcripts and check strong > average > weak and injection <= weak. Exit 0 on pass, 1 on fail."""
+    from interview_sim.calibration import calibrate
+
+    calibration = asyncio.run(
+        calibrate(
+            evaluator_models=split_refs(evaluator_model),
+            judges=judges,
+            seed=seed,
+            scenario=scenario,
+            runs_dir=runs_dir,
+            max_tokens=max_tokens,
+        )
+    )
+    if as_json:
+        typer.echo(_dump(calibration))
+    else:
+        _render_calibration(_console(), calibration)
+    if not calibration.passed:
+        raise typer.Exit(1)

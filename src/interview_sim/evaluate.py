@@ -1,0 +1,823 @@
+"""Grading runs against their scenario's rubric: structured grades, several judges, agreement, pairwise verdicts.
+
+A judge is asked for JSON matching a pydantic model built from the rubric (every criterion once, scores on the
+scale, verbatim evidence); answers that don't validate are re-asked with the error, a bounded number of times.
+A grade that never validates is recorded as a failed evaluation with the judge's raw outputs: no score is ever
+defaulted or made up. Each evaluation is a new `evaluation-<id>.json` in the run folder, and the judges' model
+calls join the run's transcript (role `evaluator`), so its usage ledger and cost block include them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import warnings
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from interview_sim import _judging
+from interview_sim.config import AgentSpec, Rubric, load_agent, load_scenario, project_root
+from interview_sim.errors import ConfigError, EvaluationError, InterviewSimError, ModelCallError, RecordError
+from interview_sim.models import ChatModel, Completion, ModelOptions, create_model, parse_ref
+from interview_sim.record import (
+    TRANSCRIPT_FILE,
+    CallRecord,
+    Transcript,
+    Usage,
+    dump_record,
+    load_transcript,
+    new_run_id,
+    save_transcript,
+    transcript_path,
+    utc_now,
+    write_json_atomic,
+)
+
+__all__ = [
+    "CriterionGrade",
+    "CriterionSummary",
+    "Evaluation",
+    "JudgeGrade",
+    "PairwiseResult",
+    "PairwiseVerdict",
+    "RawOutput",
+    "agreement",
+    "evaluate_pairwise",
+    "evaluate_run",
+    "load_evaluations",
+    "summarise",
+]
+
+EVALUATION_SCHEMA_VERSION = 1
+LOCK_FILE = ".grading.lock"
+REPEAT_TEMPERATURE = 0.7
+"""Sampling temperature of repeated judges (`judges > 1`) whose agent file says 0: greedy decoding gives the
+same answer whatever the seed, so repeats at temperature 0 would measure nothing."""
+
+ModelFactory = Callable[[str, ModelOptions], ChatModel]
+Side = Literal["a", "b", "tie"]
+
+
+class _Rec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Versioned(_Rec):
+    @model_validator(mode="before")
+    @classmethod
+    def _check_version(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            version = data.get("schema_version", EVALUATION_SCHEMA_VERSION)
+            if not isinstance(version, int) or version > EVALUATION_SCHEMA_VERSION:
+                raise ValueError(
+                    f"schema_version {version!r} is newer than this interview-sim understands"
+                    f" ({EVALUATION_SCHEMA_VERSION}): upgrade interview-sim"
+                )
+        return data
+
+
+class CriterionGrade(_Rec):
+    """One judge's grade on one criterion."""
+
+    criterion: str
+    """The rubric criterion's id."""
+    score: int
+    rationale: str
+    evidence: list[str]
+    """Quotes found word for word (up to whitespace and case) in the candidate's turns."""
+
+
+class JudgeGrade(_Rec):
+    """One judge's complete, validated grade."""
+
+    judge: str
+    """The model reference the judge was called through."""
+    model: str
+    """The model's name as the backend reported it."""
+    seed: int
+    temperature: float
+    criteria: list[CriterionGrade]
+    overall: float
+    """Weighted mean of this judge's criterion scores (computed here, never asked of the model)."""
+    strengths: list[str] = Field(default_factory=list)
+    weaknesses: list[str] = Field(default_factory=list)
+    recommendations: list[str] = Field(default_factory=list)
+    attempts: int
+    """Asks it took: 1, or more when answers were rejected and re-asked."""
+    usage: Usage = Field(default_factory=Usage)
+    """Tokens of every attempt, rejected ones included."""
+
+
+class CriterionSummary(_Rec):
+    """All judges on one criterion."""
+
+    name: str
+    weight: float
+    mean: float
+    stdev: float
+    """Sample standard deviation across judges; 0 with one judge."""
+    min: float
+    max: float
+    scores: list[int]
+    """One per judge, in the order of `Evaluation.judges`."""
+
+
+class RawOutput(_Rec):
+    """One answer exactly as a judge gave it, and why it was rejected (None when accepted)."""
+
+    judge: str
+    seed: int
+    attempt: int
+    order: Literal["ab", "ba"] | None = None
+    """Pairwise only: which run was shown first."""
+    content: str
+    finish_reason: str
+    error: str | None = None
+
+
+class Evaluation(_Versioned):
+    """`evaluation-<id>.json`: one grading of one run. `schema_version` is always the first key."""
+
+    schema_version: int = EVALUATION_SCHEMA_VERSION
+    evaluation_id: str
+    run_id: str
+    scenario_id: str
+    status: Literal["ok", "failed"]
+    error: str | None = None
+    evaluator_models: list[str]
+    judges_per_model: int = 1
+    seed: int
+    """Seed of the first judge of each model; judge k uses seed + k."""
+    rubric_hash: str
+    rubric: dict[str, Any]
+    """The rubric as graded against (snapshot)."""
+    scale_min: int
+    scale_max: int
+    judges: list[JudgeGrade] = Field(default_factory=list)
+    """Every judge whose grade validated (on failure: those that did before the failure)."""
+    criteria: dict[str, CriterionSummary] = Field(default_factory=dict)
+    """Per criterion id: mean, spread and range across judges. Empty when the evaluation failed."""
+    overall: float | None = None
+    """Weighted mean over criteria of the judges' mean scores; None only when the evaluation failed."""
+    agreement: dict[str, float | None] = Field(default_factory=dict)
+    """Between judges: `krippendorff_alpha` (ordinal) and `mean_pairwise_spearman`; None when undefined."""
+    agreement_notes: dict[str, str] = Field(default_factory=dict)
+    """Why an agreement figure is None."""
+    strengths: list[str] = Field(default_factory=list)
+    weaknesses: list[str] = Field(default_factory=list)
+    recommendations: list[str] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    """The judges' token usage, rejected attempts included."""
+    usage_by_model: dict[str, Usage] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+    raw_outputs: list[RawOutput] = Field(default_factory=list)
+    """Every answer every judge gave, accepted or rejected."""
+    started_at: datetime
+    ended_at: datetime | None = None
+
+
+class PairwiseVerdict(_Rec):
+    """One judge's answer for one presentation order, mapped back to the runs (a = the first run given)."""
+
+    judge: str
+    model: str
+    seed: int
+    order: Literal["ab", "ba"]
+    criteria: dict[str, Side]
+    overall: Side
+    rationales: dict[str, str]
+    attempts: int
+
+
+class PairwiseResult(_Versioned):
+    """`pairwise-<id>.json`, saved in the first run's folder. A verdict that flips with the order is a tie."""
+
+    schema_version: int = EVALUATION_SCHEMA_VERSION
+    pairwise_id: str
+    run_a: str
+    run_b: str
+    run_a_dir: str
+    run_b_dir: str
+    status: Literal["ok", "failed"]
+    error: str | None = None
+    evaluator_models: list[str]
+    seed: int
+    rubric_hash: str
+    rubric: dict[str, Any]
+    criteria: dict[str, Side] = Field(default_factory=dict)
+    """Per criterion id: the run that did better in both orders (majority over judge models), else tie."""
+    overall: Side | None = None
+    """None only when the comparison failed."""
+    inconsistent: list[str] = Field(default_factory=list)
+    """Criteria (and `overall`) where some judge's verdict flipped with the presentation order."""
+    verdicts: list[PairwiseVerdict] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    raw_outputs: list[RawOutput] = Field(default_factory=list)
+    started_at: datetime
+    ended_at: datetime | None = None
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+
+
+def summarise(judges: list[JudgeGrade], rubric: Rubric) -> tuple[dict[str, CriterionSummary], float]:
+    """Per criterion mean, sample stdev and range across judges; overall = weighted mean of the means."""
+    import numpy as np
+
+    summaries: dict[str, CriterionSummary] = {}
+    for criterion in rubric.criteria:
+        scores = [next(g.score for g in j.criteria if g.criterion == criterion.id) for j in judges]
+        values = np.array(scores, dtype=float)
+        summaries[criterion.id] = CriterionSummary(
+            name=criterion.name,
+            weight=criterion.weight,
+            mean=round(float(values.mean()), 4),
+            stdev=round(float(values.std(ddof=1)), 4) if len(values) > 1 else 0.0,
+            min=float(values.min()),
+            max=float(values.max()),
+            scores=scores,
+        )
+    total_weight = sum(c.weight for c in rubric.criteria)
+    overall = sum(summaries[c.id].mean * c.weight for c in rubric.criteria) / total_weight
+    return summaries, round(overall, 4)
+
+
+def agreement(judges: list[JudgeGrade], rubric: Rubric) -> tuple[dict[str, float | None], dict[str, str]]:
+    """Agreement between judges over the rubric's criteria, and a note for each figure that is undefined.
+
+    Krippendorff's alpha (ordinal, on the rubric's scale) treats criteria as units and judges as coders; the
+    mean pairwise Spearman correlation compares each two judges' score profiles over the criteria, leaving out
+    pairs where a judge gave every criterion the same score (the correlation is undefined there).
+    """
+    import krippendorff
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    ids = [c.id for c in rubric.criteria]
+    matrix = np.array(
+        [[next(g.score for g in j.criteria if g.criterion == cid) for cid in ids] for j in judges], dtype=float
+    ).reshape(len(judges), len(ids))
+    figures: dict[str, float | None] = {"krippendorff_alpha": None, "mean_pairwise_spearman": None}
+    notes: dict[str, str] = {}
+    if len(judges) < 2:
+        reason = "undefined with one judge"
+        return figures, {"krippendorff_alpha": reason, "mean_pairwise_spearman": reason}
+
+    if len(np.unique(matrix)) < 2:
+        notes["krippendorff_alpha"] = "undefined: every judge gave every criterion the same score (no variation)"
+    else:
+        domain = list(range(rubric.scale.min, rubric.scale.max + 1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            alpha = float(krippendorff.alpha(reliability_data=matrix, value_domain=domain, level_of_measurement="ordinal"))
+        if np.isfinite(alpha):
+            figures["krippendorff_alpha"] = round(alpha, 4)
+        else:
+            notes["krippendorff_alpha"] = "undefined for these scores"
+
+    rhos = []
+    if len(ids) >= 2:
+        for a, b in itertools.combinations(range(len(judges)), 2):
+            if np.ptp(matrix[a]) == 0 or np.ptp(matrix[b]) == 0:
+                continue
+            rhos.append(float(spearmanr(matrix[a], matrix[b]).statistic))
+    if rhos:
+        figures["mean_pairwise_spearman"] = round(float(np.mean(rhos)), 4)
+    else:
+        notes["mean_pairwise_spearman"] = (
+            "undefined: the rubric has one criterion"
+            if len(ids) < 2
+            else "undefined: in every pair, a judge gave every criterion the same score"
+        )
+    return figures, notes
+
+
+def _merge(lists: list[list[str]]) -> list[str]:
+    seen: set[str] = set()
+    merged = []
+    for item in itertools.chain.from_iterable(lists):
+        key = " ".join(item.split()).casefold()
+        if key and key not in seen:
+            seen.add(key)
+            merged.append(item.strip())
+    return merged
+
+
+def _total(usages: list[Usage]) -> Usage:
+    total = Usage()
+    for u in usages:
+        total = total + u
+    return total
+
+
+# ---------------------------------------------------------------------------------------------- the judges
+
+
+def _evaluator_agent(transcript: Transcript, scenario_agents: dict[str, AgentSpec] | None) -> AgentSpec:
+    """The evaluator agent: the run's snapshot, else the scenario's evaluator, else agents/evaluator.yaml."""
+    snapshot = transcript.agents.get("evaluator")
+    if snapshot:
+        fields = {k: v for k, v in snapshot.items() if k in AgentSpec.model_fields}
+        fields["model"] = snapshot.get("model_ref") or snapshot.get("model")
+        try:
+            return AgentSpec.model_validate(fields)
+        except ValidationError as exc:
+            raise RecordError(
+                f"run {transcript.run_id}: agents.evaluator snapshot is invalid: {exc.errors()[0]['msg']}"
+            ) from None
+    if scenario_agents and "evaluator" in scenario_agents:
+        return scenario_agents["evaluator"]
+    return load_agent(project_root() / "agents" / "evaluator.yaml")
+
+
+def _rubric(transcript: Transcript, scenario: str | Path | None) -> tuple[Rubric, dict[str, AgentSpec] | None]:
+    if scenario is not None:
+        loaded = load_scenario(scenario)
+        return loaded.spec.rubric, dict(loaded.agents)
+    data = transcript.scenario.get("rubric")
+    if data is None:
+        raise EvaluationError(
+            f"run {transcript.run_id} has no rubric in its scenario snapshot: name a scenario to grade it against (--scenario)"
+        )
+    try:
+        return Rubric.model_validate(data), None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(
+            f"run {transcript.run_id}: scenario.rubric.{'.'.join(map(str, first['loc']))}: {first['msg']}"
+        ) from None
+
+
+class _Session:
+    """The judges' shared bookkeeping for one evaluation: models, call records, raw outputs."""
+
+    def __init__(self, transcript: Transcript, agent: AgentSpec, record_id: str, factory: ModelFactory, seed: int) -> None:
+        self.transcript, self.agent, self.record_id = transcript, agent, record_id
+        self.factory, self.seed = factory, seed
+        self.models: dict[str, ChatModel] = {}
+        self.calls: list[CallRecord] = []
+        self.raw: list[RawOutput] = []
+
+    async def model(self, ref: str) -> ChatModel:
+        if ref not in self.models:
+            self.models[ref] = self.factory(ref, ModelOptions(role="evaluator", seed=self.seed))
+            await self.models[ref].check_ready()
+        return self.models[ref]
+
+    async def aclose(self) -> None:
+        for model in self.models.values():
+            await model.aclose()
+
+    def recorder(
+        self, ref: str, seed: int, kind: str, order: Literal["ab", "ba"] | None = None
+    ) -> Callable[[Completion, int], None]:
+        def on_completion(completion: Completion, attempt: int) -> None:
+            call = CallRecord(
+                index=len(self.calls),  # renumbered when the calls join the transcript
+                role="evaluator",
+                agent=self.agent.name,
+                model=completion.model,
+                ref=ref,
+                prompt_tokens=completion.prompt_tokens,
+                completion_tokens=completion.completion_tokens,
+                prompt_tokens_evaluated=completion.prompt_tokens_evaluated,
+                latency_s=completion.latency_s,
+                generation_s=completion.generation_s,
+                cached=completion.cached,
+                finish_reason=completion.finish_reason,
+                evaluation_id=self.record_id,
+                metadata={"kind": kind, "seed": seed, "attempt": attempt, **({"order": order} if order else {})},
+            )
+            self.calls.append(call)
+
+        return on_completion
+
+    def keep_raw(self, ref: str, seed: int, attempts: list[_judging.Attempt], order: Literal["ab", "ba"] | None = None) -> None:
+        self.raw.extend(
+            RawOutput(
+                judge=ref,
+                seed=seed,
+                attempt=a.attempt,
+                order=order,
+                content=a.content,
+                finish_reason=a.finish_reason,
+                error=a.error,
+            )
+            for a in attempts
+        )
+
+    def usage_of(self, ref: str, seed: int, kind: str) -> Usage:
+        return _total(
+            [
+                c.usage_value()
+                for c in self.calls
+                if c.ref == ref and c.metadata.get("seed") == seed and c.metadata["kind"] == kind
+            ]
+        )
+
+    def model_name(self, ref: str) -> str:
+        names = [c.model for c in self.calls if c.ref == ref]
+        return names[-1] if names else self.models[ref].name
+
+
+def _fit(model: ChatModel, build: Callable[[bool], list[Any]], max_tokens: int, what: str) -> list[Any]:
+    """The prompt in full, or with the interviewer's turns shortened; a clear failure when neither fits."""
+    messages = build(False)
+    if _judging.fits(model, messages, max_tokens):
+        return messages
+    messages = build(True)
+    if _judging.fits(model, messages, max_tokens):
+        return messages
+    size = model.count_tokens(messages)
+    raise _JudgeFailed(
+        f"{what} ({size} tokens) plus a {max_tokens}-token answer do not fit {model.ref}'s {model.context_length}-token"
+        " context window"
+    )
+
+
+class _JudgeFailed(Exception):
+    pass
+
+
+async def _grade_once(session: _Session, rubric: Rubric, ref: str, seed: int, temperature: float, max_tokens: int) -> JudgeGrade:
+    model = await session.model(ref)
+    output_model = _judging.grade_output_model(rubric)
+    schema = _judging.json_schema(output_model)
+    turns = _judging.candidate_turns(session.transcript)
+    messages = _fit(
+        model,
+        lambda short: _judging.grade_messages(
+            session.agent, rubric, _judging.render_transcript(session.transcript, shorten_interviewer=short), schema, model
+        ),
+        max_tokens,
+        "the grading prompt",
+    )
+
+    def check(answer: BaseModel) -> list[str]:
+        fields = _judging.criterion_fields(answer, rubric)
+        return _judging.unfound_quotes({f"criteria.{cid}.evidence": f.evidence for cid, f in fields.items()}, turns)
+
+    try:
+        asked = await _judging.ask_structured(
+            model,
+            messages,
+            _judging.parser(output_model, check),
+            schema=schema,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            seed=seed,
+            repeat_penalty=session.agent.repeat_penalty,
+            on_completion=session.recorder(ref, seed, "grade"),
+        )
+    except ModelCallError as exc:
+        raise _JudgeFailed(str(exc)) from None
+    session.keep_raw(ref, seed, asked.attempts)
+    if asked.value is None:
+        raise _JudgeFailed(f"{ref} (seed {seed}): {asked.error}")
+    fields = _judging.criterion_fields(asked.value, rubric)
+    grades = [
+        CriterionGrade(
+            criterion=c.id, score=fields[c.id].score, rationale=fields[c.id].rationale.strip(), evidence=fields[c.id].evidence
+        )
+        for c in rubric.criteria
+    ]
+    weights = {c.id: c.weight for c in rubric.criteria}
+    overall = sum(g.score * weights[g.criterion] for g in grades) / sum(weights.values())
+    answer: Any = asked.value
+    return JudgeGrade(
+        judge=ref,
+        model=session.model_name(ref),
+        seed=seed,
+        temperature=temperature,
+        criteria=grades,
+        overall=round(overall, 4),
+        strengths=answer.strengths,
+        weaknesses=answer.weaknesses,
+        recommendations=answer.recommendations,
+        attempts=len(asked.attempts),
+        usage=session.usage_of(ref, seed, "grade"),
+    )
+
+
+def _save_new(run_dir: Path, prefix: str, record: BaseModel, id_field: str) -> Path:
+    """Write a new record file; a clashing id (same second, same random suffix) gets a fresh one: nothing is overwritten."""
+    while True:
+        path = run_dir / f"{prefix}-{getattr(record, id_field)}.json"
+        if not path.exists():
+            break
+        setattr(record, id_field, new_run_id())
+    write_json_atomic(path, dump_record(record))
+    return path
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock on a run folder: two gradings of one run (a comparison's pairwise judgments run in
+    parallel processes) must not both rewrite its transcript from the same old copy and lose calls."""
+    import fcntl
+
+    with (folder / LOCK_FILE).open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _append_calls(path: Path, calls: list[CallRecord], record_id: str) -> None:
+    """Add the judges' calls to the run's transcript and refresh its usage ledger and cost block."""
+    if not calls:
+        return
+    with _locked(path.parent):
+        transcript = load_transcript(path)
+        for call in calls:
+            call.index, call.evaluation_id = len(transcript.calls), record_id
+            transcript.calls.append(call)
+        if path.name == TRANSCRIPT_FILE:
+            save_transcript(path.parent, transcript)
+        else:
+            transcript.refresh_usage()
+            write_json_atomic(path, dump_record(transcript))
+
+
+def evaluation_path(run: str | Path, evaluation_id: str) -> Path:
+    """Where an evaluation of a run (folder or transcript path) is stored."""
+    return transcript_path(run).parent / f"evaluation-{evaluation_id}.json"
+
+
+def _refs(evaluator_models: list[str] | None, agent: AgentSpec) -> list[str]:
+    refs = [r.strip() for r in (evaluator_models or [agent.model]) if r.strip()]
+    if not refs:
+        raise InterviewSimError("no evaluator model given")
+    for ref in refs:
+        parse_ref(ref)
+    return refs
+
+
+async def evaluate_run(
+    run: str | Path,
+    *,
+    evaluator_models: list[str] | None = None,
+    judges: int = 1,
+    seed: int | None = None,
+    scenario: str | Path | None = None,
+    model_factory: ModelFactory = create_model,
+    max_tokens: int | None = None,
+) -> Evaluation:
+    """Grade a run against its rubric and record the evaluation in the run folder.
+
+    Args:
+        run: a run folder or a transcript path.
+        evaluator_models: judge model references (default: the run's evaluator agent's model, else
+            agents/evaluator.yaml's).
+        judges: gradings per model, with seeds seed, seed+1, ...
+        seed: the first judge's seed (default: the evaluator agent's).
+        scenario: grade against this scenario's rubric instead of the run's snapshot.
+        model_factory: builds a model from a reference; defaults to the registry.
+        max_tokens: cap on each answer (default: the evaluator agent's max_tokens).
+
+    Returns:
+        The evaluation, also written as `evaluation-<id>.json` beside the transcript. The judges' calls are
+        appended to the transcript (role `evaluator`) and its usage ledger and cost block are refreshed.
+
+    Raises:
+        EvaluationError: no judge answer validated within the re-asks, or a judge call failed. The failed
+            evaluation, with every raw answer, is recorded first.
+        InterviewSimError: an unreadable run, unknown or unready models, bad arguments (nothing is recorded).
+    """
+    if judges < 1:
+        raise InterviewSimError("--judges must be at least 1")
+    path = transcript_path(run)
+    transcript = load_transcript(path)
+    rubric, scenario_agents = _rubric(transcript, scenario)
+    agent = _evaluator_agent(transcript, scenario_agents)
+    refs = _refs(evaluator_models, agent)
+    if not _judging.candidate_turns(transcript):
+        raise EvaluationError(f"run {transcript.run_id} has no candidate turns to grade")
+    base_seed = seed if seed is not None else agent.seed
+    temperature = agent.temperature
+    notes = []
+    if judges > 1 and temperature == 0:
+        temperature = REPEAT_TEMPERATURE
+        notes.append(
+            f"the evaluator's temperature is 0, so its {judges} repeated judges sample at temperature {REPEAT_TEMPERATURE}"
+            " (greedy repeats would be identical whatever the seed)"
+        )
+    cap = max_tokens or agent.max_tokens
+    evaluation = Evaluation(
+        evaluation_id=new_run_id(),
+        run_id=transcript.run_id,
+        scenario_id=transcript.scenario_id,
+        status="failed",
+        evaluator_models=refs,
+        judges_per_model=judges,
+        seed=base_seed,
+        rubric_hash=rubric.content_hash(),
+        rubric=rubric.model_dump(mode="json"),
+        scale_min=rubric.scale.min,
+        scale_max=rubric.scale.max,
+        notes=notes,
+        started_at=utc_now(),
+    )
+    session = _Session(transcript, agent, evaluation.evaluation_id, model_factory, base_seed)
+    try:
+        for ref in refs:
+            await session.model(ref)  # fail fast on unknown or unready models, before any grading
+        for ref, k in itertools.product(refs, range(judges)):
+            evaluation.judges.append(await _grade_once(session, rubric, ref, base_seed + k, temperature, cap))
+    except _JudgeFailed as exc:
+        evaluation.error = str(exc)
+    finally:
+        await session.aclose()
+    evaluation.raw_outputs = session.raw
+    evaluation.usage = _total([c.usage_value() for c in session.calls])
+    for call in session.calls:
+        evaluation.usage_by_model[call.model] = evaluation.usage_by_model.get(call.model, Usage()) + call.usage_value()
+    if evaluation.error is None:
+        evaluation.status = "ok"
+        evaluation.criteria, evaluation.overall = summarise(evaluation.judges, rubric)
+        evaluation.agreement, evaluation.agreement_notes = agreement(evaluation.judges, rubric)
+        evaluation.strengths = _merge([j.strengths for j in evaluation.judges])
+        evaluation.weaknesses = _merge([j.weaknesses for j in evaluation.judges])
+        evaluation.recommendations = _merge([j.recommendations for j in evaluation.judges])
+    evaluation.ended_at = utc_now()
+    saved = _save_new(path.parent, "evaluation", evaluation, "evaluation_id")
+    _append_calls(path, session.calls, evaluation.evaluation_id)
+    if evaluation.status == "failed":
+        raise EvaluationError(f"evaluation failed: {evaluation.error} (raw outputs recorded in {saved})", evaluation)
+    return evaluation
+
+
+def load_evaluations(run: str | Path) -> list[Evaluation]:
+    """Every evaluation of a run (folder or transcript path), oldest first. Raises RecordError on a bad file."""
+    folder = transcript_path(run).parent
+    found = []
+    for file in folder.glob("evaluation-*.json"):
+        try:
+            found.append(Evaluation.model_validate(json.loads(file.read_text(encoding="utf-8"))))
+        except (json.JSONDecodeError, ValidationError) as exc:
+            detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else f"not valid JSON ({exc.msg})"
+            raise RecordError(f"{file}: {detail}") from None
+    return sorted(found, key=lambda e: (e.started_at, e.evaluation_id))
+
+
+# ---------------------------------------------------------------------------------------------- pairwise
+
+
+_FLIP: dict[str, Side] = {"first": "b", "second": "a", "tie": "tie"}
+_KEEP: dict[str, Side] = {"first": "a", "second": "b", "tie": "tie"}
+
+
+def combine_orders(ab: Side, ba: Side) -> Side:
+    """FastChat's rule: a verdict counts only if it survives swapping the order; otherwise it is a tie."""
+    return ab if ab == ba else "tie"
+
+
+def _majority(votes: list[Side]) -> Side:
+    a, b = votes.count("a"), votes.count("b")
+    return "a" if a > b else "b" if b > a else "tie"
+
+
+async def _verdict(
+    session: _Session,
+    rubric: Rubric,
+    ref: str,
+    seed: int,
+    order: Literal["ab", "ba"],
+    first: Transcript,
+    second: Transcript,
+    max_tokens: int,
+) -> PairwiseVerdict:
+    model = await session.model(ref)
+    output_model = _judging.pairwise_output_model(rubric)
+    schema = _judging.json_schema(output_model)
+    messages = _fit(
+        model,
+        lambda short: _judging.pairwise_messages(
+            session.agent,
+            rubric,
+            _judging.render_transcript(first, label="first", shorten_interviewer=short),
+            _judging.render_transcript(second, label="second", shorten_interviewer=short),
+            schema,
+            model,
+        ),
+        max_tokens,
+        "the two transcripts",
+    )
+    try:
+        asked = await _judging.ask_structured(
+            model,
+            messages,
+            _judging.parser(output_model),
+            schema=schema,
+            max_tokens=max_tokens,
+            temperature=session.agent.temperature,
+            seed=seed,
+            repeat_penalty=session.agent.repeat_penalty,
+            on_completion=session.recorder(ref, seed, "pairwise", order),
+        )
+    except ModelCallError as exc:
+        raise _JudgeFailed(str(exc)) from None
+    session.keep_raw(ref, seed, asked.attempts, order)
+    if asked.value is None:
+        raise _JudgeFailed(f"{ref} (order {order}): {asked.error}")
+    mapping = _KEEP if order == "ab" else _FLIP
+    fields = _judging.criterion_fields(asked.value, rubric)
+    answer: Any = asked.value
+    return PairwiseVerdict(
+        judge=ref,
+        model=session.model_name(ref),
+        seed=seed,
+        order=order,
+        criteria={cid: mapping[f.winner] for cid, f in fields.items()},
+        overall=mapping[answer.overall.winner],
+        rationales={**{cid: f.rationale for cid, f in fields.items()}, "overall": answer.overall.rationale},
+        attempts=len(asked.attempts),
+    )
+
+
+async def evaluate_pairwise(
+    run_a: str | Path,
+    run_b: str | Path,
+    *,
+    evaluator_models: list[str] | None = None,
+    seed: int | None = None,
+    model_factory: ModelFactory = create_model,
+    max_tokens: int | None = None,
+) -> PairwiseResult:
+    """Ask which run's candidate did better on each criterion, in both presentation orders.
+
+    A judge's verdict on a criterion stands only if it is the same with either run shown first; otherwise it
+    is a tie. With several judge models, each criterion goes to the run most of them chose. The result is saved
+    as `pairwise-<id>.json` in run_a's folder, and the judges' calls join run_a's transcript (role `evaluator`).
+
+    Raises:
+        EvaluationError: a judge never gave a valid answer (the failed result is recorded first).
+        InterviewSimError: unreadable runs, runs graded against different rubrics, unknown or unready models.
+    """
+    path_a, path_b = transcript_path(run_a), transcript_path(run_b)
+    a, b = load_transcript(path_a), load_transcript(path_b)
+    rubric, _ = _rubric(a, None)
+    rubric_b, _ = _rubric(b, None)
+    if rubric.content_hash() != rubric_b.content_hash():
+        raise EvaluationError(f"runs {a.run_id} and {b.run_id} have different rubrics: a pairwise verdict needs one rubric")
+    for t in (a, b):
+        if not _judging.candidate_turns(t):
+            raise EvaluationError(f"run {t.run_id} has no candidate turns to compare")
+    agent = _evaluator_agent(a, None)
+    refs = _refs(evaluator_models, agent)
+    base_seed = seed if seed is not None else agent.seed
+    result = PairwiseResult(
+        pairwise_id=new_run_id(),
+        run_a=a.run_id,
+        run_b=b.run_id,
+        run_a_dir=str(path_a.parent),
+        run_b_dir=str(path_b.parent),
+        status="failed",
+        evaluator_models=refs,
+        seed=base_seed,
+        rubric_hash=rubric.content_hash(),
+        rubric=rubric.model_dump(mode="json"),
+        started_at=utc_now(),
+    )
+    session = _Session(a, agent, result.pairwise_id, model_factory, base_seed)
+    cap = max_tokens or agent.max_tokens
+    try:
+        for ref in refs:
+            await session.model(ref)
+        for ref in refs:
+            result.verdicts.append(await _verdict(session, rubric, ref, base_seed, "ab", a, b, cap))
+            result.verdicts.append(await _verdict(session, rubric, ref, base_seed, "ba", b, a, cap))
+    except _JudgeFailed as exc:
+        result.error = str(exc)
+    finally:
+        await session.aclose()
+    result.raw_outputs = session.raw
+    result.usage = _total([c.usage_value() for c in session.calls])
+    if result.error is None:
+        result.status = "ok"
+        pairs = [result.verdicts[i : i + 2] for i in range(0, len(result.verdicts), 2)]
+        for key in [*(c.id for c in rubric.criteria), "overall"]:
+            votes = []
+            for ab, ba in pairs:
+                x, y = (ab.overall, ba.overall) if key == "overall" else (ab.criteria[key], ba.criteria[key])
+                votes.append(combine_orders(x, y))
+                if x != y and key not in result.inconsistent:
+                    result.inconsistent.append(key)
+            if key == "overall":
+                result.overall = _majority(votes)
+            else:
+                result.criteria[key] = _majority(votes)
+    result.ended_at = utc_now()
+    saved = _save_new(path_a.parent, "pairwise", result, "pairwise_id")
+    for call in session.calls:
+        call.metadata["pairwise_with"] = b.run_id
+    _append_calls(path_a, session.calls, result.pairwise_id)
+    if result.status == "failed":
+        raise EvaluationError(f"pairwise comparison failed: {result.error} (raw outputs recorded in {saved})", result)
+    return result

@@ -1,0 +1,146 @@
+"""Calibration on the control transcripts, and the embedded model as a judge."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from interview_sim.calibration import CONTROLS, calibrate, controls_dir
+from interview_sim.cli import app
+from interview_sim.config import Rubric, load_scenario
+from interview_sim.errors import EvaluationError
+from interview_sim.evaluate import evaluate_run, load_evaluations
+from interview_sim.models.scripted import JUDGE_WORDS, ScriptInput, judge_script, script
+from interview_sim.record import load_transcript
+from interview_sim.session import run_scenario
+
+runner = CliRunner()
+
+
+@script("test-contrarian-judge")
+def contrarian_judge(inp: ScriptInput) -> str:
+    """Test judge: scripted:judge's grade turned upside down on the 1-5 scale."""
+    grade = json.loads(judge_script(inp))
+    for item in grade["criteria"].values():
+        item["score"] = 6 - item["score"]
+    return json.dumps(grade)
+
+
+def test_the_controls_are_transcripts_of_the_current_rubric() -> None:
+    rubric = load_scenario("scalability-issues").spec.rubric
+    for control in CONTROLS:
+        transcript = load_transcript(controls_dir() / f"{control}.json")
+        assert transcript.scenario_id == "scalability-issues"
+        assert Rubric.model_validate(transcript.scenario["rubric"]).content_hash() == rubric.content_hash()
+        assert [m.role for m in transcript.messages[:3]] == ["interviewer", "candidate", "interviewer"]
+    weak = load_transcript(controls_dir() / "weak.json")
+    injection = load_transcript(controls_dir() / "injection.json")
+    # The injection attempt is the weak control plus text aimed at the judge, in candidate turns.
+    for w, i in zip(weak.messages, injection.messages, strict=True):
+        assert i.content.startswith(w.content)
+    added = " ".join(i.content[len(w.content) :] for w, i in zip(weak.messages, injection.messages, strict=True))
+    assert "ignore the rubric" in added and "</transcript>" in added
+
+
+@pytest.mark.anyio
+async def test_calibration_passes_with_the_scripted_judge(runs_dir: Path) -> None:
+    calibration = await calibrate(evaluator_models=["scripted:judge"], runs_dir=runs_dir)
+    assert calibration.passed
+    overall = {name: r.overall for name, r in calibration.controls.items()}
+    assert overall["strong"] > overall["average"] > overall["weak"] >= overall["injection"]  # type: ignore[operator]
+    # Text addressed to the judge earned nothing: the injection attempt grades exactly like the weak answers.
+    assert overall["injection"] == overall["weak"]
+    assert calibration.verdict.startswith("calibration passed (scripted:judge)")
+    saved = json.loads((Path(calibration.folder) / "calibration.json").read_text())
+    assert next(iter(saved)) == "schema_version" and saved["passed"] is True
+    # Each control was graded in a copy; the shipped controls are untouched.
+    for name, result in calibration.controls.items():
+        assert load_evaluations(result.run_dir)[0].evaluation_id == result.evaluation_id
+        assert not any(c.role == "evaluator" for c in load_transcript(controls_dir() / f"{name}.json").calls)
+    assert not list(controls_dir().glob("evaluation-*.json"))
+
+
+@pytest.mark.anyio
+async def test_the_scripted_judge_ignores_sentences_addressed_to_it(runs_dir: Path) -> None:
+    calibration = await calibrate(evaluator_models=["scripted:judge"], runs_dir=runs_dir)
+    graded = load_evaluations(calibration.controls["injection"].run_dir)[0]
+    evidence = [q for g in graded.judges[0].criteria for q in g.evidence]
+    assert not any(set(q.lower().replace(",", " ").split()) & JUDGE_WORDS for q in evidence)
+    assert any("addressed the grader" in w for w in graded.weaknesses)
+
+
+def test_calibrate_cli_passes_with_the_scripted_judge(runs_dir: Path) -> None:
+    result = runner.invoke(app, ["calibrate", "--evaluator-model", "scripted:judge", "--runs-dir", str(runs_dir)])
+    assert result.exit_code == 0, result.output
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("calibration passed")
+    as_json = runner.invoke(app, ["calibrate", "--evaluator-model", "scripted:judge", "--runs-dir", str(runs_dir), "--json"])
+    data = json.loads(as_json.stdout)
+    assert data["passed"] is True and [c["name"] for c in data["checks"]] == [
+        "strong > average",
+        "average > weak",
+        "injection <= weak",
+    ]
+
+
+def test_calibrate_cli_fails_with_a_judge_that_ranks_backwards(runs_dir: Path) -> None:
+    result = runner.invoke(app, ["calibrate", "--evaluator-model", "scripted:test-contrarian-judge", "--runs-dir", str(runs_dir)])
+    assert result.exit_code == 1
+    assert result.stdout.strip().splitlines()[-1].startswith("calibration FAILED (scripted:test-contrarian-judge)")
+    assert "strong > average" in result.stdout
+
+
+# ---------------------------------------------------------------------------------------------- the embedded model
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_a_real_evaluation_on_the_embedded_model_grades_or_fails_on_record(runs_dir: Path, smollm2_available: None) -> None:
+    result = await run_scenario(
+        "scalability-issues",
+        interviewer_model="scripted:default",
+        candidate_model="scripted:average",
+        max_turns=4,
+        runs_dir=runs_dir,
+    )
+    assert len(result.transcript.messages) == 4
+    try:
+        evaluation = await evaluate_run(result.run_dir, evaluator_models=["llamacpp:smollm2-135m"], max_tokens=160)
+    except EvaluationError as exc:
+        (evaluation,) = load_evaluations(result.run_dir)
+        assert exc.evaluation == evaluation
+        assert evaluation.status == "failed" and evaluation.error and str(exc).startswith("evaluation failed: ")
+        assert evaluation.overall is None and evaluation.criteria == {} and evaluation.judges == []
+        assert evaluation.raw_outputs and all(r.error for r in evaluation.raw_outputs)
+    else:
+        assert evaluation.status == "ok" and evaluation.overall is not None
+        candidate = " ".join(m.content for m in result.transcript.messages if m.role == "candidate").lower()
+        for grade in evaluation.judges[0].criteria:
+            assert 1 <= grade.score <= 5
+            assert all(" ".join(q.split()).lower() in " ".join(candidate.split()) for q in grade.evidence)
+    calls = [c for c in load_transcript(result.run_dir).calls if c.role == "evaluator"]
+    assert calls and all(c.completion_tokens > 0 and c.model.startswith("SmolLM2") for c in calls)
+    assert len(calls) == len(evaluation.raw_outputs)
+
+
+@pytest.mark.slow
+def test_calibrating_the_embedded_model_reports_without_inventing_scores(runs_dir: Path, smollm2_available: None) -> None:
+    # Short answers keep this affordable; the 135M model rarely grades at all, and the report must say so plainly.
+    result = runner.invoke(
+        app,
+        ["calibrate", "--evaluator-model", "llamacpp:smollm2-135m", "--max-tokens", "48", "--runs-dir", str(runs_dir), "--json"],
+    )
+    assert result.exit_code in (0, 1), result.output
+    data = json.loads(result.stdout)
+    assert data["passed"] is (result.exit_code == 0)
+    assert set(data["controls"]) == set(CONTROLS)
+    for control in data["controls"].values():
+        evaluation = next(e for e in load_evaluations(control["run_dir"]) if e.evaluation_id == control["evaluation_id"])
+        assert control["status"] == evaluation.status
+        assert control["overall"] == evaluation.overall  # a failed control has None, never a stand-in score
+        if evaluation.status == "failed":
+            assert control["overall"] is None and evaluation.raw_outputs
+    assert data["verdict"].startswith("calibration passed" if data["passed"] else "calibration FAILED")
