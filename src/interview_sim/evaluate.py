@@ -12,15 +12,28 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import warnings
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ValidationError
 
 from interview_sim import _judging
+from interview_sim._grades import (
+    EVALUATION_SCHEMA_VERSION,
+    CriterionGrade,
+    CriterionSummary,
+    Evaluation,
+    JudgeGrade,
+    PairwiseResult,
+    PairwiseVerdict,
+    RawOutput,
+    Side,
+    agreement,
+    merge_lists,
+    summarise,
+    total_usage,
+)
 from interview_sim.config import AgentSpec, Rubric, load_agent, load_scenario, project_root
 from interview_sim.errors import ConfigError, EvaluationError, InterviewSimError, ModelCallError, RecordError
 from interview_sim.models import ChatModel, Completion, ModelOptions, create_model, parse_ref
@@ -39,6 +52,7 @@ from interview_sim.record import (
 )
 
 __all__ = [
+    "EVALUATION_SCHEMA_VERSION",
     "CriterionGrade",
     "CriterionSummary",
     "Evaluation",
@@ -53,266 +67,12 @@ __all__ = [
     "summarise",
 ]
 
-EVALUATION_SCHEMA_VERSION = 1
 LOCK_FILE = ".grading.lock"
 REPEAT_TEMPERATURE = 0.7
 """Sampling temperature of repeated judges (`judges > 1`) whose agent file says 0: greedy decoding gives the
 same answer whatever the seed, so repeats at temperature 0 would measure nothing."""
 
 ModelFactory = Callable[[str, ModelOptions], ChatModel]
-Side = Literal["a", "b", "tie"]
-
-
-class _Rec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class _Versioned(_Rec):
-    @model_validator(mode="before")
-    @classmethod
-    def _check_version(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            version = data.get("schema_version", EVALUATION_SCHEMA_VERSION)
-            if not isinstance(version, int) or version > EVALUATION_SCHEMA_VERSION:
-                raise ValueError(
-                    f"schema_version {version!r} is newer than this interview-sim understands"
-                    f" ({EVALUATION_SCHEMA_VERSION}): upgrade interview-sim"
-                )
-        return data
-
-
-class CriterionGrade(_Rec):
-    """One judge's grade on one criterion."""
-
-    criterion: str
-    """The rubric criterion's id."""
-    score: int
-    rationale: str
-    evidence: list[str]
-    """Quotes found word for word (up to whitespace and case) in the candidate's turns."""
-
-
-class JudgeGrade(_Rec):
-    """One judge's complete, validated grade."""
-
-    judge: str
-    """The model reference the judge was called through."""
-    model: str
-    """The model's name as the backend reported it."""
-    seed: int
-    temperature: float
-    criteria: list[CriterionGrade]
-    overall: float
-    """Weighted mean of this judge's criterion scores (computed here, never asked of the model)."""
-    strengths: list[str] = Field(default_factory=list)
-    weaknesses: list[str] = Field(default_factory=list)
-    recommendations: list[str] = Field(default_factory=list)
-    attempts: int
-    """Asks it took: 1, or more when answers were rejected and re-asked."""
-    usage: Usage = Field(default_factory=Usage)
-    """Tokens of every attempt, rejected ones included."""
-
-
-class CriterionSummary(_Rec):
-    """All judges on one criterion."""
-
-    name: str
-    weight: float
-    mean: float
-    stdev: float
-    """Sample standard deviation across judges; 0 with one judge."""
-    min: float
-    max: float
-    scores: list[int]
-    """One per judge, in the order of `Evaluation.judges`."""
-
-
-class RawOutput(_Rec):
-    """One answer exactly as a judge gave it, and why it was rejected (None when accepted)."""
-
-    judge: str
-    seed: int
-    attempt: int
-    order: Literal["ab", "ba"] | None = None
-    """Pairwise only: which run was shown first."""
-    content: str
-    finish_reason: str
-    error: str | None = None
-
-
-class Evaluation(_Versioned):
-    """`evaluation-<id>.json`: one grading of one run. `schema_version` is always the first key."""
-
-    schema_version: int = EVALUATION_SCHEMA_VERSION
-    evaluation_id: str
-    run_id: str
-    scenario_id: str
-    status: Literal["ok", "failed"]
-    error: str | None = None
-    evaluator_models: list[str]
-    judges_per_model: int = 1
-    seed: int
-    """Seed of the first judge of each model; judge k uses seed + k."""
-    rubric_hash: str
-    rubric: dict[str, Any]
-    """The rubric as graded against (snapshot)."""
-    scale_min: int
-    scale_max: int
-    judges: list[JudgeGrade] = Field(default_factory=list)
-    """Every judge whose grade validated (on failure: those that did before the failure)."""
-    criteria: dict[str, CriterionSummary] = Field(default_factory=dict)
-    """Per criterion id: mean, spread and range across judges. Empty when the evaluation failed."""
-    overall: float | None = None
-    """Weighted mean over criteria of the judges' mean scores; None only when the evaluation failed."""
-    agreement: dict[str, float | None] = Field(default_factory=dict)
-    """Between judges: `krippendorff_alpha` (ordinal) and `mean_pairwise_spearman`; None when undefined."""
-    agreement_notes: dict[str, str] = Field(default_factory=dict)
-    """Why an agreement figure is None."""
-    strengths: list[str] = Field(default_factory=list)
-    weaknesses: list[str] = Field(default_factory=list)
-    recommendations: list[str] = Field(default_factory=list)
-    usage: Usage = Field(default_factory=Usage)
-    """The judges' token usage, rejected attempts included."""
-    usage_by_model: dict[str, Usage] = Field(default_factory=dict)
-    notes: list[str] = Field(default_factory=list)
-    raw_outputs: list[RawOutput] = Field(default_factory=list)
-    """Every answer every judge gave, accepted or rejected."""
-    started_at: datetime
-    ended_at: datetime | None = None
-
-
-class PairwiseVerdict(_Rec):
-    """One judge's answer for one presentation order, mapped back to the runs (a = the first run given)."""
-
-    judge: str
-    model: str
-    seed: int
-    order: Literal["ab", "ba"]
-    criteria: dict[str, Side]
-    overall: Side
-    rationales: dict[str, str]
-    attempts: int
-
-
-class PairwiseResult(_Versioned):
-    """`pairwise-<id>.json`, saved in the first run's folder. A verdict that flips with the order is a tie."""
-
-    schema_version: int = EVALUATION_SCHEMA_VERSION
-    pairwise_id: str
-    run_a: str
-    run_b: str
-    run_a_dir: str
-    run_b_dir: str
-    status: Literal["ok", "failed"]
-    error: str | None = None
-    evaluator_models: list[str]
-    seed: int
-    rubric_hash: str
-    rubric: dict[str, Any]
-    criteria: dict[str, Side] = Field(default_factory=dict)
-    """Per criterion id: the run that did better in both orders (majority over judge models), else tie."""
-    overall: Side | None = None
-    """None only when the comparison failed."""
-    inconsistent: list[str] = Field(default_factory=list)
-    """Criteria (and `overall`) where some judge's verdict flipped with the presentation order."""
-    verdicts: list[PairwiseVerdict] = Field(default_factory=list)
-    usage: Usage = Field(default_factory=Usage)
-    raw_outputs: list[RawOutput] = Field(default_factory=list)
-    started_at: datetime
-    ended_at: datetime | None = None
-
-
-# ---------------------------------------------------------------------------------------------- statistics
-
-
-def summarise(judges: list[JudgeGrade], rubric: Rubric) -> tuple[dict[str, CriterionSummary], float]:
-    """Per criterion mean, sample stdev and range across judges; overall = weighted mean of the means."""
-    import numpy as np
-
-    summaries: dict[str, CriterionSummary] = {}
-    for criterion in rubric.criteria:
-        scores = [next(g.score for g in j.criteria if g.criterion == criterion.id) for j in judges]
-        values = np.array(scores, dtype=float)
-        summaries[criterion.id] = CriterionSummary(
-            name=criterion.name,
-            weight=criterion.weight,
-            mean=round(float(values.mean()), 4),
-            stdev=round(float(values.std(ddof=1)), 4) if len(values) > 1 else 0.0,
-            min=float(values.min()),
-            max=float(values.max()),
-            scores=scores,
-        )
-    total_weight = sum(c.weight for c in rubric.criteria)
-    overall = sum(summaries[c.id].mean * c.weight for c in rubric.criteria) / total_weight
-    return summaries, round(overall, 4)
-
-
-def agreement(judges: list[JudgeGrade], rubric: Rubric) -> tuple[dict[str, float | None], dict[str, str]]:
-    """Agreement between judges over the rubric's criteria, and a note for each figure that is undefined.
-
-    Krippendorff's alpha (ordinal, on the rubric's scale) treats criteria as units and judges as coders; the
-    mean pairwise Spearman correlation compares each two judges' score profiles over the criteria, leaving out
-    pairs where a judge gave every criterion the same score (the correlation is undefined there).
-    """
-    import krippendorff
-    import numpy as np
-    from scipy.stats import spearmanr
-
-    ids = [c.id for c in rubric.criteria]
-    matrix = np.array(
-        [[next(g.score for g in j.criteria if g.criterion == cid) for cid in ids] for j in judges], dtype=float
-    ).reshape(len(judges), len(ids))
-    figures: dict[str, float | None] = {"krippendorff_alpha": None, "mean_pairwise_spearman": None}
-    notes: dict[str, str] = {}
-    if len(judges) < 2:
-        reason = "undefined with one judge"
-        return figures, {"krippendorff_alpha": reason, "mean_pairwise_spearman": reason}
-
-    if len(np.unique(matrix)) < 2:
-        notes["krippendorff_alpha"] = "undefined: every judge gave every criterion the same score (no variation)"
-    else:
-        domain = list(range(rubric.scale.min, rubric.scale.max + 1))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            alpha = float(krippendorff.alpha(reliability_data=matrix, value_domain=domain, level_of_measurement="ordinal"))
-        if np.isfinite(alpha):
-            figures["krippendorff_alpha"] = round(alpha, 4)
-        else:
-            notes["krippendorff_alpha"] = "undefined for these scores"
-
-    rhos = []
-    if len(ids) >= 2:
-        for a, b in itertools.combinations(range(len(judges)), 2):
-            if np.ptp(matrix[a]) == 0 or np.ptp(matrix[b]) == 0:
-                continue
-            rhos.append(float(spearmanr(matrix[a], matrix[b]).statistic))
-    if rhos:
-        figures["mean_pairwise_spearman"] = round(float(np.mean(rhos)), 4)
-    else:
-        notes["mean_pairwise_spearman"] = (
-            "undefined: the rubric has one criterion"
-            if len(ids) < 2
-            else "undefined: in every pair, a judge gave every criterion the same score"
-        )
-    return figures, notes
-
-
-def _merge(lists: list[list[str]]) -> list[str]:
-    seen: set[str] = set()
-    merged = []
-    for item in itertools.chain.from_iterable(lists):
-        key = " ".join(item.split()).casefold()
-        if key and key not in seen:
-            seen.add(key)
-            merged.append(item.strip())
-    return merged
-
-
-def _total(usages: list[Usage]) -> Usage:
-    total = Usage()
-    for u in usages:
-        total = total + u
-    return total
 
 
 # ---------------------------------------------------------------------------------------------- the judges
@@ -412,7 +172,7 @@ class _Session:
         )
 
     def usage_of(self, ref: str, seed: int, kind: str) -> Usage:
-        return _total(
+        return total_usage(
             [
                 c.usage_value()
                 for c in self.calls
@@ -635,16 +395,16 @@ async def evaluate_run(
     finally:
         await session.aclose()
     evaluation.raw_outputs = session.raw
-    evaluation.usage = _total([c.usage_value() for c in session.calls])
+    evaluation.usage = total_usage([c.usage_value() for c in session.calls])
     for call in session.calls:
         evaluation.usage_by_model[call.model] = evaluation.usage_by_model.get(call.model, Usage()) + call.usage_value()
     if evaluation.error is None:
         evaluation.status = "ok"
         evaluation.criteria, evaluation.overall = summarise(evaluation.judges, rubric)
         evaluation.agreement, evaluation.agreement_notes = agreement(evaluation.judges, rubric)
-        evaluation.strengths = _merge([j.strengths for j in evaluation.judges])
-        evaluation.weaknesses = _merge([j.weaknesses for j in evaluation.judges])
-        evaluation.recommendations = _merge([j.recommendations for j in evaluation.judges])
+        evaluation.strengths = merge_lists([j.strengths for j in evaluation.judges])
+        evaluation.weaknesses = merge_lists([j.weaknesses for j in evaluation.judges])
+        evaluation.recommendations = merge_lists([j.recommendations for j in evaluation.judges])
     evaluation.ended_at = utc_now()
     saved = _save_new(path.parent, "evaluation", evaluation, "evaluation_id")
     _append_calls(path, session.calls, evaluation.evaluation_id)
@@ -798,7 +558,7 @@ async def evaluate_pairwise(
     finally:
         await session.aclose()
     result.raw_outputs = session.raw
-    result.usage = _total([c.usage_value() for c in session.calls])
+    result.usage = total_usage([c.usage_value() for c in session.calls])
     if result.error is None:
         result.status = "ok"
         pairs = [result.verdicts[i : i + 2] for i in range(0, len(result.verdicts), 2)]
