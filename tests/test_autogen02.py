@@ -312,3 +312,20 @@ def test_replay_works_on_imported_runs(runs_dir: Path) -> None:
     assert "warning: llama3:8b-instruct-fp16: 183,186 prompt tokens cannot belong" in out
     dump = json.loads(runner.invoke(app, ["replay", str(run_dir), "--json"]).stdout)
     assert dump["total_turns"] == 5 and dump["imported"]["topic"] == "scalability issues"
+
+
+@pytest.mark.parametrize("source", [SCALABILITY, MARKDOWN, ANALYSIS], ids=["json", "markdown", "analysis"])
+def test_evaluate_works_on_imported_runs(source: Path, runs_dir: Path) -> None:
+    report = import_transcripts([source], runs_dir=runs_dir)
+    interview = report.created[0]
+    result = runner.invoke(app, ["evaluate", interview.run_dir, "--evaluator-model", "scripted:judge", "--json"])
+    assert result.exit_code == 0, result.output
+    evaluation = json.loads(result.stdout)
+    t = load_transcript(interview.run_dir)
+    # Graded against the rubric the import put in the scenario snapshot.
+    assert evaluation["status"] == "ok" and evaluation["run_id"] == t.run_id
+    assert set(evaluation["criteria"]) == {c["id"] for c in t.scenario["rubric"]["criteria"]}
+    assert evaluation["overall"] is not None
+    # The judge's calls are appended to the run; the imported ledger stays what the file said.
+    assert [c.role for c in t.calls] == ["evaluator"] and t.calls[0].evaluation_id == evaluation["evaluation_id"]
+    assert t.usage.source == "imported" and t.messages[0].source == "imported"

@@ -266,7 +266,7 @@ def test_rerun_of_a_loose_transcript_goes_to_runs(scripted_run: Path, tmp_path: 
 def test_a_replay_model_plays_one_side_of_a_recorded_run(scripted_run: Path, runs_dir: Path) -> None:
     """`replay:<run folder>` through the registry: the recorded candidate answers a live interviewer."""
     original = load_transcript(scripted_run)
-    args = ["run", "scalability-issues", "--seed", "5", "--runs-dir", str(runs_dir / "again"), "--json"]
+    args = ["run", "scalability-issues", "--seed", "5", "--runs-dir", str(runs_dir / "again"), "--no-evaluate", "--json"]
     result = runner.invoke(app, [*args, "--interviewer-model", "scripted:default", "--candidate-model", f"replay:{scripted_run}"])
     assert result.exit_code == 0, result.output
     copy = load_transcript(json.loads(result.stdout)["run_dir"])
@@ -296,7 +296,8 @@ def test_rerun_refuses_an_imported_run(runs_dir: Path) -> None:
 def test_a_real_embedded_model_session_re_executes_offline_with_identical_messages(
     runs_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    result = runner.invoke(app, ["run", "scalability-issues", "--max-turns", "3", "--runs-dir", str(runs_dir), "--json"])
+    args = ["run", "scalability-issues", "--max-turns", "3", "--no-evaluate", "--runs-dir", str(runs_dir), "--json"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     original_dir = Path(json.loads(result.stdout)["run_dir"])
     original = load_transcript(original_dir)
