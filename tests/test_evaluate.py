@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from interview_sim import _judging
 from interview_sim.cli import app
 from interview_sim.config import Criterion, Rubric, Scale, load_scenario
-from interview_sim.errors import EvaluationError, RecordError
+from interview_sim.errors import EvaluationError, ModelCallError, RecordError
 from interview_sim.evaluate import (
     CriterionGrade,
     Evaluation,
@@ -26,7 +26,7 @@ from interview_sim.evaluate import (
     load_evaluations,
     summarise,
 )
-from interview_sim.models import create_model
+from interview_sim.models import ChatMessage, ChatModel, Completion, CompletionRequest, ModelOptions, create_model
 from interview_sim.models.scripted import ScriptInput, judge_script, script
 from interview_sim.record import load_transcript
 from interview_sim.session import run_scenario
@@ -511,3 +511,30 @@ def test_run_keeps_the_run_when_its_grading_fails(runs_dir: Path) -> None:
     assert summary["stop_reason"] == "end_marker" and summary["evaluation"]["status"] == "failed"
     assert summary["evaluation"]["overall"] is None
     assert load_transcript(summary["run_dir"]).stop_reason == "end_marker"
+
+
+class _FailsOnSecondCall(ChatModel):
+    """A judge backend that answers once (badly) and then fails for good, as a crashed server would."""
+
+    def __init__(self) -> None:
+        super().__init__(ref="scripted:test-reasking-judge", name="flaky", context_length=8192)
+        self.inner = create_model("scripted:test-reasking-judge", ModelOptions(role="evaluator"))
+
+    def count_tokens(self, messages: tuple[ChatMessage, ...] | list[ChatMessage]) -> int:
+        return self.inner.count_tokens(messages)
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        if any(m.role == "assistant" for m in request.messages):
+            raise ModelCallError("scripted:test-reasking-judge: connection reset after 4 attempts")
+        return await self.inner.complete(request)
+
+
+@pytest.mark.anyio
+async def test_a_judge_call_that_fails_is_a_recorded_failure_keeping_earlier_answers(runs_dir: Path) -> None:
+    run_dir = await _run(runs_dir)
+    with pytest.raises(EvaluationError, match="connection reset"):
+        await evaluate_run(run_dir, model_factory=lambda ref, options: _FailsOnSecondCall())
+    (failed,) = load_evaluations(run_dir)
+    assert failed.status == "failed" and failed.overall is None and failed.evaluator_models == ["llamacpp:smollm2-135m"]
+    assert [r.attempt for r in failed.raw_outputs] == [1] and "Invalid JSON" in (failed.raw_outputs[0].error or "")
+    assert [c.role for c in load_transcript(run_dir).calls].count("evaluator") == 1

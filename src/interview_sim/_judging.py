@@ -307,15 +307,17 @@ async def ask_structured(
     seed: int,
     repeat_penalty: float = 1.0,
     on_completion: Callable[[Completion, int], Awaitable[None] | None],
+    log: list[Attempt] | None = None,
     attempts: int = MAX_ATTEMPTS,
 ) -> Asked:
     """Ask for JSON matching `schema`, parse it with `parse`, re-ask with the error when it is rejected.
 
     Each re-ask shows the judge its last answer and why it was rejected (as instructor does). Only the latest
     rejected exchange is kept, so the prompt stays bounded on small context windows. Every completion, accepted
-    or not, is passed to `on_completion` so its tokens are counted. Model-call failures propagate.
+    or not, is passed to `on_completion` so its tokens are counted, and appended to `log` (pass a list to keep
+    the earlier answers when a model-call failure propagates).
     """
-    log: list[Attempt] = []
+    log = [] if log is None else log
     followup: list[ChatMessage] = []
     try:
         async for attempt in AsyncRetrying(

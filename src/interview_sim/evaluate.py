@@ -151,7 +151,13 @@ class _Session:
                 cached=completion.cached,
                 finish_reason=completion.finish_reason,
                 evaluation_id=self.record_id,
-                metadata={"kind": kind, "seed": seed, "attempt": attempt, **({"order": order} if order else {})},
+                metadata={
+                    **completion.metadata,
+                    "kind": kind,
+                    "seed": seed,
+                    "attempt": attempt,
+                    **({"order": order} if order else {}),
+                },
             )
             self.calls.append(call)
 
@@ -222,6 +228,7 @@ async def _grade_once(session: _Session, rubric: Rubric, ref: str, seed: int, te
         fields = _judging.criterion_fields(answer, rubric)
         return _judging.unfound_quotes({f"criteria.{cid}.evidence": f.evidence for cid, f in fields.items()}, turns)
 
+    log: list[_judging.Attempt] = []
     try:
         asked = await _judging.ask_structured(
             model,
@@ -233,8 +240,10 @@ async def _grade_once(session: _Session, rubric: Rubric, ref: str, seed: int, te
             seed=seed,
             repeat_penalty=session.agent.repeat_penalty,
             on_completion=session.recorder(ref, seed, "grade"),
+            log=log,
         )
     except ModelCallError as exc:
+        session.keep_raw(ref, seed, log)
         raise _JudgeFailed(str(exc)) from None
     session.keep_raw(ref, seed, asked.attempts)
     if asked.value is None:
@@ -469,6 +478,7 @@ async def _verdict(
         max_tokens,
         "the two transcripts",
     )
+    log: list[_judging.Attempt] = []
     try:
         asked = await _judging.ask_structured(
             model,
@@ -480,8 +490,10 @@ async def _verdict(
             seed=seed,
             repeat_penalty=session.agent.repeat_penalty,
             on_completion=session.recorder(ref, seed, "pairwise", order),
+            log=log,
         )
     except ModelCallError as exc:
+        session.keep_raw(ref, seed, log, order)
         raise _JudgeFailed(str(exc)) from None
     session.keep_raw(ref, seed, asked.attempts, order)
     if asked.value is None:
