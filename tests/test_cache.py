@@ -140,7 +140,15 @@ def test_the_cli_shows_a_cached_compare_made_no_model_call(runs_dir: Path) -> No
 
 
 def test_run_with_cache_answers_the_second_run_from_disk(runs_dir: Path) -> None:
-    args = ["run", "scalability-issues", "--interviewer-model", "scripted:default", "--candidate-model", "scripted:strong"]
+    args = [
+        "run",
+        "scalability-issues",
+        "--interviewer-model",
+        "scripted:default",
+        "--candidate-model",
+        "scripted:strong",
+        "--no-evaluate",
+    ]
     first = runner.invoke(app, [*args, "--runs-dir", str(runs_dir), "--cache", "--json"])
     second = runner.invoke(app, [*args, "--runs-dir", str(runs_dir), "--cache", "--json"])
     assert first.exit_code == second.exit_code == 0, second.output
