@@ -19,7 +19,14 @@ from interview_sim.record import EVENTS_FILE, TRANSCRIPT_FILE, load_transcript, 
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
-SCRIPTED = ["--interviewer-model", "scripted:default", "--candidate-model", "scripted:default"]
+SCRIPTED = [
+    "--interviewer-model",
+    "scripted:default",
+    "--candidate-model",
+    "scripted:default",
+    "--evaluator-model",
+    "scripted:judge",
+]
 
 
 def test_run_json_prints_one_object_with_the_run(runs_dir: Path) -> None:
@@ -28,12 +35,13 @@ def test_run_json_prints_one_object_with_the_run(runs_dir: Path) -> None:
     summary = json.loads(result.stdout)
     assert {"run_dir", "transcript", "stop_reason", "messages", "usage"} <= set(summary)
     assert summary["stop_reason"] == "end_marker" and summary["messages"] == 11
-    assert set(summary["usage"]) == {"scripted-default"}
+    assert set(summary["usage"]) == {"scripted-default", "scripted-judge"}
     assert summary["usage"]["scripted-default"]["prompt_tokens"] > 0
+    assert summary["evaluation"]["status"] == "ok" and summary["evaluation"]["overall"] is not None
     transcript = json.loads(Path(summary["transcript"]).read_text())
     assert next(iter(transcript)) == "schema_version"
-    assert set(transcript["usage"]["including_cached"]["by_role"]) == {"interviewer", "candidate"}
-    assert set(transcript["cost"]["usage_including_cached_inference"]) == {"total_cost", "scripted-default"}
+    assert set(transcript["usage"]["including_cached"]["by_role"]) == {"interviewer", "candidate", "evaluator"}
+    assert set(transcript["cost"]["usage_including_cached_inference"]) == {"total_cost", "scripted-default", "scripted-judge"}
 
 
 def test_run_renders_the_session_live(runs_dir: Path) -> None:

@@ -18,7 +18,7 @@ runner = CliRunner()
 
 
 def _run(runs_dir: Path, *models: str) -> tuple[int, str, str]:
-    args = ["run", "scalability-issues", "--max-turns", "5", "--runs-dir", str(runs_dir), "--json"]
+    args = ["run", "scalability-issues", "--max-turns", "5", "--runs-dir", str(runs_dir), "--json", "--no-evaluate"]
     args += ["--interviewer-model", models[0], "--candidate-model", models[1]]
     result = runner.invoke(app, args)
     return result.exit_code, result.stdout, result.stderr
