@@ -389,3 +389,18 @@ async def test_an_embedded_model_cell_runs_in_a_worker_process(runs_dir: Path, s
     (call,) = [c for c in transcript.calls if c.role == "candidate"]
     assert call.ref == "llamacpp:smollm2-135m" and call.completion_tokens > 0 and call.generation_s
     assert cell.usage.completion_tokens == call.completion_tokens and cell.model_calls >= 1
+
+
+def test_compare_report_flag_writes_the_comparison_page_and_every_cell_page(runs_dir: Path) -> None:
+    args = ["compare", "scalability-issues", "--models", "scripted:strong,scripted:weak", "--repeats", "2"]
+    args += ["--interviewer-model", "scripted:default", "--evaluator-model", "scripted:judge", "--no-pairwise"]
+    result = CliRunner().invoke(app, [*args, "--runs-dir", str(runs_dir), "--report", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    page = Path(data["report"])
+    html = page.read_text()
+    assert page.name == "report.html" and "<table" in html
+    for cell in data["cells"]:
+        cell_page = runs_dir / cell["run_dir"] / "report.html"  # cells record run folders relative to runs/
+        assert cell_page.exists()
+        assert os.path.relpath(cell_page, page.parent) in html  # linked from the comparison page

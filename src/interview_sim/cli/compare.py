@@ -141,14 +141,28 @@ def render_comparison(out: Console, comparison: Comparison, folder: Path) -> Non
     out.print(f"comparison: {folder / 'comparison.json'}")
 
 
-def _finish(comparison: Comparison, runs_dir: Path, as_json: bool, out: Console) -> None:
+def _finish(comparison: Comparison, runs_dir: Path, as_json: bool, out: Console, report: bool) -> None:
     from interview_sim.compare import comparison_dir
     from interview_sim.record import dump_record
 
+    folder = comparison_dir(runs_dir, comparison.comparison_id)
+    pages = None
+    if report:
+        from interview_sim.report import write_comparison_report
+
+        pages = write_comparison_report(folder)
     if as_json:
-        typer.echo(json.dumps(dump_record(comparison)))
+        data = dump_record(comparison)
+        if pages is not None:
+            data["report"] = str(pages.path)
+        typer.echo(json.dumps(data))
         return
-    render_comparison(out, comparison, comparison_dir(runs_dir, comparison.comparison_id))
+    render_comparison(out, comparison, folder)
+    if pages is not None:
+        out.print(f"report: {pages.path} (and {len(pages.run_pages)} run page(s))")
+
+
+Report = Annotated[bool, typer.Option("--report", help="Also write the HTML page of the comparison and of every cell's run.")]
 
 
 @app.command("compare")
@@ -170,6 +184,7 @@ def compare_command(
     cache: Cache = False,
     fresh: Fresh = False,
     runs_dir: RunsDir = Path("runs"),
+    report: Report = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Compare models in one role on the same scenario: a leaderboard with confidence intervals and win rates."""
@@ -198,7 +213,7 @@ def compare_command(
                 on_progress=on_progress,
             )
         )
-    _finish(comparison, runs_dir, as_json, out)
+    _finish(comparison, runs_dir, as_json, out, report)
 
 
 @app.command("sweep")
@@ -219,6 +234,7 @@ def sweep_command(
     cache: Cache = False,
     fresh: Fresh = False,
     runs_dir: RunsDir = Path("runs"),
+    report: Report = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Run a sweep: topics × solution topics × models × repeats, a leaderboard per group; resumable."""
@@ -249,4 +265,4 @@ def sweep_command(
                 on_progress=on_progress,
             )
         )
-    _finish(comparison, runs_dir, as_json, out)
+    _finish(comparison, runs_dir, as_json, out, report)
