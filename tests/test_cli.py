@@ -151,3 +151,14 @@ def test_a_run_killed_mid_session_leaves_a_valid_event_log(runs_dir: Path) -> No
     assert len(recovered.messages) == sum(1 for e in parsed if e.type == "message")
     assert recovered.messages[0].content.startswith("OpenCorpo-Assistant, whiteboard")
     assert recovered.usage.including_cached.total.calls == sum(1 for e in parsed if e.type == "model_call")
+
+
+def test_run_report_flag_writes_the_run_page(runs_dir: Path) -> None:
+    result = runner.invoke(app, ["run", "scalability-issues", *SCRIPTED, "--runs-dir", str(runs_dir), "--report", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    page = Path(summary["report"])
+    assert page == Path(summary["run_dir"]) / "report.html"
+    html = page.read_text()
+    assert "OpenCorpo-Assistant, whiteboard for me some scalability issues" in html
+    assert "Security measures" in html  # the grade is on the page

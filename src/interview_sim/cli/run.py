@@ -119,6 +119,9 @@ def run_command(
         str | None,
         typer.Option(help="Judge model reference(s) for the grading, comma-separated (default: the evaluator agent's)."),
     ] = None,
+    report: Annotated[
+        bool, typer.Option("--report", help="Also write the run's HTML page (report.html in the run folder).")
+    ] = False,
 ) -> None:
     """Run a scripted whiteboard interview, record it under runs/ and grade it.
 
@@ -165,6 +168,10 @@ def run_command(
     result, evaluation, failure = asyncio.run(session_then_grade())
     transcript = load_transcript(result.run_dir) if evaluate else result.transcript  # now with the judge's calls
     summary = run_summary(transcript, result.run_dir, result.transcript_path)
+    if report:
+        from interview_sim.report import write_run_report
+
+        summary["report"] = str(write_run_report(result.run_dir))
     if as_json:
         if evaluate:
             summary["evaluation"] = evaluation.model_dump(mode="json") if evaluation is not None else None
@@ -178,6 +185,8 @@ def run_command(
         out.print(f"transcript: {result.transcript_path}")
         if evaluation is not None and failure is None:
             render_evaluation(out, evaluation, evaluation_path(result.run_dir, evaluation.evaluation_id))
+        if report:
+            out.print(f"report: {summary['report']}")
     if failure is not None:
         raise fail(f"{failure} (the run itself is kept: {result.run_dir})", failure.exit_code)
 
