@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar
@@ -61,6 +62,32 @@ def render_transcript(transcript: Transcript, *, label: str | None = None, short
     return "\n".join(lines)
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+MAX_QUOTE_CHOICES = 60
+
+
+def quotable_sentences(turns: list[str]) -> list[str]:
+    """The candidate's sentences that are valid evidence quotes, verbatim (a long one cut at a word boundary).
+
+    They go into the grade's JSON schema as the evidence's `enum`, so a backend that enforces the schema
+    (llama.cpp's grammar, Ollama's `format`) can only quote what the candidate said: small models otherwise
+    "quote" fragments like ", " and fail verification on every attempt. The quote check still runs.
+    """
+    choices: list[str] = []
+    for turn in turns:
+        for sentence in _SENTENCE_END.split(turn):
+            words = sentence.split()
+            if len(words) < MIN_QUOTE_WORDS and " ".join(words) != " ".join(turn.split()):
+                continue
+            while words and len(" ".join(words)) > MAX_QUOTE_CHARS:
+                words.pop()
+            quote = " ".join(words)
+            # Only whole-word runs that really occur: joining with single spaces must not invent text.
+            if quote and quote not in choices and normalise(quote) in normalise(turn):
+                choices.append(quote)
+    return choices[:MAX_QUOTE_CHOICES]
+
+
 def normalise(text: str) -> str:
     """Quotes are compared up to whitespace and case (and HTML escaping, since the judge saw escaped text)."""
     return " ".join(html.unescape(text).split()).casefold()
@@ -101,18 +128,24 @@ def _criteria_model(name: str, rubric: Rubric, item: type[BaseModel]) -> type[Ba
     return create_model(name, __base__=_Out, **fields)
 
 
-def grade_output_model(rubric: Rubric) -> type[BaseModel]:
+def grade_output_model(rubric: Rubric, quotes: list[str] | None = None) -> type[BaseModel]:
     """The pydantic model of one judge's answer for this rubric: every criterion exactly once, scores on the scale.
 
-    The evidence comes first and the score last, so a model writes its reasons before its number.
+    The evidence comes first and the score last, so a model writes its reasons before its number. With `quotes`
+    (see `quotable_sentences`), the schema lists them as the only evidence a schema-enforcing backend may write.
     """
     lo, hi = rubric.scale.min, rubric.scale.max
+    quote = (
+        Annotated[str, Field(min_length=1, max_length=MAX_QUOTE_CHARS, json_schema_extra={"enum": list(quotes)})]
+        if quotes
+        else _Quote
+    )
     score = Annotated[int, Field(ge=lo, le=hi, strict=True, json_schema_extra={"enum": list(range(lo, hi + 1))})]
     criterion = create_model(
         "CriterionAnswer",
         __base__=_Out,
         evidence=(
-            list[_Quote],
+            list[quote],  # type: ignore[valid-type]
             Field(min_length=1, max_length=MAX_QUOTES, description="Exact quotes from the candidate's turns."),
         ),
         rationale=(_Text, Field(description="One or two sentences.")),
@@ -369,8 +402,14 @@ def parser(output_model: type[BaseModel], check: Callable[[BaseModel], list[str]
     """A parse function for `ask_structured`: pydantic validation, then extra checks (e.g. quotes)."""
 
     def parse(raw: str) -> BaseModel:
+        # strict=False admits raw control characters (a newline) inside strings: llama-cpp-python's schema grammar
+        # lets them through, and they change nothing about what the judge said. Everything else is strict JSON.
         try:
-            value = output_model.model_validate_json(raw.strip())
+            data = json.loads(raw.strip(), strict=False)
+        except json.JSONDecodeError as exc:
+            raise GradeRejected(f"(top level): Invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        try:
+            value = output_model.model_validate(data)
         except ValidationError as exc:
             raise GradeRejected(describe_validation(exc)) from None
         problems = check(value) if check else []

@@ -212,9 +212,9 @@ class _JudgeFailed(Exception):
 
 async def _grade_once(session: _Session, rubric: Rubric, ref: str, seed: int, temperature: float, max_tokens: int) -> JudgeGrade:
     model = await session.model(ref)
-    output_model = _judging.grade_output_model(rubric)
-    schema = _judging.json_schema(output_model)
     turns = _judging.candidate_turns(session.transcript)
+    output_model = _judging.grade_output_model(rubric, _judging.quotable_sentences(turns))
+    schema = _judging.json_schema(output_model)
     messages = _fit(
         model,
         lambda short: _judging.grade_messages(
