@@ -136,3 +136,10 @@ def test_rubric_hash_is_stable_and_content_sensitive(scenario_path: Path) -> Non
     assert rubric.content_hash() == load_scenario(scenario_path).spec.rubric.content_hash()
     changed = rubric.model_copy(update={"criteria": rubric.criteria[:-1]})
     assert changed.content_hash() != rubric.content_hash()
+
+
+def test_the_public_api_resolves_every_name() -> None:
+    import interview_sim
+
+    for name in interview_sim.__all__:
+        assert callable(getattr(interview_sim, name)) or isinstance(getattr(interview_sim, name), type), name

@@ -9,12 +9,24 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "InterviewSimError",
+    "calibrate",
+    "compare_models",
     "create_model",
+    "evaluate_pairwise",
+    "evaluate_run",
+    "export_run",
+    "import_transcripts",
     "list_models",
     "load_agent",
+    "load_comparison",
+    "load_evaluations",
     "load_scenario",
     "load_transcript",
+    "replay_run",
+    "rerun",
     "run_scenario",
+    "run_sweep",
+    "write_report",
 ]
 
 __version__ = "0.1.0"
@@ -29,13 +41,31 @@ _LAZY = {
     "load_transcript": ("interview_sim.record", "load_transcript"),
     "create_model": ("interview_sim.models", "create_model"),
     "list_models": ("interview_sim.models", "list_models"),
+    "evaluate_run": ("interview_sim.evaluate", "evaluate_run"),
+    "evaluate_pairwise": ("interview_sim.evaluate", "evaluate_pairwise"),
+    "load_evaluations": ("interview_sim.evaluate", "load_evaluations"),
+    "calibrate": ("interview_sim.calibration", "calibrate"),
+    "replay_run": ("interview_sim.replay", "replay_run"),
+    "rerun": ("interview_sim.replay", "rerun"),
+    "import_transcripts": ("interview_sim.autogen02", "import_transcripts"),
+    "export_run": ("interview_sim.autogen02", "export_run"),
+    "compare_models": ("interview_sim.compare", "compare_models"),
+    "run_sweep": ("interview_sim.compare", "run_sweep"),
+    "load_comparison": ("interview_sim.compare", "load_comparison"),
+    "write_report": ("interview_sim.report", "write_report"),
 }
 
 if TYPE_CHECKING:
+    from interview_sim.autogen02 import export_run, import_transcripts
+    from interview_sim.calibration import calibrate
+    from interview_sim.compare import compare_models, load_comparison, run_sweep
     from interview_sim.config import load_agent, load_scenario
     from interview_sim.errors import InterviewSimError
+    from interview_sim.evaluate import evaluate_pairwise, evaluate_run, load_evaluations
     from interview_sim.models import create_model, list_models
     from interview_sim.record import load_transcript
+    from interview_sim.replay import replay_run, rerun
+    from interview_sim.report import write_report
     from interview_sim.session import run_scenario
 
 

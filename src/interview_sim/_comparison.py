@@ -6,8 +6,6 @@ import csv
 import hashlib
 import io
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from interview_sim import _stats
 from interview_sim.errors import RecordError
-from interview_sim.record import Usage, dump_record, utc_now, write_json_atomic
+from interview_sim.record import Usage, dump_record, utc_now, write_json_atomic, write_text_atomic
 
 SCHEMA_VERSION = 1
 COMPARISONS_DIR = "comparisons"
@@ -263,17 +261,6 @@ def load_comparison(path: str | Path) -> Comparison:
         raise RecordError(f"{file}: {loc}: {first['msg']}") from None
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def leaderboard_csv(comparison: Comparison) -> str:
     """The leaderboard as CSV: one row per model and group, one column per criterion."""
     criteria = list(comparison.criteria)
@@ -296,7 +283,7 @@ def save_comparison(folder: Path, comparison: Comparison, *, csv_too: bool = Fal
     comparison.updated_at = utc_now()
     write_json_atomic(folder / COMPARISON_FILE, dump_record(comparison))
     if csv_too:
-        _write_text_atomic(folder / CSV_FILE, leaderboard_csv(comparison))
+        write_text_atomic(folder / CSV_FILE, leaderboard_csv(comparison))
 
 
 # ---------------------------------------------------------------------------------------------- leaderboard

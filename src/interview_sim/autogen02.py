@@ -585,18 +585,3 @@ def export_run(run: str | Path, fmt: ExportFormat) -> str:
     if fmt == "autogen02-json":
         return json.dumps(to_chat_result(transcript), indent=2, ensure_ascii=False) + "\n"
     return to_markdown(transcript)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write text through a temporary file and a rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -13,7 +13,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from interview_sim._report_charts import QuoteIndex, criterion_chart, hbar_chart, series_colours, turn_chart
 from interview_sim.errors import RecordError
-from interview_sim.record import TRANSCRIPT_FILE, Transcript, load_transcript
+from interview_sim.record import TRANSCRIPT_FILE, Transcript, load_transcript, write_text_atomic
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -131,19 +130,6 @@ def write_comparison_report(comparison: str | Path, out: str | Path | None = Non
                 written.append(write_run_report(run_dir))
     write_text_atomic(path, render_comparison_report(folder, page_path=path))
     return ReportResult("comparison", path, written)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a text file through a temporary file and a rename, so a reader never sees half a page."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------------------------------------- loading

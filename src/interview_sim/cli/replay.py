@@ -221,7 +221,8 @@ def export_command(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of to stdout.")] = None,
 ) -> None:
     """Write a run in an AutoGen 0.2 form (ChatResult JSON or the Markdown export) for older tooling."""
-    from interview_sim.autogen02 import export_run, write_text_atomic
+    from interview_sim.autogen02 import export_run
+    from interview_sim.record import write_text_atomic
 
     text = export_run(run, fmt)  # type: ignore[arg-type]  # export_run rejects unknown formats in one line
     if output is None:
