@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -245,16 +246,21 @@ def project_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-def resolve_scenario_path(ref: str | Path) -> Path:
-    """A scenario path, or an id looked up in `scenarios/`."""
+def _resolve_in_scenarios(ref: str | Path, kind: str, is_kind: Callable[[str], bool]) -> Path:
+    """A path as given, or an id looked up in `scenarios/`; the error lists the known ids of that kind."""
     p = Path(ref)
     if p.suffix in {".yaml", ".yml"} or p.exists():
         return p
     candidate = project_root() / "scenarios" / f"{ref}.yaml"
     if candidate.exists():
         return candidate
-    known = ", ".join(sorted(s.stem for s in (project_root() / "scenarios").glob("*.yaml") if not s.stem.startswith("sweep")))
-    raise ConfigError(f"unknown scenario {str(ref)!r}: not a file and not an id in scenarios/ (known: {known or 'none'})")
+    known = ", ".join(sorted(s.stem for s in (project_root() / "scenarios").glob("*.yaml") if is_kind(s.stem)))
+    raise ConfigError(f"unknown {kind} {str(ref)!r}: not a file and not an id in scenarios/ (known: {known or 'none'})")
+
+
+def resolve_scenario_path(ref: str | Path) -> Path:
+    """A scenario path, or an id looked up in `scenarios/`."""
+    return _resolve_in_scenarios(ref, "scenario", lambda stem: not stem.startswith("sweep"))
 
 
 def load_scenario(ref: str | Path) -> LoadedScenario:
@@ -337,14 +343,7 @@ class LoadedSweep(_Spec):
 
 def resolve_sweep_path(ref: str | Path) -> Path:
     """A sweep path, or an id looked up in `scenarios/` (`sweep-seven-topics`)."""
-    p = Path(ref)
-    if p.suffix in {".yaml", ".yml"} or p.exists():
-        return p
-    candidate = project_root() / "scenarios" / f"{ref}.yaml"
-    if candidate.exists():
-        return candidate
-    known = ", ".join(sorted(s.stem for s in (project_root() / "scenarios").glob("sweep*.yaml")))
-    raise ConfigError(f"unknown sweep {str(ref)!r}: not a file and not an id in scenarios/ (known: {known or 'none'})")
+    return _resolve_in_scenarios(ref, "sweep", lambda stem: stem.startswith("sweep"))
 
 
 def load_sweep(ref: str | Path) -> LoadedSweep:
