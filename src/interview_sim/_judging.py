@@ -82,8 +82,11 @@ def quotable_sentences(turns: list[str]) -> list[str]:
             while words and len(" ".join(words)) > MAX_QUOTE_CHARS:
                 words.pop()
             quote = " ".join(words)
-            # Only whole-word runs that really occur: joining with single spaces must not invent text.
-            if quote and quote not in choices and normalise(quote) in normalise(turn):
+            # Only whole-word runs that really occur: joining with single spaces must not invent text. Sentences
+            # with '"' or '\\' are left out: llama-cpp-python's grammar parser fails on them in an enum and then
+            # drops the whole schema grammar.
+            grammar_safe = '"' not in quote and "\\" not in quote
+            if quote and grammar_safe and quote not in choices and normalise(quote) in normalise(turn):
                 choices.append(quote)
     return choices[:MAX_QUOTE_CHOICES]
 
