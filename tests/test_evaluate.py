@@ -538,3 +538,22 @@ async def test_a_judge_call_that_fails_is_a_recorded_failure_keeping_earlier_ans
     assert failed.status == "failed" and failed.overall is None and failed.evaluator_models == ["llamacpp:smollm2-135m"]
     assert [r.attempt for r in failed.raw_outputs] == [1] and "Invalid JSON" in (failed.raw_outputs[0].error or "")
     assert [c.role for c in load_transcript(run_dir).calls].count("evaluator") == 1
+
+
+def test_the_grade_schema_offers_only_the_candidates_own_sentences_as_evidence() -> None:
+    from interview_sim import _judging
+    from interview_sim.config import load_scenario
+
+    turns = [
+        'We shard by tenant. Then we add "read replicas" for reports.\nEvery change is audited by the platform team.',
+        "Yes.",
+    ]
+    quotes = _judging.quotable_sentences(turns)
+    # Verbatim sentences; a whole one-word turn counts; a sentence with quote marks is left out (grammar-unsafe).
+    assert quotes == ["We shard by tenant.", "Every change is audited by the platform team.", "Yes."]
+    rubric = load_scenario("scalability-issues").spec.rubric
+    schema = _judging.json_schema(_judging.grade_output_model(rubric, quotes))
+    evidence = schema["properties"]["criteria"]["properties"]["security-measures"]["properties"]["evidence"]
+    assert evidence["items"]["enum"] == quotes
+    free = _judging.json_schema(_judging.grade_output_model(rubric))
+    assert "enum" not in free["properties"]["criteria"]["properties"]["security-measures"]["properties"]["evidence"]["items"]
