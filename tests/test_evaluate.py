@@ -557,3 +557,12 @@ def test_the_grade_schema_offers_only_the_candidates_own_sentences_as_evidence()
     assert evidence["items"]["enum"] == quotes
     free = _judging.json_schema(_judging.grade_output_model(rubric))
     assert "enum" not in free["properties"]["criteria"]["properties"]["security-measures"]["properties"]["evidence"]["items"]
+
+
+def test_scripted_judge_quotes_a_long_sentence_within_the_quote_limit() -> None:
+    from interview_sim._judging import MAX_QUOTE_CHARS
+    from interview_sim.models.scripted import _hits
+
+    long = "We add " + " ".join(["caching"] * 80) + " everywhere."
+    evidence = _hits([long], {"cach": "caching"}).evidence
+    assert len(evidence) <= MAX_QUOTE_CHARS and long.startswith(evidence) and evidence.endswith("caching")

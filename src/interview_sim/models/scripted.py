@@ -229,6 +229,9 @@ def _candidate_sentences(block: str) -> tuple[list[str], int]:
     return kept, skipped
 
 
+_MAX_QUOTE_CHARS = 300
+
+
 def _hits(sentences: list[str], keywords: dict[str, str]) -> _Hits:
     found: dict[str, str] = {}
     evidence = ""
@@ -241,6 +244,11 @@ def _hits(sentences: list[str], keywords: dict[str, str]) -> _Hits:
             found[stem] = keywords[stem]
     if not evidence:
         evidence = next((s for s in sentences if len(s.split()) >= 3), sentences[0] if sentences else "")
+    # Quotes are capped (300 characters): a long sentence is quoted up to the last whole word that fits.
+    words = evidence.split()
+    while len(" ".join(words)) > _MAX_QUOTE_CHARS:
+        words.pop()
+    evidence = " ".join(words) if len(words) < len(evidence.split()) else evidence
     return _Hits(list(found.values()), [w for s, w in keywords.items() if s not in found], evidence)
 
 
