@@ -566,3 +566,25 @@ def test_scripted_judge_quotes_a_long_sentence_within_the_quote_limit() -> None:
     long = "We add " + " ".join(["caching"] * 80) + " everywhere."
     evidence = _hits([long], {"cach": "caching"}).evidence
     assert len(evidence) <= MAX_QUOTE_CHARS and long.startswith(evidence) and evidence.endswith("caching")
+
+
+@pytest.mark.anyio
+async def test_a_judge_calls_retries_are_recorded_in_the_run(runs_dir: Path) -> None:
+    from interview_sim.models import RetryRecord
+
+    def judge_that_retried(ref: str, options: ModelOptions) -> ChatModel:
+        model = create_model(ref, options)
+        inner = model.complete
+
+        async def complete(request: CompletionRequest) -> Completion:
+            completion = await inner(request)
+            completion.retries = [RetryRecord(attempt=1, error="ConnectError: connection reset", wait_s=0.25)]
+            return completion
+
+        model.complete = complete  # type: ignore[method-assign]
+        return model
+
+    run = await _run(runs_dir)
+    evaluation = await evaluate_run(run, evaluator_models=["scripted:judge"], model_factory=judge_that_retried)
+    (judge_call,) = [c for c in load_transcript(run).calls if c.evaluation_id == evaluation.evaluation_id]
+    assert [r.error for r in judge_call.retries] == ["ConnectError: connection reset"]

@@ -137,19 +137,12 @@ class _Session:
         self, ref: str, seed: int, kind: str, order: Literal["ab", "ba"] | None = None
     ) -> Callable[[Completion, int], None]:
         def on_completion(completion: Completion, attempt: int) -> None:
-            call = CallRecord(
+            call = CallRecord.from_completion(
+                completion,
                 index=len(self.calls),  # renumbered when the calls join the transcript
                 role="evaluator",
                 agent=self.agent.name,
-                model=completion.model,
                 ref=ref,
-                prompt_tokens=completion.prompt_tokens,
-                completion_tokens=completion.completion_tokens,
-                prompt_tokens_evaluated=completion.prompt_tokens_evaluated,
-                latency_s=completion.latency_s,
-                generation_s=completion.generation_s,
-                cached=completion.cached,
-                finish_reason=completion.finish_reason,
                 evaluation_id=self.record_id,
                 metadata={
                     **completion.metadata,

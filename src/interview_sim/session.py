@@ -33,7 +33,6 @@ from interview_sim.record import (
     MessageUsage,
     ModelCalled,
     ModelFailed,
-    RetryInfo,
     RunFinished,
     RunStarted,
     StopReason,
@@ -161,22 +160,8 @@ class _Recorder:
             self.sink(event)
 
     def call(self, role: str, agent: AgentSpec, model: ChatModel, completion: Completion, trimmed: int) -> CallRecord:
-        record = CallRecord(
-            index=len(self.transcript.calls),
-            role=role,
-            agent=agent.name,
-            model=completion.model,
-            ref=model.ref,
-            prompt_tokens=completion.prompt_tokens,
-            completion_tokens=completion.completion_tokens,
-            prompt_tokens_evaluated=completion.prompt_tokens_evaluated,
-            latency_s=round(completion.latency_s, 4),
-            generation_s=completion.generation_s,
-            cached=completion.cached,
-            retries=[RetryInfo(attempt=r.attempt, error=r.error, wait_s=r.wait_s) for r in completion.retries],
-            trimmed_messages=trimmed,
-            finish_reason=completion.finish_reason,
-            metadata=completion.metadata,
+        record = CallRecord.from_completion(
+            completion, index=len(self.transcript.calls), role=role, agent=agent.name, ref=model.ref, trimmed_messages=trimmed
         )
         self.transcript.calls.append(record)
         self.last_call[role] = record
