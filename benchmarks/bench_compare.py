@@ -95,7 +95,7 @@ async def overhead(cells: int, concurrency: int) -> dict[str, Any]:
 
 async def bare(cells: int) -> dict[str, Any]:
     """The same cells without the compare machinery: run_scenario then evaluate_run, one after another."""
-    from interview_sim.evaluate import evaluate_run
+    from interview_sim.grading.evaluate import evaluate_run
     from interview_sim.session import run_scenario
 
     timer = _Timed()

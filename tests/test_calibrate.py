@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from interview_sim.calibration import CONTROLS, calibrate, controls_dir
 from interview_sim.cli import app
 from interview_sim.config import Rubric, load_scenario
 from interview_sim.errors import EvaluationError
-from interview_sim.evaluate import evaluate_run, load_evaluations
+from interview_sim.grading.calibration import CONTROLS, calibrate, controls_dir
+from interview_sim.grading.evaluate import evaluate_run, load_evaluations
 from interview_sim.models.scripted import JUDGE_WORDS, ScriptInput, judge_script, script
 from interview_sim.record import load_transcript
 from interview_sim.session import run_scenario

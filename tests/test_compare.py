@@ -17,11 +17,11 @@ import pytest
 from typer.testing import CliRunner
 
 from fake_ollama import FakeOllama
-from interview_sim import _stats
-from interview_sim._batch import Endpoints, Scheduler
 from interview_sim.cli import app
 from interview_sim.compare import COMPARISON_FILE, CSV_FILE, compare_models, load_comparison
+from interview_sim.compare.cells import Endpoints, Scheduler
 from interview_sim.errors import ModelCallError
+from interview_sim.grading import stats as _stats
 from interview_sim.models import ChatModel, Completion, CompletionRequest, ModelOptions, create_model
 from interview_sim.models.cache import ModelWrapper
 from interview_sim.record import load_transcript

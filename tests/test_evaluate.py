@@ -11,11 +11,11 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from interview_sim import _judging
 from interview_sim.cli import app
 from interview_sim.config import Criterion, Rubric, Scale, load_scenario
 from interview_sim.errors import EvaluationError, ModelCallError, RecordError
-from interview_sim.evaluate import (
+from interview_sim.grading import judge as _judging
+from interview_sim.grading.evaluate import (
     CriterionGrade,
     Evaluation,
     JudgeGrade,
@@ -264,7 +264,7 @@ async def test_evaluations_coexist_and_are_never_overwritten(runs_dir: Path, mon
     first = await evaluate_run(run_dir, evaluator_models=["scripted:judge"])
     # The next evaluation draws the very same id first: it must get a fresh one, not replace the file.
     ids = iter([first.evaluation_id, "20990101T000000Z_000000"])
-    monkeypatch.setattr("interview_sim.evaluate.new_run_id", lambda now=None: next(ids))
+    monkeypatch.setattr("interview_sim.grading.evaluate.new_run_id", lambda now=None: next(ids))
     second = await evaluate_run(run_dir, evaluator_models=["scripted:judge"])
     assert second.evaluation_id == "20990101T000000Z_000000"
     assert [e.evaluation_id for e in load_evaluations(run_dir)] == [first.evaluation_id, second.evaluation_id]
@@ -541,8 +541,8 @@ async def test_a_judge_call_that_fails_is_a_recorded_failure_keeping_earlier_ans
 
 
 def test_the_grade_schema_offers_only_the_candidates_own_sentences_as_evidence() -> None:
-    from interview_sim import _judging
     from interview_sim.config import load_scenario
+    from interview_sim.grading import judge as _judging
 
     turns = [
         'We shard by tenant. Then we add "read replicas" for reports.\nEvery change is audited by the platform team.',
@@ -560,7 +560,7 @@ def test_the_grade_schema_offers_only_the_candidates_own_sentences_as_evidence()
 
 
 def test_scripted_judge_quotes_a_long_sentence_within_the_quote_limit() -> None:
-    from interview_sim._judging import MAX_QUOTE_CHARS
+    from interview_sim.grading.judge import MAX_QUOTE_CHARS
     from interview_sim.models.scripted import _hits
 
     long = "We add " + " ".join(["caching"] * 80) + " everywhere."

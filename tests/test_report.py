@@ -21,9 +21,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from interview_sim._report_charts import QuoteIndex, fragments, nice_ticks, normalise
 from interview_sim.cli import app
-from interview_sim.evaluate import evaluate_run, load_evaluations
+from interview_sim.grading.evaluate import evaluate_run, load_evaluations
 from interview_sim.models import ChatModel, CompletionRequest, ModelOptions, create_model
 from interview_sim.models.cache import ModelWrapper
 from interview_sim.models.scripted import ScriptInput, interviewer_reply, script
@@ -35,6 +34,7 @@ from interview_sim.report import (
     write_report,
     write_run_report,
 )
+from interview_sim.report.charts import QuoteIndex, fragments, nice_ticks, normalise
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from interview_sim.compare import load_comparison
-from interview_sim.evaluate import load_evaluations
+from interview_sim.grading.evaluate import load_evaluations
 from interview_sim.record import load_transcript
 from interview_sim.report import REPORT_FILE, write_report
 from test_report import HOSTILE, SPEEDS, records  # noqa: F401  (`records`: the shared module fixture)

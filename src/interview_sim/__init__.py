@@ -41,10 +41,10 @@ _LAZY = {
     "load_transcript": ("interview_sim.record", "load_transcript"),
     "create_model": ("interview_sim.models", "create_model"),
     "list_models": ("interview_sim.models", "list_models"),
-    "evaluate_run": ("interview_sim.evaluate", "evaluate_run"),
-    "evaluate_pairwise": ("interview_sim.evaluate", "evaluate_pairwise"),
-    "load_evaluations": ("interview_sim.evaluate", "load_evaluations"),
-    "calibrate": ("interview_sim.calibration", "calibrate"),
+    "evaluate_run": ("interview_sim.grading", "evaluate_run"),
+    "evaluate_pairwise": ("interview_sim.grading", "evaluate_pairwise"),
+    "load_evaluations": ("interview_sim.grading", "load_evaluations"),
+    "calibrate": ("interview_sim.grading", "calibrate"),
     "replay_run": ("interview_sim.replay", "replay_run"),
     "rerun": ("interview_sim.replay", "rerun"),
     "import_transcripts": ("interview_sim.autogen02", "import_transcripts"),
@@ -57,11 +57,10 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from interview_sim.autogen02 import export_run, import_transcripts
-    from interview_sim.calibration import calibrate
     from interview_sim.compare import compare_models, load_comparison, run_sweep
     from interview_sim.config import load_agent, load_scenario
     from interview_sim.errors import InterviewSimError
-    from interview_sim.evaluate import evaluate_pairwise, evaluate_run, load_evaluations
+    from interview_sim.grading import calibrate, evaluate_pairwise, evaluate_run, load_evaluations
     from interview_sim.models import create_model, list_models
     from interview_sim.record import load_transcript
     from interview_sim.replay import replay_run, rerun

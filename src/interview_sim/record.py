@@ -13,14 +13,11 @@ import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any, Literal
+from typing import IO, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, model_validator
 
 from interview_sim.errors import RecordError
-
-if TYPE_CHECKING:
-    from interview_sim.models.base import Completion
 
 SCHEMA_VERSION = 2
 """History: 1 = the first release; 2 = optional provenance fields on `imported` (AutoGen 0.2 chat id, summary,
@@ -164,27 +161,6 @@ class CallRecord(_Record):
     message_index: int | None = None
     evaluation_id: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
-
-    @classmethod
-    def from_completion(cls, completion: Completion, *, index: int, role: str, agent: str, ref: str, **fields: Any) -> CallRecord:
-        """The record of one model call from what the backend returned; `fields` sets or overrides the rest."""
-        data: dict[str, Any] = {
-            "index": index,
-            "role": role,
-            "agent": agent,
-            "model": completion.model,
-            "ref": ref,
-            "prompt_tokens": completion.prompt_tokens,
-            "completion_tokens": completion.completion_tokens,
-            "prompt_tokens_evaluated": completion.prompt_tokens_evaluated,
-            "latency_s": round(completion.latency_s, 4),
-            "generation_s": completion.generation_s,
-            "cached": completion.cached,
-            "retries": [RetryInfo(attempt=r.attempt, error=r.error, wait_s=r.wait_s) for r in completion.retries],
-            "finish_reason": completion.finish_reason,
-            "metadata": dict(completion.metadata),
-        }
-        return cls(**{**data, **fields})
 
     def usage_value(self) -> Usage:
         return Usage(

@@ -1,28 +1,23 @@
-"""The scripted whiteboard session, and the only module that imports AutoGen.
+"""The scripted whiteboard session: stages, the simulated clock, the stop rule, and recording as it happens.
 
-AutoGen AgentChat runs the agents and the turn-taking (two `AssistantAgent`s in a `RoundRobinGroupChat`).
-Everything AutoGen-specific stays here, behind three small adapters:
+`run_scenario` loads the agents' models, then lets AutoGen run the turn-taking through `autogen_adapter`
+(the only module that imports AutoGen). The engine here owns what AutoGen does not know about:
 
-* `_ClientAdapter` turns one of our `ChatModel`s into an AutoGen `ChatCompletionClient`, fits each prompt
-  to the model's context window and records every call;
-* `_InterviewerContext` gives the interviewer the current script stage and the time left before each turn;
-* `_SessionStop` advances the simulated clock and stops on max turns, time budget or the end marker.
-
-The rest of the package never touches AutoGen's API, so replacing it is a change to this file only.
+* `SessionState` is the simulated clock and the script position (which stage the interviewer is in, when
+  the session stops: max turns, time budget or the end marker);
+* `SessionRecorder` writes every call and message to the transcript and to `events.jsonl` as it happens.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from interview_sim.config import SESSION_ROLES, AgentSpec, LoadedScenario, Stage, load_scenario
 from interview_sim.errors import InterviewSimError, ModelCallError
-from interview_sim.models import ChatMessage, ChatModel, Completion, CompletionRequest, ModelOptions, create_model
-from interview_sim.models.base import fit_to_context
+from interview_sim.models import ChatModel, Completion, ModelOptions, create_model
 from interview_sim.record import (
     EVENTS_FILE,
     CallRecord,
@@ -42,9 +37,6 @@ from interview_sim.record import (
     save_transcript,
     utc_now,
 )
-
-if TYPE_CHECKING:
-    from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage
 
 EventSink = Callable[[RunStarted | ModelCalled | ModelFailed | MessageAdded | RunFinished], None]
 ModelFactory = Callable[[str, ModelOptions], ChatModel]
@@ -145,7 +137,7 @@ def _fmt(minutes: float) -> str:
 # ---------------------------------------------------------------------------------------------- recorder
 
 
-class _Recorder:
+class SessionRecorder:
     """Collects calls and messages into the transcript and the event log as they happen."""
 
     def __init__(self, transcript: Transcript, log: EventLog, sink: EventSink | None) -> None:
@@ -160,8 +152,8 @@ class _Recorder:
             self.sink(event)
 
     def call(self, role: str, agent: AgentSpec, model: ChatModel, completion: Completion, trimmed: int) -> CallRecord:
-        record = CallRecord.from_completion(
-            completion, index=len(self.transcript.calls), role=role, agent=agent.name, ref=model.ref, trimmed_messages=trimmed
+        record = completion.call_record(
+            index=len(self.transcript.calls), role=role, agent=agent.name, ref=model.ref, trimmed_messages=trimmed
         )
         self.transcript.calls.append(record)
         self.last_call[role] = record
@@ -197,167 +189,6 @@ class _Recorder:
         self.transcript.messages.append(message)
         self.transcript.simulated_minutes_used = reading.clock.elapsed_minutes
         self.emit(MessageAdded(message=message))
-
-
-# ---------------------------------------------------------------------------------------------- AutoGen adapters
-
-
-def _build_team(
-    scenario: LoadedScenario,
-    models: dict[str, ChatModel],
-    state: SessionState,
-    recorder: _Recorder,
-    seed: int | None,
-) -> Any:
-    """Two AssistantAgents taking turns in a RoundRobinGroupChat, stopped by the session's own rule."""
-    from autogen_agentchat.agents import AssistantAgent
-    from autogen_agentchat.base import TerminationCondition
-    from autogen_agentchat.messages import StopMessage
-    from autogen_agentchat.teams import RoundRobinGroupChat
-    from autogen_core import CancellationToken
-    from autogen_core.model_context import UnboundedChatCompletionContext
-    from autogen_core.models import (
-        AssistantMessage,
-        ChatCompletionClient,
-        CreateResult,
-        LLMMessage,
-        ModelFamily,
-        RequestUsage,
-        SystemMessage,
-        UserMessage,
-    )
-    from autogen_core.models import ModelInfo as AutogenModelInfo
-
-    class _ClientAdapter(ChatCompletionClient):
-        """One of our ChatModels as an AutoGen model client for one agent."""
-
-        def __init__(self, role: str, agent: AgentSpec, model: ChatModel) -> None:
-            self._role, self._agent, self._model = role, agent, model
-            self._usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
-            self._total = RequestUsage(prompt_tokens=0, completion_tokens=0)
-
-        def _to_chat(self, messages: Sequence[LLMMessage]) -> list[ChatMessage]:
-            chat: list[ChatMessage] = []
-            for m in messages:
-                if isinstance(m, SystemMessage):
-                    chat.append(ChatMessage("system", m.content))
-                elif isinstance(m, AssistantMessage) or (isinstance(m, UserMessage) and m.source == self._role):
-                    chat.append(ChatMessage("assistant", str(m.content)))
-                else:
-                    chat.append(ChatMessage("user", str(m.content)))
-            return chat
-
-        async def create(
-            self,
-            messages: Sequence[LLMMessage],
-            *,
-            tools: Sequence[Any] = (),
-            tool_choice: Any = "auto",
-            json_output: Any = None,
-            extra_create_args: Any = None,
-            cancellation_token: CancellationToken | None = None,
-        ) -> CreateResult:
-            fitted = fit_to_context(self._model, self._to_chat(messages), self._agent.max_tokens)
-            request = CompletionRequest(
-                messages=tuple(fitted.messages),
-                max_tokens=fitted.max_tokens,
-                temperature=self._agent.temperature,
-                repeat_penalty=self._agent.repeat_penalty,
-                seed=seed if seed is not None else self._agent.seed,
-            )
-            try:
-                completion = await self._model.complete(request)
-            except ModelCallError as exc:
-                recorder.failure(self._role, self._agent, self._model, exc)
-                raise
-            recorder.call(self._role, self._agent, self._model, completion, fitted.dropped)
-            self._usage = RequestUsage(prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens)
-            self._total = RequestUsage(
-                prompt_tokens=self._total.prompt_tokens + completion.prompt_tokens,
-                completion_tokens=self._total.completion_tokens + completion.completion_tokens,
-            )
-            finish = completion.finish_reason if completion.finish_reason in ("stop", "length") else "unknown"
-            return CreateResult(finish_reason=finish, content=completion.content, usage=self._usage, cached=completion.cached)
-
-        def create_stream(self, *args: Any, **kwargs: Any) -> Any:
-            raise NotImplementedError("the session does not stream")
-
-        async def close(self) -> None:
-            return None
-
-        def actual_usage(self) -> RequestUsage:
-            return self._usage
-
-        def total_usage(self) -> RequestUsage:
-            return self._total
-
-        def count_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Any] = ()) -> int:
-            return self._model.count_tokens(self._to_chat(messages))
-
-        def remaining_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Any] = ()) -> int:
-            return self._model.context_length - self.count_tokens(messages)
-
-        @property
-        def capabilities(self) -> Any:
-            return {"vision": False, "function_calling": False, "json_output": self._model.supports_json_schema}
-
-        @property
-        def model_info(self) -> AutogenModelInfo:
-            return AutogenModelInfo(
-                vision=False,
-                function_calling=False,
-                json_output=self._model.supports_json_schema,
-                family=ModelFamily.UNKNOWN,
-                structured_output=False,
-                multiple_system_messages=True,
-            )
-
-    class _InterviewerContext(UnboundedChatCompletionContext):
-        """The interviewer's memory, plus a note with the current stage and the time left."""
-
-        async def get_messages(self) -> list[LLMMessage]:
-            stage = state.stage_for_next_interviewer_turn()
-            state.pending_stage = stage
-            return [*self._messages, SystemMessage(content=state.stage_note(stage))]
-
-    class _SessionStop(TerminationCondition):
-        """Advances the simulated clock on every message and applies the session's stop rule."""
-
-        def __init__(self) -> None:
-            self._terminated = False
-
-        @property
-        def terminated(self) -> bool:
-            return self._terminated
-
-        async def __call__(self, messages: Sequence[BaseAgentEvent | BaseChatMessage]) -> StopMessage | None:
-            from autogen_agentchat.messages import BaseChatMessage
-
-            for message in messages:
-                if not isinstance(message, BaseChatMessage):
-                    continue
-                reason = state.advance(message.source, message.to_text())
-                if reason is not None:
-                    self._terminated = True
-                    return StopMessage(content=f"session stopped: {reason}", source="session")
-            return None
-
-        async def reset(self) -> None:
-            self._terminated = False
-
-    agents: list[Any] = []
-    for role in ("candidate", "interviewer"):  # after the opening line, the candidate speaks first
-        spec = scenario.agent(role)
-        agents.append(
-            AssistantAgent(
-                name=role,
-                model_client=_ClientAdapter(role, spec, models[role]),
-                system_message=spec.system_prompt,
-                model_context=_InterviewerContext() if role == "interviewer" else UnboundedChatCompletionContext(),
-                description=f"The {role} ({spec.name}).",
-            )
-        )
-    return RoundRobinGroupChat(agents, termination_condition=_SessionStop())
 
 
 # ---------------------------------------------------------------------------------------------- public API
@@ -463,7 +294,7 @@ async def _run(
         started_at=started,
     )
     log = EventLog(run_dir / EVENTS_FILE)
-    recorder = _Recorder(transcript, log, on_event)
+    recorder = SessionRecorder(transcript, log, on_event)
     state = SessionState(scenario=loaded, max_turns=max_turns or spec.max_turns)
     recorder.emit(
         RunStarted(
@@ -476,16 +307,12 @@ async def _run(
     opening = spec.render_opening(candidate=candidate.name, interviewer=interviewer.name)
     error: InterviewSimError | None = None
     try:
-        from autogen_agentchat.base import TaskResult
-        from autogen_agentchat.messages import BaseChatMessage, TextMessage
+        from interview_sim.autogen_adapter import build_team, chat_messages
 
-        team = _build_team(loaded, models, state, recorder, seed)
+        team = build_team(loaded, models, state, recorder, seed)
         seen = 0
-        async for item in team.run_stream(task=TextMessage(content=opening, source="interviewer")):
-            if isinstance(item, TaskResult) or not isinstance(item, BaseChatMessage):
-                continue
-            role = item.source
-            recorder.message(role, loaded.agent(role), item.to_text(), state.readings[seen], from_model=seen > 0)
+        async for role, text in chat_messages(team, opening):
+            recorder.message(role, loaded.agent(role), text, state.readings[seen], from_model=seen > 0)
             seen += 1
         transcript.stop_reason = state.stop_reason or "max_turns"
     except (KeyboardInterrupt, asyncio.CancelledError):

@@ -14,8 +14,8 @@ from interview_sim.cli import app, fail, user_errors
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from interview_sim.calibration import Calibration
-    from interview_sim.evaluate import Evaluation, PairwiseResult
+    from interview_sim.grading.calibration import Calibration
+    from interview_sim.grading.evaluate import Evaluation, PairwiseResult
 
 EvaluatorModel = Annotated[
     str | None,
@@ -142,7 +142,7 @@ def evaluate_command(
 ) -> None:
     """Grade a run against its scenario's rubric (or compare two runs with --pairwise)."""
     from interview_sim.errors import EvaluationError
-    from interview_sim.evaluate import evaluate_pairwise, evaluate_run, evaluation_path
+    from interview_sim.grading.evaluate import evaluate_pairwise, evaluate_run, evaluation_path
 
     refs = split_refs(evaluator_model)
     if pairwise:
@@ -202,7 +202,7 @@ def calibrate_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Grade the control transcripts and check strong > average > weak and injection <= weak. Exit 0 on pass, 1 on fail."""
-    from interview_sim.calibration import calibrate
+    from interview_sim.grading.calibration import calibrate
 
     calibration = asyncio.run(
         calibrate(

@@ -130,7 +130,7 @@ def run_command(
     """
     from interview_sim.cli.evaluate import render_evaluation, split_refs
     from interview_sim.errors import EvaluationError
-    from interview_sim.evaluate import evaluate_run, evaluation_path
+    from interview_sim.grading.evaluate import evaluate_run, evaluation_path
     from interview_sim.models import create_model
     from interview_sim.models.cache import cached_factory, default_cache_dir
     from interview_sim.record import load_transcript

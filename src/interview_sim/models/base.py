@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
 
 from interview_sim.errors import ModelCallError
+from interview_sim.record import CallRecord, RetryInfo
 
 MessageRole = Literal["system", "user", "assistant"]
 
@@ -61,6 +62,26 @@ class Completion:
     retries: list[RetryRecord] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     """Backend-specific facts worth keeping: Ollama's digest and timing fields, llama.cpp timings."""
+
+    def call_record(self, *, index: int, role: str, agent: str, ref: str, **fields: Any) -> CallRecord:
+        """The record of this call for the transcript; `fields` sets or overrides the rest."""
+        data: dict[str, Any] = {
+            "index": index,
+            "role": role,
+            "agent": agent,
+            "model": self.model,
+            "ref": ref,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "prompt_tokens_evaluated": self.prompt_tokens_evaluated,
+            "latency_s": round(self.latency_s, 4),
+            "generation_s": self.generation_s,
+            "cached": self.cached,
+            "retries": [RetryInfo(attempt=r.attempt, error=r.error, wait_s=r.wait_s) for r in self.retries],
+            "finish_reason": self.finish_reason,
+            "metadata": dict(self.metadata),
+        }
+        return CallRecord(**{**data, **fields})
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The drawing side of the reports: where evidence quotes are in the conversation, and chart geometry.
 
-Pure functions of the records; `report.py` gathers the records and renders the templates that draw these.
+Pure functions of the records; `report.pages` gathers the records and renders the templates that draw these.
 """
 
 from __future__ import annotations

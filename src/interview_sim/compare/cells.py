@@ -163,7 +163,7 @@ async def run_cell(
 ) -> CellOutcome:
     """Run and grade one cell. A user-caused failure (a model down, a judge that never answers) is a failed
     outcome, not an exception: the batch goes on."""
-    from interview_sim.evaluate import evaluate_run
+    from interview_sim.grading.evaluate import evaluate_run
     from interview_sim.session import run_scenario
 
     outcome = CellOutcome(key=task.key, status="failed", started_at=utc_now(), ended_at=utc_now())
@@ -224,7 +224,7 @@ async def run_pair(
     base_factory: ModelFactory = create_model,
 ) -> PairOutcome:
     """Judge two runs against each other; a failure is a failed outcome, not an exception."""
-    from interview_sim.evaluate import evaluate_pairwise
+    from interview_sim.grading.evaluate import evaluate_pairwise
 
     outcome = PairOutcome(key=task.key, status="failed")
     factory = job_factory(base_factory, host=host, cache_dir=cache_dir, meter=outcome.meter)

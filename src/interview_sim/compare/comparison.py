@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from interview_sim import _stats
 from interview_sim.errors import RecordError
+from interview_sim.grading import stats
 from interview_sim.record import Usage, dump_record, utc_now, write_json_atomic, write_text_atomic
 
 SCHEMA_VERSION = 1
@@ -187,7 +187,7 @@ class Comparison(_Record):
     kind: Literal["compare", "sweep"]
     status: Literal["running", "complete"] = "running"
     request: ComparisonRequest
-    confidence: float = _stats.CONFIDENCE
+    confidence: float = stats.CONFIDENCE
     created_at: datetime
     updated_at: datetime
     criteria: dict[str, str] = Field(default_factory=dict)
@@ -303,12 +303,12 @@ def leaderboard(comparison: Comparison) -> list[LeaderboardRow]:
 
         cells = [c for c in comparison.cells if included(c.group)]
         games = [(p.model_a, p.model_b, p.outcome) for p in comparison.pairs if included(p.group) and p.outcome is not None]
-        records = _stats.win_records(games, request.models)
+        records = stats.win_records(games, request.models)
         scope_rows = []
         for model in request.models:
             mine = [c for c in cells if c.model == model]
             graded = [c for c in mine if c.status == "ok" and c.overall is not None]
-            summary = _stats.mean_ci([c.overall for c in graded if c.overall is not None], comparison.confidence)
+            summary = stats.mean_ci([c.overall for c in graded if c.overall is not None], comparison.confidence)
             usage = sum((c.usage for c in mine), Usage())
             record = records[model]
             scope_rows.append(
@@ -323,7 +323,7 @@ def leaderboard(comparison: Comparison) -> list[LeaderboardRow]:
                     stdev=summary.stdev,
                     ci_low=summary.ci_low,
                     ci_high=summary.ci_high,
-                    criteria=_stats.key_means((c.criteria for c in graded), list(comparison.criteria)),
+                    criteria=stats.key_means((c.criteria for c in graded), list(comparison.criteria)),
                     wins=record.wins,
                     losses=record.losses,
                     ties=record.ties,

@@ -33,7 +33,6 @@ a hidden staging folder inside `runs_dir` and renamed into place.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -45,7 +44,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from interview_sim._autogen02_formats import (
+from interview_sim.autogen02.formats import (
+    ANALYSIS_ROLES,
     Chat,
     CostEntry,
     HistoryItem,
@@ -67,7 +67,6 @@ from interview_sim.record import (
     UsageLedger,
     UsageView,
     dump_record,
-    load_transcript,
     new_run_id,
     run_dir_for,
     save_transcript,
@@ -75,11 +74,8 @@ from interview_sim.record import (
     write_json_atomic,
 )
 
-ExportFormat = Literal["autogen02-json", "autogen02-markdown"]
-EXPORT_FORMATS: tuple[str, ...] = ("autogen02-json", "autogen02-markdown")
 DEFAULT_SCENARIO = "scalability-issues"
 ANALYSIS_PREFIX = "analysis-"
-ANALYSIS_ROLES = ("lead-analyst", "analyst")
 """The analysis conversation's speakers: the one who hands over the interview and the instructions, the other."""
 
 MAX_TOKENS_PER_CHAR = 1.0
@@ -536,52 +532,3 @@ def import_transcripts(paths: list[str | Path], *, runs_dir: str | Path = "runs"
         report.created.append(_record(built.transcript, run_dir, run_dir / "transcript.json"))
         report.created.extend(_record(record, run_dir, run_dir / name) for name, record in built.attachments)
     return report
-
-
-def _autogen_role(transcript: Transcript, role: str) -> str:
-    known = transcript.imported.autogen_roles if transcript.imported else {}
-    # The chat's initiator (our interviewer, or the lead analyst) is AutoGen's "assistant" in its own ChatResult.
-    return known.get(role) or ("assistant" if role in ("interviewer", ANALYSIS_ROLES[0]) else "user")
-
-
-def to_chat_result(transcript: Transcript) -> dict[str, Any]:
-    """A run as an AutoGen 0.2 ChatResult dict: chat_id, chat_history, summary, cost, human_input."""
-    info = transcript.imported
-    last = transcript.messages[-1].content if transcript.messages else ""
-    return {
-        "chat_id": info.chat_id if info else None,
-        "chat_history": [
-            {"content": m.content, "role": _autogen_role(transcript, m.role), "name": m.agent} for m in transcript.messages
-        ],
-        "summary": info.summary if info and info.summary is not None else last,
-        "cost": transcript.cost or transcript.usage.cost_block(),
-        "human_input": list(info.human_input) if info else [],
-    }
-
-
-def to_markdown(transcript: Transcript) -> str:
-    """A run as AutoGen 0.2's Markdown export: `**Assistant**: ...` turns, then the four-line trailer."""
-    result = to_chat_result(transcript)
-    parts = [f"**{h['role'].capitalize()}**: {h['content']}" for h in result["chat_history"]]
-    parts += [
-        f"**Chat_id**: {result['chat_id']}",
-        f"**Cost**: {result['cost']!r}",
-        f"**Human_input**: {result['human_input']!r}",
-        f"**Summary**: {result['summary']}",
-    ]
-    return "".join(f"{part}\n\n" for part in parts)
-
-
-def export_run(run: str | Path, fmt: ExportFormat) -> str:
-    """A run (folder or transcript path, including an attached analysis record) in an AutoGen 0.2 form.
-
-    Raises:
-        RecordError: the run cannot be read.
-        ImportFormatError: unknown format.
-    """
-    if fmt not in EXPORT_FORMATS:
-        raise ImportFormatError(f"unknown export format {fmt!r} (known: {', '.join(EXPORT_FORMATS)})")
-    transcript = load_transcript(run)
-    if fmt == "autogen02-json":
-        return json.dumps(to_chat_result(transcript), indent=2, ensure_ascii=False) + "\n"
-    return to_markdown(transcript)

@@ -21,6 +21,9 @@ _SECTION = re.compile(r"^\*\*(?P<key>Assistant|User|Chat_id|Cost|Human_input|Sum
 _TRAILER = ("Chat_id", "Cost", "Human_input", "Summary")
 _EMBEDDED_SUMMARY = re.compile(r"\s*Summary:[ \t]?(?P<summary>.*?)[ \t]*\n\s*```", re.S)
 
+ANALYSIS_ROLES = ("lead-analyst", "analyst")
+"""The two seats of an analysis (review) chat: its initiator first."""
+
 
 @dataclass
 class Turn:

@@ -1,6 +1,6 @@
 """The evaluation records (pydantic, `schema_version` first) and the statistics over several judges.
 
-Re-exported by `interview_sim.evaluate`, which is where callers import them from.
+Re-exported by `interview_sim.grading.evaluate`, which is where callers import them from.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from interview_sim.config import project_root
 from interview_sim.errors import EvaluationError, InterviewSimError
-from interview_sim.evaluate import Evaluation, ModelFactory, evaluate_run
+from interview_sim.grading.evaluate import Evaluation, ModelFactory, evaluate_run
 from interview_sim.models import create_model
 from interview_sim.record import dump_record, load_transcript, new_run_id, save_transcript, utc_now, write_json_atomic
 
@@ -106,6 +106,43 @@ def _verdict(checks: list[Check], results: dict[str, ControlResult], models: lis
     return f"calibration FAILED ({judge}): {wrong} does not hold: {details}"
 
 
+async def _grade_control(
+    control: str,
+    run_dir: Path,
+    *,
+    evaluator_models: list[str] | None,
+    judges: int,
+    seed: int | None,
+    model_factory: ModelFactory,
+    max_tokens: int | None,
+) -> tuple[ControlResult, list[str]]:
+    """One control graded (or its failure recorded), and the judge models that graded it."""
+    try:
+        evaluation = await evaluate_run(
+            run_dir,
+            evaluator_models=evaluator_models,
+            judges=judges,
+            seed=seed,
+            model_factory=model_factory,
+            max_tokens=max_tokens,
+        )
+    except EvaluationError as exc:
+        last = exc.evaluation if isinstance(exc.evaluation, Evaluation) else None
+        result = ControlResult(
+            control=control,
+            run_dir=str(run_dir),
+            evaluation_id=last.evaluation_id if last else None,
+            status="failed",
+            overall=None,
+            error=last.error if last and last.error else str(exc),
+        )
+        return result, last.evaluator_models if last else []
+    result = ControlResult(
+        control=control, run_dir=str(run_dir), evaluation_id=evaluation.evaluation_id, status="ok", overall=evaluation.overall
+    )
+    return result, evaluation.evaluator_models
+
+
 async def calibrate(
     *,
     evaluator_models: list[str] | None = None,
@@ -146,35 +183,16 @@ async def calibrate(
     for control in CONTROLS:
         run_dir = folder / control
         save_transcript(run_dir, load_transcript(source / f"{control}.json"))
-        try:
-            evaluation = await evaluate_run(
-                run_dir,
-                evaluator_models=evaluator_models,
-                judges=judges,
-                seed=seed,
-                model_factory=model_factory,
-                max_tokens=max_tokens,
-            )
-        except EvaluationError as exc:
-            last = exc.evaluation if isinstance(exc.evaluation, Evaluation) else None
-            models = models or (last.evaluator_models if last else [])
-            results[control] = ControlResult(
-                control=control,
-                run_dir=str(run_dir),
-                evaluation_id=last.evaluation_id if last else None,
-                status="failed",
-                overall=None,
-                error=last.error if last and last.error else str(exc),
-            )
-        else:
-            models = models or evaluation.evaluator_models
-            results[control] = ControlResult(
-                control=control,
-                run_dir=str(run_dir),
-                evaluation_id=evaluation.evaluation_id,
-                status="ok",
-                overall=evaluation.overall,
-            )
+        results[control], graded_by = await _grade_control(
+            control,
+            run_dir,
+            evaluator_models=evaluator_models,
+            judges=judges,
+            seed=seed,
+            model_factory=model_factory,
+            max_tokens=max_tokens,
+        )
+        models = models or graded_by
     checks = _checks(results)
     passed = all(r.status == "ok" for r in results.values()) and all(c.passed for c in checks)
     calibration = Calibration(

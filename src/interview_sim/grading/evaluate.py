@@ -18,8 +18,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from interview_sim import _judging
-from interview_sim._grades import (
+from interview_sim.config import AgentSpec, Rubric, load_agent, load_scenario, project_root
+from interview_sim.errors import ConfigError, EvaluationError, InterviewSimError, ModelCallError, RecordError
+from interview_sim.grading import judge
+from interview_sim.grading.grades import (
     EVALUATION_SCHEMA_VERSION,
     CriterionGrade,
     CriterionSummary,
@@ -34,8 +36,6 @@ from interview_sim._grades import (
     summarise,
     total_usage,
 )
-from interview_sim.config import AgentSpec, Rubric, load_agent, load_scenario, project_root
-from interview_sim.errors import ConfigError, EvaluationError, InterviewSimError, ModelCallError, RecordError
 from interview_sim.models import ChatModel, Completion, ModelOptions, create_model, parse_ref
 from interview_sim.record import (
     TRANSCRIPT_FILE,
@@ -137,8 +137,7 @@ class _Session:
         self, ref: str, seed: int, kind: str, order: Literal["ab", "ba"] | None = None
     ) -> Callable[[Completion, int], None]:
         def on_completion(completion: Completion, attempt: int) -> None:
-            call = CallRecord.from_completion(
-                completion,
+            call = completion.call_record(
                 index=len(self.calls),  # renumbered when the calls join the transcript
                 role="evaluator",
                 agent=self.agent.name,
@@ -156,7 +155,7 @@ class _Session:
 
         return on_completion
 
-    def keep_raw(self, ref: str, seed: int, attempts: list[_judging.Attempt], order: Literal["ab", "ba"] | None = None) -> None:
+    def keep_raw(self, ref: str, seed: int, attempts: list[judge.Attempt], order: Literal["ab", "ba"] | None = None) -> None:
         self.raw.extend(
             RawOutput(
                 judge=ref,
@@ -187,10 +186,10 @@ class _Session:
 def _fit(model: ChatModel, build: Callable[[bool], list[Any]], max_tokens: int, what: str) -> list[Any]:
     """The prompt in full, or with the interviewer's turns shortened; a clear failure when neither fits."""
     messages = build(False)
-    if _judging.fits(model, messages, max_tokens):
+    if judge.fits(model, messages, max_tokens):
         return messages
     messages = build(True)
-    if _judging.fits(model, messages, max_tokens):
+    if judge.fits(model, messages, max_tokens):
         return messages
     size = model.count_tokens(messages)
     raise _JudgeFailed(
@@ -205,28 +204,28 @@ class _JudgeFailed(Exception):
 
 async def _grade_once(session: _Session, rubric: Rubric, ref: str, seed: int, temperature: float, max_tokens: int) -> JudgeGrade:
     model = await session.model(ref)
-    turns = _judging.candidate_turns(session.transcript)
-    output_model = _judging.grade_output_model(rubric, _judging.quotable_sentences(turns))
-    schema = _judging.json_schema(output_model)
+    turns = judge.candidate_turns(session.transcript)
+    output_model = judge.grade_output_model(rubric, judge.quotable_sentences(turns))
+    schema = judge.json_schema(output_model)
     messages = _fit(
         model,
-        lambda short: _judging.grade_messages(
-            session.agent, rubric, _judging.render_transcript(session.transcript, shorten_interviewer=short), schema, model
+        lambda short: judge.grade_messages(
+            session.agent, rubric, judge.render_transcript(session.transcript, shorten_interviewer=short), schema, model
         ),
         max_tokens,
         "the grading prompt",
     )
 
     def check(answer: BaseModel) -> list[str]:
-        fields = _judging.criterion_fields(answer, rubric)
-        return _judging.unfound_quotes({f"criteria.{cid}.evidence": f.evidence for cid, f in fields.items()}, turns)
+        fields = judge.criterion_fields(answer, rubric)
+        return judge.unfound_quotes({f"criteria.{cid}.evidence": f.evidence for cid, f in fields.items()}, turns)
 
-    log: list[_judging.Attempt] = []
+    log: list[judge.Attempt] = []
     try:
-        asked = await _judging.ask_structured(
+        asked = await judge.ask_structured(
             model,
             messages,
-            _judging.parser(output_model, check),
+            judge.parser(output_model, check),
             schema=schema,
             max_tokens=max_tokens,
             temperature=temperature,
@@ -241,7 +240,7 @@ async def _grade_once(session: _Session, rubric: Rubric, ref: str, seed: int, te
     session.keep_raw(ref, seed, asked.attempts)
     if asked.value is None:
         raise _JudgeFailed(f"{ref} (seed {seed}): {asked.error}")
-    fields = _judging.criterion_fields(asked.value, rubric)
+    fields = judge.criterion_fields(asked.value, rubric)
     grades = [
         CriterionGrade(
             criterion=c.id, score=fields[c.id].score, rationale=fields[c.id].rationale.strip(), evidence=fields[c.id].evidence
@@ -321,6 +320,32 @@ def _refs(evaluator_models: list[str] | None, agent: AgentSpec) -> list[str]:
     return refs
 
 
+def _judge_temperature(agent: AgentSpec, judges: int) -> tuple[float, list[str]]:
+    """The judges' sampling temperature, and a note when repeats need one above a greedy 0."""
+    if judges > 1 and agent.temperature == 0:
+        note = (
+            f"the evaluator's temperature is 0, so its {judges} repeated judges sample at temperature {REPEAT_TEMPERATURE}"
+            " (greedy repeats would be identical whatever the seed)"
+        )
+        return REPEAT_TEMPERATURE, [note]
+    return agent.temperature, []
+
+
+def _finish(evaluation: Evaluation, session: _Session, rubric: Rubric) -> None:
+    """Fill in the evaluation from the judges' grades and calls: usage, and on success the summaries."""
+    evaluation.raw_outputs = session.raw
+    evaluation.usage = total_usage([c.usage_value() for c in session.calls])
+    for call in session.calls:
+        evaluation.usage_by_model[call.model] = evaluation.usage_by_model.get(call.model, Usage()) + call.usage_value()
+    if evaluation.error is None:
+        evaluation.status = "ok"
+        evaluation.criteria, evaluation.overall = summarise(evaluation.judges, rubric)
+        evaluation.agreement, evaluation.agreement_notes = agreement(evaluation.judges, rubric)
+        evaluation.strengths = merge_lists([j.strengths for j in evaluation.judges])
+        evaluation.weaknesses = merge_lists([j.weaknesses for j in evaluation.judges])
+        evaluation.recommendations = merge_lists([j.recommendations for j in evaluation.judges])
+
+
 async def evaluate_run(
     run: str | Path,
     *,
@@ -359,17 +384,10 @@ async def evaluate_run(
     rubric, scenario_agents = _rubric(transcript, scenario)
     agent = _evaluator_agent(transcript, scenario_agents)
     refs = _refs(evaluator_models, agent)
-    if not _judging.candidate_turns(transcript):
+    if not judge.candidate_turns(transcript):
         raise EvaluationError(f"run {transcript.run_id} has no candidate turns to grade")
     base_seed = seed if seed is not None else agent.seed
-    temperature = agent.temperature
-    notes = []
-    if judges > 1 and temperature == 0:
-        temperature = REPEAT_TEMPERATURE
-        notes.append(
-            f"the evaluator's temperature is 0, so its {judges} repeated judges sample at temperature {REPEAT_TEMPERATURE}"
-            " (greedy repeats would be identical whatever the seed)"
-        )
+    temperature, notes = _judge_temperature(agent, judges)
     cap = max_tokens or agent.max_tokens
     evaluation = Evaluation(
         evaluation_id=new_run_id(),
@@ -396,17 +414,7 @@ async def evaluate_run(
         evaluation.error = str(exc)
     finally:
         await session.aclose()
-    evaluation.raw_outputs = session.raw
-    evaluation.usage = total_usage([c.usage_value() for c in session.calls])
-    for call in session.calls:
-        evaluation.usage_by_model[call.model] = evaluation.usage_by_model.get(call.model, Usage()) + call.usage_value()
-    if evaluation.error is None:
-        evaluation.status = "ok"
-        evaluation.criteria, evaluation.overall = summarise(evaluation.judges, rubric)
-        evaluation.agreement, evaluation.agreement_notes = agreement(evaluation.judges, rubric)
-        evaluation.strengths = merge_lists([j.strengths for j in evaluation.judges])
-        evaluation.weaknesses = merge_lists([j.weaknesses for j in evaluation.judges])
-        evaluation.recommendations = merge_lists([j.recommendations for j in evaluation.judges])
+    _finish(evaluation, session, rubric)
     evaluation.ended_at = utc_now()
     saved = _save_new(path.parent, "evaluation", evaluation, "evaluation_id")
     _append_calls(path, session.calls, evaluation.evaluation_id)
@@ -456,27 +464,27 @@ async def _verdict(
     max_tokens: int,
 ) -> PairwiseVerdict:
     model = await session.model(ref)
-    output_model = _judging.pairwise_output_model(rubric)
-    schema = _judging.json_schema(output_model)
+    output_model = judge.pairwise_output_model(rubric)
+    schema = judge.json_schema(output_model)
     messages = _fit(
         model,
-        lambda short: _judging.pairwise_messages(
+        lambda short: judge.pairwise_messages(
             session.agent,
             rubric,
-            _judging.render_transcript(first, label="first", shorten_interviewer=short),
-            _judging.render_transcript(second, label="second", shorten_interviewer=short),
+            judge.render_transcript(first, label="first", shorten_interviewer=short),
+            judge.render_transcript(second, label="second", shorten_interviewer=short),
             schema,
             model,
         ),
         max_tokens,
         "the two transcripts",
     )
-    log: list[_judging.Attempt] = []
+    log: list[judge.Attempt] = []
     try:
-        asked = await _judging.ask_structured(
+        asked = await judge.ask_structured(
             model,
             messages,
-            _judging.parser(output_model),
+            judge.parser(output_model),
             schema=schema,
             max_tokens=max_tokens,
             temperature=session.agent.temperature,
@@ -492,7 +500,7 @@ async def _verdict(
     if asked.value is None:
         raise _JudgeFailed(f"{ref} (order {order}): {asked.error}")
     mapping = _KEEP if order == "ab" else _FLIP
-    fields = _judging.criterion_fields(asked.value, rubric)
+    fields = judge.criterion_fields(asked.value, rubric)
     answer: Any = asked.value
     return PairwiseVerdict(
         judge=ref,
@@ -532,7 +540,7 @@ async def evaluate_pairwise(
     if rubric.content_hash() != rubric_b.content_hash():
         raise EvaluationError(f"runs {a.run_id} and {b.run_id} have different rubrics: a pairwise verdict needs one rubric")
     for t in (a, b):
-        if not _judging.candidate_turns(t):
+        if not judge.candidate_turns(t):
             raise EvaluationError(f"run {t.run_id} has no candidate turns to compare")
     agent = _evaluator_agent(a, None)
     refs = _refs(evaluator_models, agent)

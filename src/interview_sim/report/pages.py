@@ -3,7 +3,7 @@
 A page is one file with its CSS, JavaScript and charts (SVG) inline, so it opens offline and can be mailed.
 Everything that came from a model, a transcript or a file is escaped by Jinja2's autoescaping; the page's own
 script is the only one allowed to run (a Content-Security-Policy pins it by hash), and nothing is fetched at
-view time. Chart geometry and evidence lookup are in `_report_charts`; the templates draw them.
+view time. Chart geometry and evidence lookup are in `report.charts`; the templates draw them.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from interview_sim._report_charts import QuoteIndex, criterion_chart, hbar_chart, series_colours, turn_chart
 from interview_sim.errors import RecordError
 from interview_sim.record import TRANSCRIPT_FILE, Transcript, load_transcript, write_text_atomic
+from interview_sim.report.charts import QuoteIndex, criterion_chart, hbar_chart, series_colours, turn_chart
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -159,7 +159,7 @@ def _as_dict(record: Any) -> dict[str, Any]:
 
 
 def _load_evaluations(run_dir: Path) -> list[Any]:
-    from interview_sim.evaluate import load_evaluations
+    from interview_sim.grading.evaluate import load_evaluations
 
     return list(load_evaluations(run_dir))
 
@@ -187,7 +187,7 @@ def _environment() -> Environment:
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
     env = Environment(
-        loader=PackageLoader("interview_sim", "templates"),
+        loader=PackageLoader("interview_sim.report", "templates"),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -484,7 +484,7 @@ def _scale_of(folder: Path, cells: list[dict[str, Any]]) -> tuple[int, int]:
 
 
 def _criterion_ci(cells: list[dict[str, Any]], criterion: str, confidence: float) -> tuple[float | None, float | None]:
-    from interview_sim._stats import mean_ci
+    from interview_sim.grading.stats import mean_ci
 
     values = [c["criteria"][criterion] for c in cells if c.get("criteria", {}).get(criterion) is not None]
     summary = mean_ci(values, confidence)

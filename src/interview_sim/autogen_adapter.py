@@ -1,0 +1,201 @@
+"""The AutoGen adapter: the only module that imports AutoGen (`autogen_agentchat`, `autogen_core`).
+
+AutoGen AgentChat runs the agents and the turn-taking (two `AssistantAgent`s in a `RoundRobinGroupChat`).
+Three small adapters connect it to the session engine in `session.py`:
+
+* `ClientAdapter` turns one of our `ChatModel`s into an AutoGen `ChatCompletionClient`, fits each prompt
+  to the model's context window and records every call;
+* `InterviewerContext` gives the interviewer the current script stage and the time left before each turn;
+* `SessionStop` advances the simulated clock and stops on max turns, time budget or the end marker.
+
+AutoGen is in maintenance mode; replacing it is a change to this file only. `session.py` imports this
+module inside the function that runs a session, so `interview-sim --help` never pays for AutoGen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from autogen_agentchat.agents import AssistantAgent
+from autogen_agentchat.base import ChatAgent, TaskResult, Team, TerminationCondition
+from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, StopMessage, TextMessage
+from autogen_agentchat.teams import RoundRobinGroupChat
+from autogen_core import CancellationToken
+from autogen_core.model_context import UnboundedChatCompletionContext
+from autogen_core.models import (
+    AssistantMessage,
+    ChatCompletionClient,
+    CreateResult,
+    LLMMessage,
+    ModelFamily,
+    RequestUsage,
+    SystemMessage,
+    UserMessage,
+)
+from autogen_core.models import ModelInfo as AutogenModelInfo
+
+from interview_sim.config import AgentSpec, LoadedScenario
+from interview_sim.errors import ModelCallError
+from interview_sim.models import ChatMessage, ChatModel, CompletionRequest
+from interview_sim.models.base import fit_to_context
+
+if TYPE_CHECKING:
+    from interview_sim.session import SessionRecorder, SessionState
+
+__all__ = ["ClientAdapter", "InterviewerContext", "SessionStop", "build_team", "chat_messages"]
+
+
+class ClientAdapter(ChatCompletionClient):
+    """One of our ChatModels as an AutoGen model client for one agent."""
+
+    def __init__(self, role: str, agent: AgentSpec, model: ChatModel, recorder: SessionRecorder, seed: int | None) -> None:
+        self._role, self._agent, self._model = role, agent, model
+        self._recorder, self._seed = recorder, seed
+        self._usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
+        self._total = RequestUsage(prompt_tokens=0, completion_tokens=0)
+
+    def _to_chat(self, messages: Sequence[LLMMessage]) -> list[ChatMessage]:
+        chat: list[ChatMessage] = []
+        for m in messages:
+            if isinstance(m, SystemMessage):
+                chat.append(ChatMessage("system", m.content))
+            elif isinstance(m, AssistantMessage) or (isinstance(m, UserMessage) and m.source == self._role):
+                chat.append(ChatMessage("assistant", str(m.content)))
+            else:
+                chat.append(ChatMessage("user", str(m.content)))
+        return chat
+
+    async def create(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Any] = (),
+        tool_choice: Any = "auto",
+        json_output: Any = None,
+        extra_create_args: Any = None,
+        cancellation_token: CancellationToken | None = None,
+    ) -> CreateResult:
+        fitted = fit_to_context(self._model, self._to_chat(messages), self._agent.max_tokens)
+        request = CompletionRequest(
+            messages=tuple(fitted.messages),
+            max_tokens=fitted.max_tokens,
+            temperature=self._agent.temperature,
+            repeat_penalty=self._agent.repeat_penalty,
+            seed=self._seed if self._seed is not None else self._agent.seed,
+        )
+        try:
+            completion = await self._model.complete(request)
+        except ModelCallError as exc:
+            self._recorder.failure(self._role, self._agent, self._model, exc)
+            raise
+        self._recorder.call(self._role, self._agent, self._model, completion, fitted.dropped)
+        self._usage = RequestUsage(prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens)
+        self._total = RequestUsage(
+            prompt_tokens=self._total.prompt_tokens + completion.prompt_tokens,
+            completion_tokens=self._total.completion_tokens + completion.completion_tokens,
+        )
+        finish = completion.finish_reason if completion.finish_reason in ("stop", "length") else "unknown"
+        return CreateResult(finish_reason=finish, content=completion.content, usage=self._usage, cached=completion.cached)
+
+    def create_stream(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("the session does not stream")
+
+    async def close(self) -> None:
+        return None
+
+    def actual_usage(self) -> RequestUsage:
+        return self._usage
+
+    def total_usage(self) -> RequestUsage:
+        return self._total
+
+    def count_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Any] = ()) -> int:
+        return self._model.count_tokens(self._to_chat(messages))
+
+    def remaining_tokens(self, messages: Sequence[LLMMessage], *, tools: Sequence[Any] = ()) -> int:
+        return self._model.context_length - self.count_tokens(messages)
+
+    @property
+    def capabilities(self) -> Any:
+        return {"vision": False, "function_calling": False, "json_output": self._model.supports_json_schema}
+
+    @property
+    def model_info(self) -> AutogenModelInfo:
+        return AutogenModelInfo(
+            vision=False,
+            function_calling=False,
+            json_output=self._model.supports_json_schema,
+            family=ModelFamily.UNKNOWN,
+            structured_output=False,
+            multiple_system_messages=True,
+        )
+
+
+class InterviewerContext(UnboundedChatCompletionContext):
+    """The interviewer's memory, plus a note with the current stage and the time left."""
+
+    def __init__(self, state: SessionState) -> None:
+        super().__init__()
+        self._state = state
+
+    async def get_messages(self) -> list[LLMMessage]:
+        stage = self._state.stage_for_next_interviewer_turn()
+        self._state.pending_stage = stage
+        return [*self._messages, SystemMessage(content=self._state.stage_note(stage))]
+
+
+class SessionStop(TerminationCondition):
+    """Advances the simulated clock on every message and applies the session's stop rule."""
+
+    def __init__(self, state: SessionState) -> None:
+        self._state = state
+        self._terminated = False
+
+    @property
+    def terminated(self) -> bool:
+        return self._terminated
+
+    async def __call__(self, messages: Sequence[BaseAgentEvent | BaseChatMessage]) -> StopMessage | None:
+        for message in messages:
+            if not isinstance(message, BaseChatMessage):
+                continue
+            reason = self._state.advance(message.source, message.to_text())
+            if reason is not None:
+                self._terminated = True
+                return StopMessage(content=f"session stopped: {reason}", source="session")
+        return None
+
+    async def reset(self) -> None:
+        self._terminated = False
+
+
+def build_team(
+    scenario: LoadedScenario,
+    models: dict[str, ChatModel],
+    state: SessionState,
+    recorder: SessionRecorder,
+    seed: int | None,
+) -> RoundRobinGroupChat:
+    """Two AssistantAgents taking turns in a RoundRobinGroupChat, stopped by the session's own rule."""
+    agents: list[ChatAgent | Team] = []
+    for role in ("candidate", "interviewer"):  # after the opening line, the candidate speaks first
+        spec = scenario.agent(role)
+        agents.append(
+            AssistantAgent(
+                name=role,
+                model_client=ClientAdapter(role, spec, models[role], recorder, seed),
+                system_message=spec.system_prompt,
+                model_context=InterviewerContext(state) if role == "interviewer" else UnboundedChatCompletionContext(),
+                description=f"The {role} ({spec.name}).",
+            )
+        )
+    return RoundRobinGroupChat(agents, termination_condition=SessionStop(state))
+
+
+async def chat_messages(team: RoundRobinGroupChat, opening: str) -> AsyncIterator[tuple[str, str]]:
+    """Run the team from the interviewer's opening line; yield (role, text) of every chat message, the opening first."""
+    async for item in team.run_stream(task=TextMessage(content=opening, source="interviewer")):
+        if isinstance(item, TaskResult) or not isinstance(item, BaseChatMessage):
+            continue
+        yield item.source, item.to_text()

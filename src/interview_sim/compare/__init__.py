@@ -1,0 +1,53 @@
+"""Compare models on the same prompt, and sweep topics: every cell an ordinary run, resumable, with leaderboards.
+
+Modules:
+    matrix       `compare_models` and `run_sweep`: the request and its groups of cells (the public API).
+    execution    running the planned cells and pairs, resume, the comparison record as cells finish.
+    cells        one cell (a run, then its grading) and the scheduler over concurrency slots and Ollama hosts.
+    comparison   the comparison record (`comparison.json`, `.csv`) and the leaderboard.
+
+May import: config, errors, models, record, session, grading. Never report or cli.
+"""
+
+from interview_sim.compare.comparison import (
+    ALL_GROUPS,
+    COMPARISON_FILE,
+    COMPARISONS_DIR,
+    CSV_FILE,
+    SCHEMA_VERSION,
+    BatchProgress,
+    Cell,
+    Comparison,
+    ComparisonRequest,
+    GroupInfo,
+    Invocation,
+    LeaderboardRow,
+    PairJudgment,
+    comparison_dir,
+    leaderboard,
+    leaderboard_csv,
+    load_comparison,
+)
+from interview_sim.compare.matrix import compare_models, run_sweep
+
+__all__ = [
+    "ALL_GROUPS",
+    "COMPARISONS_DIR",
+    "COMPARISON_FILE",
+    "CSV_FILE",
+    "SCHEMA_VERSION",
+    "BatchProgress",
+    "Cell",
+    "Comparison",
+    "ComparisonRequest",
+    "GroupInfo",
+    "Invocation",
+    "LeaderboardRow",
+    "PairJudgment",
+    "compare_models",
+    "comparison_dir",
+    "leaderboard",
+    "leaderboard_csv",
+    "load_comparison",
+    "run_sweep",
+]

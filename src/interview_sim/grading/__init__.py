@@ -1,0 +1,51 @@
+"""Grading: an evaluator agent grades a run against its scenario's rubric, and we say how far to trust it.
+
+Modules:
+    judge        the judge's prompts and the JSON schema of a grade; verbatim-evidence checks.
+    grades       the grade records (per judge, per criterion) and their summaries.
+    stats        confidence intervals and agreement figures (Krippendorff's alpha, Spearman).
+    evaluate     `evaluate_run` (several judges, re-asks) and `evaluate_pairwise` (both orders).
+    calibration  `calibrate`: a judge graded on hand-written control transcripts.
+
+May import: config, errors, models, record. Never session (grading reads recorded runs only).
+"""
+
+from interview_sim.grading.calibration import CONTROLS, Calibration, ControlResult, calibrate, controls_dir
+from interview_sim.grading.evaluate import (
+    EVALUATION_SCHEMA_VERSION,
+    CriterionGrade,
+    CriterionSummary,
+    Evaluation,
+    JudgeGrade,
+    PairwiseResult,
+    PairwiseVerdict,
+    RawOutput,
+    agreement,
+    evaluate_pairwise,
+    evaluate_run,
+    evaluation_path,
+    load_evaluations,
+    summarise,
+)
+
+__all__ = [
+    "CONTROLS",
+    "EVALUATION_SCHEMA_VERSION",
+    "Calibration",
+    "ControlResult",
+    "CriterionGrade",
+    "CriterionSummary",
+    "Evaluation",
+    "JudgeGrade",
+    "PairwiseResult",
+    "PairwiseVerdict",
+    "RawOutput",
+    "agreement",
+    "calibrate",
+    "controls_dir",
+    "evaluate_pairwise",
+    "evaluate_run",
+    "evaluation_path",
+    "load_evaluations",
+    "summarise",
+]

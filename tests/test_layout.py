@@ -1,0 +1,126 @@
+"""The package layout the README's "Architecture" section describes, checked against the source tree.
+
+Each unit (a top-level module or a feature package) may import only the units its README entry lists after
+"Imports:", and only `autogen_adapter` imports AutoGen. A new arrow is a design decision: the README says it
+first, and this test reads the rules from there.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "interview_sim"
+
+UNIT_LINE = re.compile(r"^  (?P<unit>[a-z_0-9]+)(?:\.py|/)\s", re.M)
+
+
+def _architecture() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    return readme.split("## Architecture", 1)[1].split("\n## ", 1)[0]
+
+
+def _allowed_by_readme() -> dict[str, set[str] | None]:
+    """Per unit, the units its README entry says it imports ("Imports: a, b; c inside f."); None for "anything"."""
+    section = _architecture()
+    starts = list(UNIT_LINE.finditer(section))
+    units = {m["unit"] for m in starts}
+    allowed: dict[str, set[str] | None] = {}
+    for m, nxt in zip(starts, [*starts[1:], None], strict=True):
+        entry = " ".join(section[m.end() : nxt.start() if nxt else len(section)].split())
+        if "Imports anything" in entry:
+            allowed[m["unit"]] = None
+            continue
+        clause = re.search(r"Imports: (.*?)\.(?:\s|$)", entry)
+        words = set(re.findall(r"[a-z_0-9]+", clause.group(1))) if clause else set()
+        allowed[m["unit"]] = words & units
+    return allowed
+
+
+FEATURE_PACKAGES = ("grading", "compare", "autogen02", "report")
+
+
+def _unit(path: Path) -> str:
+    return path.relative_to(PACKAGE).with_suffix("").parts[0]
+
+
+def _imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+            if node.module == "interview_sim":
+                names += [f"interview_sim.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        for name in names:
+            if name.startswith("interview_sim."):
+                found.add(name.split(".")[1])
+            elif name.split(".")[0] in ("autogen_agentchat", "autogen_core", "autogen_ext", "autogen"):
+                found.add("AutoGen")
+    return found
+
+
+def _sources() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", _sources(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_follow_the_layers(path: Path) -> None:
+    unit = _unit(path)
+    if unit in ("__init__", "__main__"):
+        unit = "cli"  # the public API and the entry point sit on top, like the CLI
+    allowed = _allowed_by_readme()
+    assert unit in allowed, f"{path}: a new unit {unit!r}: describe it in the README's Architecture section"
+    may = allowed[unit]
+    imports = _imports(path) - {unit}
+    if unit != "autogen_adapter":
+        assert "AutoGen" not in imports, f"{path}: only autogen_adapter imports AutoGen"
+    if may is not None:
+        extra = imports - may - {"AutoGen"}
+        assert not extra, f"{path} imports {sorted(extra)}, which the README does not allow {unit}"
+
+
+def test_no_private_module_at_the_top_level_and_feature_packages_exist() -> None:
+    assert sorted(p.name for p in PACKAGE.glob("_*.py")) == ["__init__.py", "__main__.py"]
+    for name in FEATURE_PACKAGES:
+        init = PACKAGE / name / "__init__.py"
+        assert init.is_file(), f"{name}/ is not a package"
+        doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
+        assert doc and "May import" in doc, f"{name}/__init__.py must say what the feature is and what it may import"
+
+
+def test_no_source_file_over_600_lines() -> None:
+    long = {str(p.relative_to(PACKAGE)): n for p in _sources() if (n := len(p.read_text(encoding="utf-8").splitlines())) > 600}
+    assert not long
+
+
+def test_no_function_over_80_lines_in_the_engine_and_feature_packages() -> None:
+    long: dict[str, int] = {}
+    for path in _sources():
+        if _unit(path) not in ("session", "autogen_adapter", *FEATURE_PACKAGES):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            is_function = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno is not None
+            if is_function and (length := (node.end_lineno or 0) - node.lineno + 1) > 80:
+                long[f"{path.relative_to(PACKAGE)}:{node.name}"] = length
+    assert not long
+
+
+def test_readme_architecture_names_every_unit() -> None:
+    units = {_unit(p) for p in _sources()} - {"__init__", "__main__"}
+    listed = set(_allowed_by_readme())
+    assert listed == units, f"README lists {sorted(listed)}, the tree has {sorted(units)}"
+
+
+def test_the_readme_parser_reads_the_rules() -> None:
+    allowed = _allowed_by_readme()
+    assert allowed["errors"] == set()
+    assert allowed["record"] == {"errors"}
+    assert allowed["cli"] is None
+    assert allowed["session"] == {"autogen_adapter", "config", "errors", "models", "record"}
