@@ -8,6 +8,14 @@ It speaks the part of Ollama's API that interview-sim uses (`GET /`, `GET /api/v
     server.fail_next(2, status=500)      # the next two /api/chat calls answer HTTP 500
     server.delay_s = 0.05                # every /api/chat call takes at least 50 ms (benchmarks)
     server.chat_requests[-1]["options"]  # what the client sent
+    server.add_model("deepseek-r1:8b", thinking=True)   # a thinking model, as the real server runs one:
+    server.enqueue("Answer.", thinking="Reasoning ...")  # thinking on unless the request says think: false
+
+Thinking models behave as Ollama's server does (server/routes.go): /api/show lists the `thinking`
+capability; a request without `think` thinks; the reasoning is returned in `message.thinking` and counted
+in `eval_count`; reasoning and answer share `num_predict`, so a small budget spent on thinking returns an
+empty `content` with `done_reason: length`. `think: true` to a model without the capability, or a level
+("low"/"medium"/"high") to a model that takes none, is answered with HTTP 400.
 
 Use it through the `fake_ollama` fixture (defined here as `fake_ollama_fixture`) or as a context manager.
 """
@@ -47,6 +55,12 @@ class FakeModel:
     digest: str = ""
     parameters: str = ""
     """Modelfile parameters as /api/show returns them, e.g. 'num_ctx 4096\\nstop "<|eot_id|>"'."""
+    thinking: bool = False
+    """A thinking model (deepseek-r1, qwen3): /api/show lists the `thinking` capability."""
+    think_levels: bool = False
+    """Takes `think` levels ("low"/"medium"/"high"), as gpt-oss does; other models answer HTTP 400 to them."""
+    default_thinking_words: int = 300
+    """How long the model reasons, in tokens (one a word), when the reply sets no `thinking` text."""
 
     def __post_init__(self) -> None:
         self.name = normalize_tag(self.name)
@@ -68,6 +82,8 @@ class Reply:
     eval_duration: int | None = 80_000_000
     extra: dict[str, Any] = field(default_factory=dict)
     """More top-level response fields (e.g. prompt_eval_cached_count), or None values to drop a field."""
+    thinking: str | None = None
+    """What a thinking model reasons before this answer (when thinking is on); None: the model's default."""
 
 
 @dataclass
@@ -206,7 +222,7 @@ class FakeOllama:
                 f"{model.family}.context_length": model.context_length,
                 f"{model.family}.embedding_length": 4096,
             },
-            "capabilities": ["completion"],
+            "capabilities": ["completion", "thinking"] if model.thinking else ["completion"],
             "modified_at": "2024-06-01T12:00:00.000000000Z",
         }
 
@@ -221,14 +237,19 @@ class FakeOllama:
         prompt_eval_count = reply.prompt_eval_count
         if prompt_eval_count is None:
             prompt_eval_count = _estimate_prompt_tokens(messages)
-        eval_count = reply.eval_count if reply.eval_count is not None else len(reply.content.split())
+        content, thinking, done_reason = reply.content, None, reply.done_reason
+        if model.thinking and body.get("think") is not False:  # no `think` field: a thinking model thinks
+            content, thinking, done_reason = _think(reply, model, body)
+        eval_count = reply.eval_count
+        if eval_count is None:
+            eval_count = len(content.split()) + len((thinking or "").split())
         durations = [reply.load_duration, reply.prompt_eval_duration, reply.eval_duration]
         total = reply.total_duration if reply.total_duration is not None else sum(d or 0 for d in durations) + 1_000_000
         response: dict[str, Any] = {
             "model": body.get("model", model.name),
             "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-            "message": {"role": "assistant", "content": reply.content},
-            "done_reason": reply.done_reason,
+            "message": {"role": "assistant", "content": content, **({"thinking": thinking} if thinking else {})},
+            "done_reason": done_reason,
             "done": True,
             "total_duration": total,
             "load_duration": reply.load_duration,
@@ -262,10 +283,39 @@ class FakeOllama:
                 return 404, {"error": f"model '{name}' not found"}
             if path == "/api/show":
                 return 200, self._show(model)
+            refusal = _think_refusal(body, model)
+            if refusal is not None:
+                return 400, {"error": refusal}
             if body.get("stream", True):
                 return 400, {"error": "the fake Ollama server only answers non-streaming chat (stream=false)"}
             return 200, self._chat(body, model)
         return 404, {"error": f"{method} {path}: not found"}
+
+
+def _think_refusal(body: dict[str, Any], model: FakeModel) -> str | None:
+    """Ollama's checks of `think` (server/routes.go): levels only where the model takes them, and
+    `think: true` only for a thinking-capable model."""
+    think = body.get("think")
+    if isinstance(think, str) and not model.think_levels:
+        return f"think value {think!r} is not supported for this model".replace("'", '"')
+    if think and not model.thinking:
+        return f'"{body.get("model")}" does not support thinking'
+    return None
+
+
+def _think(reply: Reply, model: FakeModel, body: dict[str, Any]) -> tuple[str, str, str]:
+    """(content, thinking, done_reason) of a thinking model: the reasoning first, then the answer, both
+    out of one `num_predict` budget (one token a word)."""
+    thinking = reply.thinking
+    if thinking is None:
+        thinking = " ".join(f"Let me think about step {i} of the question." for i in range(model.default_thinking_words // 9 + 1))
+    budget = int((body.get("options") or {}).get("num_predict") or -1)
+    words, answer = thinking.split(), reply.content.split()
+    if budget < 0 or len(words) + len(answer) <= budget:
+        return reply.content, thinking, reply.done_reason
+    if len(words) >= budget:
+        return "", " ".join(words[:budget]), "length"
+    return " ".join(answer[: budget - len(words)]), thinking, "length"
 
 
 def _make_handler(server: FakeOllama) -> type[BaseHTTPRequestHandler]:

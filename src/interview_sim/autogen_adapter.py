@@ -14,6 +14,7 @@ module inside the function that runs a session, so `interview-sim --help` never 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -37,11 +38,18 @@ from autogen_core.models import ModelInfo as AutogenModelInfo
 
 from interview_sim.config import AgentSpec, LoadedScenario
 from interview_sim.errors import ModelCallError
-from interview_sim.models import ChatMessage, ChatModel, CompletionRequest
+from interview_sim.models import ChatMessage, ChatModel, Completion, CompletionRequest
 from interview_sim.models.base import fit_to_context
+from interview_sim.models.thinking import describe_empty_answer, is_empty_answer, separate_thinking
 
 if TYPE_CHECKING:
     from interview_sim.session import SessionRecorder, SessionState
+
+# AutoGen logs a failed agent call with its traceback before re-raising it; we record and report the failure
+# ourselves (one line, details in events.jsonl), so its loggers get a handler of their own instead of Python's
+# last-resort stderr handler. They still propagate to any logging a caller configures.
+for _name in ("autogen_core", "autogen_agentchat"):
+    logging.getLogger(_name).addHandler(logging.NullHandler())
 
 __all__ = ["ClientAdapter", "InterviewerContext", "SessionStop", "build_team", "chat_messages"]
 
@@ -83,13 +91,9 @@ class ClientAdapter(ChatCompletionClient):
             temperature=self._agent.temperature,
             repeat_penalty=self._agent.repeat_penalty,
             seed=self._seed if self._seed is not None else self._agent.seed,
+            think=self._agent.think,
         )
-        try:
-            completion = await self._model.complete(request)
-        except ModelCallError as exc:
-            self._recorder.failure(self._role, self._agent, self._model, exc)
-            raise
-        self._recorder.call(self._role, self._agent, self._model, completion, fitted.dropped)
+        completion = await self._answer(request, fitted.dropped)
         self._usage = RequestUsage(prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens)
         self._total = RequestUsage(
             prompt_tokens=self._total.prompt_tokens + completion.prompt_tokens,
@@ -97,6 +101,25 @@ class ClientAdapter(ChatCompletionClient):
         )
         finish = completion.finish_reason if completion.finish_reason in ("stop", "length") else "unknown"
         return CreateResult(finish_reason=finish, content=completion.content, usage=self._usage, cached=completion.cached)
+
+    async def _answer(self, request: CompletionRequest, trimmed: int) -> Completion:
+        """One recorded call, reasoning kept apart; an empty answer is retried once, then stops the session."""
+        for attempt in (1, 2):
+            try:
+                completion = separate_thinking(await self._model.complete(request))
+            except ModelCallError as exc:
+                self._recorder.failure(self._role, self._agent, self._model, exc)
+                raise
+            if attempt == 2 and is_empty_answer(completion):
+                completion.metadata["empty_answer"] = "retried once; still empty"
+            elif is_empty_answer(completion):
+                completion.metadata["empty_answer"] = "retried"
+            self._recorder.call(self._role, self._agent, self._model, completion, trimmed)
+            if not is_empty_answer(completion):
+                return completion
+        error = ModelCallError(describe_empty_answer(self._model.ref, completion, request.max_tokens))
+        self._recorder.failure(self._role, self._agent, self._model, error)
+        raise error
 
     def create_stream(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError("the session does not stream")

@@ -46,6 +46,10 @@ class AgentSpec(_Spec):
     """Cap on the tokens the model may generate in one turn."""
     repeat_penalty: float = Field(default=1.1, ge=1.0, le=2.0)
     """Penalty on repeating recent tokens (llama.cpp and Ollama `repeat_penalty`); 1.0 turns it off."""
+    think: bool | Literal["low", "medium", "high"] = False
+    """Thinking models (deepseek-r1, qwen3, gpt-oss): reason before answering? true / false, or a level for
+    models that take one (gpt-oss). Sent only to models whose server says they can think; off by default so
+    every model spends its max_tokens on the answer and interviews stay comparable."""
 
     @field_validator("model")
     @classmethod

@@ -96,10 +96,17 @@ class UsageLedger(_Record):
     excluding_cached: UsageView = Field(default_factory=UsageView)
     warnings: list[str] = Field(default_factory=list)
     """Why some figures should not be trusted (e.g. imported counts too large for the chat)."""
+    notes: list[str] = Field(default_factory=list)
+    """What the figures include that a reader might not expect (e.g. thinking tokens in completion tokens)."""
 
     @classmethod
     def from_calls(cls, calls: list[CallRecord]) -> UsageLedger:
         incl, excl = UsageView(), UsageView()
+        thinking_models = sorted({call.model for call in calls if call.thinking})
+        notes = [
+            f"completion tokens of {model} include its thinking (reasoning) tokens, as the backend counts them"
+            for model in thinking_models
+        ]
         for call in calls:
             usage = call.usage_value()
             views = (incl,) if call.cached else (incl, excl)
@@ -107,7 +114,7 @@ class UsageLedger(_Record):
                 view.by_model[call.model] = view.by_model.get(call.model, Usage()) + usage
                 view.by_role[call.role] = view.by_role.get(call.role, Usage()) + usage
                 view.total = view.total + usage
-        return cls(including_cached=incl, excluding_cached=excl)
+        return cls(including_cached=incl, excluding_cached=excl, notes=notes)
 
     def cost_block(self) -> dict[str, Any]:
         """The AutoGen 0.2 `cost` shape the user's older tooling reads (local models cost 0)."""
@@ -161,6 +168,8 @@ class CallRecord(_Record):
     message_index: int | None = None
     evaluation_id: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    thinking: str | None = None
+    """The model's reasoning (thinking models), kept apart from the answer; its tokens are in completion_tokens."""
 
     def usage_value(self) -> Usage:
         return Usage(
@@ -198,6 +207,8 @@ class Message(_Record):
     """The simulated clock after this message."""
     stage: str | None = None
     """The script stage the interviewer was in."""
+    thinking: str | None = None
+    """The reasoning a thinking model wrote before this answer; `content` is the answer only."""
 
 
 class ImportInfo(_Record):

@@ -72,6 +72,8 @@ class ReplayTurn(BaseModel):
     elapsed_minutes: float | None
     remaining_minutes: float | None
     content: str
+    thinking: str | None = None
+    """The reasoning a thinking model wrote before this answer (not part of it)."""
 
 
 class Replay(BaseModel):
@@ -110,6 +112,7 @@ def _turn(message: Message) -> ReplayTurn:
         elapsed_minutes=message.clock.elapsed_minutes if message.clock else None,
         remaining_minutes=message.clock.remaining_minutes if message.clock else None,
         content=message.content,
+        thinking=message.thinking,
     )
 
 

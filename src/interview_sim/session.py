@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 from interview_sim.config import SESSION_ROLES, AgentSpec, LoadedScenario, Stage, load_scenario
 from interview_sim.errors import InterviewSimError, ModelCallError
 from interview_sim.models import ChatModel, Completion, ModelOptions, create_model
+from interview_sim.models.thinking import ThinkSetting
 from interview_sim.record import (
     EVENTS_FILE,
     CallRecord,
@@ -37,6 +39,9 @@ from interview_sim.record import (
     save_transcript,
     utc_now,
 )
+
+_AUTOGEN_ERROR_PREFIX = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?\w*(?:Error|Exception): ")
+"""AutoGen's re-raised message starts with the original's qualified class name; the user needs only the text."""
 
 EventSink = Callable[[RunStarted | ModelCalled | ModelFailed | MessageAdded | RunFinished], None]
 ModelFactory = Callable[[str, ModelOptions], ChatModel]
@@ -183,6 +188,7 @@ class SessionRecorder:
             latency_s=call.latency_s if call else None,
             clock=reading.clock,
             stage=reading.stage,
+            thinking=call.thinking if call else None,
         )
         if call is not None:
             call.message_index = message.index
@@ -195,13 +201,21 @@ class SessionRecorder:
 
 
 def _apply_overrides(
-    scenario: LoadedScenario, interviewer_model: str | None, candidate_model: str | None, evaluator_model: str | None
+    scenario: LoadedScenario,
+    interviewer_model: str | None,
+    candidate_model: str | None,
+    evaluator_model: str | None,
+    think: ThinkSetting | None = None,
 ) -> LoadedScenario:
     overrides = {"interviewer": interviewer_model, "candidate": candidate_model, "evaluator": evaluator_model}
     agents = dict(scenario.agents)
     for role, ref in overrides.items():
         if ref and role in agents:
             agents[role] = agents[role].model_copy(update={"model": ref})
+    if think is not None:
+        for role in SESSION_ROLES:
+            if role in agents:
+                agents[role] = agents[role].model_copy(update={"think": think})
     return scenario.model_copy(update={"agents": agents})
 
 
@@ -211,10 +225,11 @@ def prepare_scenario(
     interviewer_model: str | None = None,
     candidate_model: str | None = None,
     evaluator_model: str | None = None,
+    think: ThinkSetting | None = None,
 ) -> LoadedScenario:
-    """Load a scenario (path, id or loaded) and apply model overrides per role."""
+    """Load a scenario (path, id or loaded) and apply overrides: model per role, `think` for the interview agents."""
     loaded = scenario if isinstance(scenario, LoadedScenario) else load_scenario(scenario)
-    return _apply_overrides(loaded, interviewer_model, candidate_model, evaluator_model)
+    return _apply_overrides(loaded, interviewer_model, candidate_model, evaluator_model, think)
 
 
 async def run_scenario(
@@ -224,6 +239,7 @@ async def run_scenario(
     candidate_model: str | None = None,
     seed: int | None = None,
     max_turns: int | None = None,
+    think: ThinkSetting | None = None,
     runs_dir: str | Path = "runs",
     on_event: EventSink | None = None,
     model_factory: ModelFactory = create_model,
@@ -236,6 +252,7 @@ async def run_scenario(
         candidate_model: model reference replacing the candidate agent's.
         seed: sampling seed for every agent (default: each agent file's seed).
         max_turns: messages in the session, the opening line included (default: the scenario's).
+        think: thinking on/off or a level for the interviewer and candidate (default: each agent file's).
         runs_dir: where run folders are created.
         on_event: called with every event as it is recorded (live rendering).
         model_factory: builds a model from a reference; defaults to the registry.
@@ -247,7 +264,7 @@ async def run_scenario(
         InterviewSimError: bad files, models that are not ready, or a model call that failed (the run is
         then recorded with stop reason `error` before the exception propagates).
     """
-    loaded = prepare_scenario(scenario, interviewer_model=interviewer_model, candidate_model=candidate_model)
+    loaded = prepare_scenario(scenario, interviewer_model=interviewer_model, candidate_model=candidate_model, think=think)
     if max_turns is not None and max_turns < 1:
         raise InterviewSimError("--max-turns must be at least 1")
     models: dict[str, ChatModel] = {}
@@ -322,7 +339,8 @@ async def _run(
         error = exc
     except RuntimeError as exc:
         # AutoGen re-raises an agent's exception as RuntimeError(str(original)); the adapter recorded it.
-        error = ModelCallError(str(exc).strip().splitlines()[-1] if str(exc).strip() else "model call failed")
+        last = str(exc).strip().splitlines()[-1] if str(exc).strip() else "model call failed"
+        error = ModelCallError(_AUTOGEN_ERROR_PREFIX.sub("", last))
     finally:
         if error is not None:
             transcript.stop_reason, transcript.error = "error", str(error)

@@ -120,6 +120,9 @@ def replay_command(
     runs_dir: Annotated[
         Path | None, typer.Option("--runs-dir", help="Where --rerun writes its run (default: beside the original).")
     ] = None,
+    thinking: Annotated[
+        bool, typer.Option("--thinking", help="Show thinking models' reasoning in full (default: one collapsed line).")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Play a recorded run turn by turn, or re-execute it offline (--rerun) and check it reproduces."""
@@ -151,6 +154,10 @@ def replay_command(
         if wait > 0:
             _sleep(wait)
         out.print(_turn_header(t))
+        if t.thinking and thinking:
+            out.print(f"[dim]reasoning:\n{escape(t.thinking)}[/]")
+        elif t.thinking:
+            out.print(f"[dim]▸ reasoning: {len(t.thinking.split())} words (--thinking shows it)[/]")
         out.print(escape(t.content))
     out.print(f"\nstopped: {replay.stop_reason} after {replay.total_turns} turns")
     _render_usage(out, replay)

@@ -50,6 +50,8 @@ def render_usage(out: Console, transcript: Transcript) -> None:
         out.print(f"{cached} cached call(s): excluded from usage excluding cached.")
     for warning in ledger.warnings:
         out.print(f"[yellow]warning:[/] {warning}")
+    for note in ledger.notes:
+        out.print(f"note: {note}")
 
 
 def message_printer(out: Console) -> Any:
@@ -73,6 +75,8 @@ def message_printer(out: Console) -> Any:
                 f"\n[bold {colour}]{escape(m.agent)}[/] ({m.role}, {escape(m.model or 'opening line')})"
                 f" · {tokens} · {clock}{stage}"
             )
+            if m.thinking:
+                out.print(f"[dim]▸ reasoning: {len(m.thinking.split())} words (replay --thinking shows it)[/]")
             out.print(escape(m.content))
         elif isinstance(event, ModelFailed):
             out.print(f"[red]model call failed[/] ({event.role}, {event.ref}): {escape(event.error)}")
@@ -107,6 +111,13 @@ def run_command(
     candidate_model: Annotated[str | None, typer.Option(help="Model reference for the candidate.")] = None,
     seed: Annotated[int | None, typer.Option(help="Sampling seed for every agent.")] = None,
     max_turns: Annotated[int | None, typer.Option(min=1, help="Messages in the session, the opening line included.")] = None,
+    think: Annotated[
+        str | None,
+        typer.Option(
+            help="Thinking models (deepseek-r1, qwen3, gpt-oss): on, off, low, medium or high for the interviewer and"
+            " candidate (default: each agent file's `think`, off in the shipped agents)."
+        ),
+    ] = None,
     runs_dir: RunsDir = Path("runs"),
     as_json: JsonFlag = False,
     cache: Annotated[
@@ -133,9 +144,14 @@ def run_command(
     from interview_sim.grading.evaluate import evaluate_run, evaluation_path
     from interview_sim.models import create_model
     from interview_sim.models.cache import cached_factory, default_cache_dir
+    from interview_sim.models.thinking import parse_think
     from interview_sim.record import load_transcript
     from interview_sim.session import run_scenario
 
+    try:
+        think_setting = parse_think(think) if think is not None else None
+    except ValueError as exc:
+        raise fail(f"--think: {exc}", 2) from None
     out = console()
     judges = split_refs(evaluator_model)
     factory = cached_factory(create_model, default_cache_dir(runs_dir)) if cache else create_model
@@ -147,6 +163,7 @@ def run_command(
             candidate_model=candidate_model,
             seed=seed,
             max_turns=max_turns,
+            think=think_setting,
             runs_dir=runs_dir,
             on_event=None if as_json else message_printer(out),
             model_factory=factory,

@@ -165,6 +165,7 @@ class _Session:
                 content=a.content,
                 finish_reason=a.finish_reason,
                 error=a.error,
+                thinking=a.thinking,
             )
             for a in attempts
         )
@@ -231,6 +232,7 @@ async def _grade_once(session: _Session, rubric: Rubric, ref: str, seed: int, te
             temperature=temperature,
             seed=seed,
             repeat_penalty=session.agent.repeat_penalty,
+            think=session.agent.think,
             on_completion=session.recorder(ref, seed, "grade"),
             log=log,
         )
@@ -490,6 +492,7 @@ async def _verdict(
             temperature=session.agent.temperature,
             seed=seed,
             repeat_penalty=session.agent.repeat_penalty,
+            think=session.agent.think,
             on_completion=session.recorder(ref, seed, "pairwise", order),
             log=log,
         )

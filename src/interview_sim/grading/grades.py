@@ -94,6 +94,8 @@ class RawOutput(_Rec):
     content: str
     finish_reason: str
     error: str | None = None
+    thinking: str | None = None
+    """The judge's reasoning before this answer (thinking models); the answer alone was parsed."""
 
 
 class Evaluation(_Versioned):

@@ -20,6 +20,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from interview_sim.config import AgentSpec, Rubric
 from interview_sim.models import ChatMessage, ChatModel, Completion, CompletionRequest
+from interview_sim.models.thinking import separate_thinking
 from interview_sim.record import Transcript
 
 MAX_ATTEMPTS = 3
@@ -314,6 +315,8 @@ class Attempt:
     content: str
     finish_reason: str
     error: str | None = None
+    thinking: str | None = None
+    """The judge's reasoning (thinking models), kept apart: the answer alone is parsed."""
 
 
 @dataclass
@@ -342,6 +345,7 @@ async def ask_structured(
     temperature: float,
     seed: int,
     repeat_penalty: float = 1.0,
+    think: bool | str | None = None,
     on_completion: Callable[[Completion, int], Awaitable[None] | None],
     log: list[Attempt] | None = None,
     attempts: int = MAX_ATTEMPTS,
@@ -371,12 +375,13 @@ async def ask_structured(
                     seed=seed,
                     repeat_penalty=repeat_penalty,
                     json_schema=schema if model.supports_json_schema else None,
+                    think=think,
                 )
-                completion = await model.complete(request)
+                completion = separate_thinking(await model.complete(request))
                 pending = on_completion(completion, n)
                 if pending is not None:
                     await pending
-                entry = Attempt(attempt=n, content=completion.content, finish_reason=completion.finish_reason)
+                entry = Attempt(n, completion.content, completion.finish_reason, thinking=completion.thinking)
                 log.append(entry)
                 try:
                     if completion.finish_reason == "length":

@@ -35,6 +35,9 @@ class CompletionRequest:
     repeat_penalty: float = 1.0
     json_schema: dict[str, Any] | None = None
     """Constrain the output to JSON matching this schema (backends that declare `supports_json_schema`)."""
+    think: bool | str | None = None
+    """Thinking on/off or a level ("low"/"medium"/"high"), sent only to thinking-capable models; None: the
+    backend's default. See `models.thinking`."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class Completion:
     retries: list[RetryRecord] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     """Backend-specific facts worth keeping: Ollama's digest and timing fields, llama.cpp timings."""
+    thinking: str | None = None
+    """The model's reasoning, kept apart from `content` (the answer); None when it wrote none."""
 
     def call_record(self, *, index: int, role: str, agent: str, ref: str, **fields: Any) -> CallRecord:
         """The record of this call for the transcript; `fields` sets or overrides the rest."""
@@ -80,6 +85,7 @@ class Completion:
             "retries": [RetryInfo(attempt=r.attempt, error=r.error, wait_s=r.wait_s) for r in self.retries],
             "finish_reason": self.finish_reason,
             "metadata": dict(self.metadata),
+            "thinking": self.thinking,
         }
         return CallRecord(**{**data, **fields})
 

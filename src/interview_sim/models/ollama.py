@@ -13,6 +13,11 @@ Usage comes from Ollama's own counts: `prompt_eval_count` is the whole prompt (s
 logical total, even when its KV cache was reused), `eval_count` the generated tokens. `generation_s` is
 prompt_eval_duration + eval_duration, the time the model itself ran, so tokens/s figures exclude model
 loading and HTTP overhead.
+
+Thinking models: /api/show lists `thinking` among a model's capabilities. Ollama turns thinking on for such
+a model when a request has no `think` field, so a request always carries the agent's `think` setting (off by
+default) to them, and never to other models (Ollama answers HTTP 400 to `think: true` there). The reasoning
+comes back in `message.thinking`, apart from the answer, and is counted in `eval_count`.
 """
 
 from __future__ import annotations
@@ -142,6 +147,8 @@ class OllamaModel(ChatModel):
         """The pulled model's digest, from /api/tags (known after check_ready())."""
         self.trained_context_length: int | None = None
         """The context the model was trained with, from /api/show (known after check_ready())."""
+        self.capabilities: list[str] | None = None
+        """What /api/show says the model can do, e.g. ["completion", "thinking", "tools"] (after check_ready())."""
         self.retry_attempts = 4
         self.retry_initial_wait = 0.25
         self._seed = seed
@@ -197,6 +204,7 @@ class OllamaModel(ChatModel):
             await client._client.aclose()
         self.digest = entry.digest
         self.trained_context_length = _trained_context(show.modelinfo)
+        self.capabilities = [str(c) for c in show.capabilities] if show.capabilities is not None else None
         if self._context_override:
             self.context_length = self._context_override
         elif (modelfile_ctx := _num_ctx_parameter(show.parameters)) is not None:
@@ -205,6 +213,11 @@ class OllamaModel(ChatModel):
             self.context_length = min(self.trained_context_length, MAX_AUTO_CONTEXT)
         else:
             self.context_length = DEFAULT_NUM_CTX
+
+    @property
+    def thinks(self) -> bool:
+        """The server says this model can think (known after check_ready())."""
+        return self.capabilities is not None and "thinking" in self.capabilities
 
     # -- tokens --------------------------------------------------------------------------------------
 
@@ -228,6 +241,8 @@ class OllamaModel(ChatModel):
         if seed is not None:
             options["seed"] = seed
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        # Only thinking-capable models get `think`; there it is always explicit, since a missing field means on.
+        think = request.think if self.thinks and request.think is not None else None
 
         async def call() -> ollama.ChatResponse:
             return await client.chat(
@@ -236,6 +251,7 @@ class OllamaModel(ChatModel):
                 options=options,
                 format=request.json_schema or None,
                 stream=False,
+                think=think,
             )
 
         try:
@@ -268,8 +284,11 @@ class OllamaModel(ChatModel):
             metadata["digest"] = self.digest
         if estimated:
             metadata["estimated"] = estimated
+        if think is not None:
+            metadata["think"] = think
         return Completion(
             content=response.message.content or "",
+            thinking=response.message.thinking or None,
             model=self.tag,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,

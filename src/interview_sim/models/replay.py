@@ -50,6 +50,7 @@ class RecordedCall:
     prompt_tokens_evaluated: int | None
     latency_s: float
     finish_reason: str
+    thinking: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class Recording:
                     prompt_tokens_evaluated=call.prompt_tokens_evaluated,
                     latency_s=call.latency_s,
                     finish_reason=call.finish_reason,
+                    thinking=call.thinking,
                 )
             )
         return cls(run_id=transcript.run_id, calls={role: tuple(calls) for role, calls in per_role.items()})
@@ -121,6 +123,7 @@ class ReplayModel(ChatModel):
             latency_s=round(time.perf_counter() - start, 6),
             generation_s=0.0,
             finish_reason=call.finish_reason,
+            thinking=call.thinking,
             cached=True,
             metadata={
                 "replayed": True,

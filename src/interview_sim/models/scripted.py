@@ -114,6 +114,20 @@ def default_script(inp: ScriptInput) -> str:
     return inp.pick(_DEFAULT_ANSWERS)
 
 
+_REASONING = (
+    "The interviewer asked about {topic}. I should name the components first, then the trade-offs, and keep"
+    " the answer short because the time is limited. Security, integration and measurement matter too."
+)
+
+
+@script("thinker")
+def thinker_script(inp: ScriptInput) -> str:
+    """A thinking model that writes its reasoning into the text, as GGUF reasoning models do under llama.cpp:
+    `<think>reasoning</think>` then the default script's answer. A small max_tokens is spent on thinking alone."""
+    topic = " ".join(inp.last_user.split()[:12]) or "the problem"
+    return f"<think>{_REASONING.format(topic=topic)}</think>\n{default_script(inp)}"
+
+
 # ---------------------------------------------------------------------------------------------- controls
 # Candidates of known quality for the scalability rubric, and a judge whose rule anyone can check by hand.
 

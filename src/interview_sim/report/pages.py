@@ -302,6 +302,7 @@ def _conversation(transcript: Transcript, quotes: QuoteIndex, colours: dict[str,
                 "latency_s": m.latency_s,
                 "clock": clock,
                 "stage": m.stage,
+                "thinking": m.thinking,
                 "html": quotes.content(m.index),
                 "colour": colours.get(m.role, "#888"),
                 # The candidate answers from the right, as in a chat app seen from the interviewer's side.
