@@ -35,6 +35,10 @@ class CompletionRequest:
     repeat_penalty: float = 1.0
     json_schema: dict[str, Any] | None = None
     """Constrain the output to JSON matching this schema (backends that declare `supports_json_schema`)."""
+    on_text: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
+    """Called with each new piece of text as it is generated, for streaming to a terminal. Backends that
+    cannot stream call it once with the whole text. It never changes the result: the Completion is the same
+    with or without it, and the pieces add up to its `content`."""
 
 
 @dataclass(frozen=True)
