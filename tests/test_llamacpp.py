@@ -111,3 +111,55 @@ async def test_a_base_model_without_chat_template_continues_a_plain_transcript()
     graded = await gemma.complete(CompletionRequest(messages=convo, max_tokens=20, json_schema=schema))
     assert json.loads(graded.content)["score"] in (1, 2, 3)
     await gemma.aclose()
+
+
+@pytest.mark.anyio
+async def test_cancelling_a_call_stops_llama_cpp_at_the_next_token_and_the_model_stays_usable(model: LlamaCppModel) -> None:
+    import asyncio
+
+    pieces: list[str] = []
+    underway = asyncio.Event()
+
+    def on_text(piece: str) -> None:
+        pieces.append(piece)
+        if len(pieces) >= 3:
+            underway.set()
+
+    # The grammar forbids the answer to end before 600 characters, so only the stop flag can end it early.
+    long = CompletionRequest(
+        messages=(ChatMessage("user", "Write a long essay about caching."),),
+        max_tokens=1000,
+        temperature=0.0,
+        json_schema={"type": "string", "minLength": 600},
+        on_text=on_text,
+    )
+    task = asyncio.create_task(model.complete(long))
+    await asyncio.wait_for(underway.wait(), timeout=120)
+    sent_before_cancel = len(pieces)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The model's thread runs calls one at a time: this one starts only once the cancelled one has stopped.
+    after = await model.complete(
+        CompletionRequest(messages=(ChatMessage("user", "Say hi."),), max_tokens=8, temperature=0.0, seed=1)
+    )
+    assert after.content.strip() and after.completion_tokens > 0
+    # At most the token in flight when the flag was set arrives after the cancel, and the essay never finished.
+    assert len(pieces) - sent_before_cancel <= 2
+    assert len("".join(pieces)) < 600
+
+
+@pytest.mark.anyio
+async def test_streamed_pieces_add_up_to_the_same_completion(model: LlamaCppModel) -> None:
+    messages = (ChatMessage("system", "You are terse."), ChatMessage("user", "Name two ways to scale a web API."))
+    plain = await model.complete(CompletionRequest(messages=messages, max_tokens=40, temperature=0.7, seed=3))
+    pieces: list[str] = []
+    request = CompletionRequest(messages=messages, max_tokens=40, temperature=0.7, seed=3, on_text=pieces.append)
+    streamed = await model.complete(request)
+    assert len(pieces) > 1  # really piece by piece, not the whole text at the end
+    assert "".join(pieces) == streamed.content == plain.content
+    assert (streamed.completion_tokens, streamed.prompt_tokens, streamed.finish_reason) == (
+        plain.completion_tokens,
+        plain.prompt_tokens,
+        plain.finish_reason,
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -38,6 +39,10 @@ class CompletionRequest:
     think: bool | str | None = None
     """Thinking on/off or a level ("low"/"medium"/"high"), sent only to thinking-capable models; None: the
     backend's default. See `models.thinking`."""
+    on_text: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
+    """Called with each new piece of text as it is generated, for streaming to a terminal. Backends that
+    cannot stream call it once with the whole text. It never changes the result: the Completion is the same
+    with or without it, and the pieces add up to its `content`."""
 
 
 @dataclass(frozen=True)
@@ -199,6 +204,43 @@ class FittedPrompt:
 MIN_OUTPUT_TOKENS = 16
 
 
+_MESSAGE_TOKENS: weakref.WeakKeyDictionary[ChatModel, dict[ChatMessage, int]] = weakref.WeakKeyDictionary()
+
+
+def _message_tokens(model: ChatModel, message: ChatMessage) -> int:
+    """The tokens one message takes on its own, counted once per model and message."""
+    counts = _MESSAGE_TOKENS.setdefault(model, {})
+    if message not in counts:
+        counts[message] = model.count_tokens([message])
+    return counts[message]
+
+
+def _fewest_drops(fits: Callable[[int], bool], guess: int, most: int) -> int:
+    """The smallest d in [0, most] with fits(d), given that fits is monotone and fits(most) is assumed.
+
+    Gallops from `guess` (an estimate) towards the answer, then bisects: O(log distance) calls of `fits`,
+    each on a prompt near the budget's size, so a long session's trimming does not grow with its length.
+    """
+    guess = min(max(guess, 0), most)
+    if fits(guess):
+        hi, step = guess, 1
+        while hi > 0 and fits(max(hi - step, 0)):
+            hi, step = max(hi - step, 0), step * 2
+        lo = -1 if hi == 0 else max(hi - step, 0)  # fits(lo) is False, or nothing is below hi
+    else:
+        lo, step = guess, 1
+        while lo + step < most and not fits(lo + step):
+            lo, step = lo + step, step * 2
+        hi = min(lo + step, most)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if fits(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
 def fit_to_context(model: ChatModel, messages: list[ChatMessage], max_tokens: int) -> FittedPrompt:
     """Make the prompt plus `max_tokens` fit the model's context window.
 
@@ -206,6 +248,9 @@ def fit_to_context(model: ChatModel, messages: list[ChatMessage], max_tokens: in
     messages (the latest turn, and the session's trailing note when there is one); drops the oldest turns
     in between until the prompt fits. If the kept messages alone are still too long, the longest of them
     keeps only its end. Never raises for length: a long session degrades, it does not crash.
+
+    The number of turns to drop is the smallest that fits by the model's own exact count, found from an
+    estimate (per-message counts, cached) with O(log n) exact counts of prompts about the budget's size.
     """
     budget = model.context_length - max_tokens
     head = 0
@@ -214,12 +259,21 @@ def fit_to_context(model: ChatModel, messages: list[ChatMessage], max_tokens: in
     head = min(head + 1, len(messages))  # the opening line
     tail_start = max(head, len(messages) - 2)
     middle = messages[head:tail_start]
+
+    def kept_after(drop: int) -> list[ChatMessage]:
+        return messages[:head] + middle[drop:] + messages[tail_start:]
+
     dropped = 0
-    kept = list(messages)
-    while model.count_tokens(kept) > budget and middle:
-        middle = middle[1:]
-        dropped += 1
-        kept = messages[:head] + middle + messages[tail_start:]
+    if middle:
+        sizes = [_message_tokens(model, m) for m in messages]
+        fixed = sum(sizes[:head]) + sum(sizes[tail_start:])
+        # The estimate's guess: the fewest oldest turns whose removal brings the per-message sum within budget.
+        remaining, guess = fixed + sum(sizes[head:tail_start]), 0
+        while guess < len(middle) and remaining > budget:
+            remaining -= sizes[head + guess]
+            guess += 1
+        dropped = _fewest_drops(lambda d: model.count_tokens(kept_after(d)) <= budget, guess, len(middle))
+    kept = kept_after(dropped)
     for _ in range(6):
         size = model.count_tokens(kept)
         if size <= budget:

@@ -136,6 +136,8 @@ class CachedModel(ModelWrapper):
             completion.latency_s = round(time.perf_counter() - start, 4)
             completion.retries = []
             completion.metadata = {**completion.metadata, "cache_key": key[:16]}
+            if request.on_text is not None:
+                request.on_text(completion.content)
             return completion
         completion = await self.inner.complete(request)
         self.misses += 1

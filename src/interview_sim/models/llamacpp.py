@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +87,14 @@ def resolve_model_path(name: str) -> Path:
 
 
 class LlamaCppModel(ChatModel):
+    """One GGUF model in this process; every llama.cpp call it makes runs on its own long-lived thread.
+
+    Why one thread: llama.cpp's CPU backend runs each matrix step on an OpenMP thread team that belongs to
+    the calling thread. Calls arriving from whichever worker `asyncio.to_thread` picks can leave several
+    teams alive and spinning against each other on a small machine; one thread per model keeps one team
+    (benchmarks/bench_session.py measures the result against raw llama-cpp-python).
+    """
+
     provider = "llamacpp"
     supports_json_schema = True
 
@@ -95,13 +104,14 @@ class LlamaCppModel(ChatModel):
         self._seed = seed if seed is not None else 0
         self._llm: Any = None
         self._format: Callable[[list[dict[str, str]]], str] | None = None
-        self._lock = threading.Lock()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llamacpp-{path.stem}")
         self.gguf_name = ""
         self.has_chat_template = True
 
     # -- loading -------------------------------------------------------------------------------------
 
     def _load(self) -> Any:
+        """Load the model (on the model's thread)."""
         if self._llm is None:
             try:
                 import llama_cpp
@@ -112,7 +122,7 @@ class LlamaCppModel(ChatModel):
                     llm = llama_cpp.Llama(
                         model_path=str(self.path),
                         n_ctx=self.context_length,
-                        n_threads=int(os.environ.get(LLAMA_THREADS_ENV) or max(1, os.cpu_count() or 1)),
+                        n_threads=llama_threads(),
                         seed=self._seed,
                         verbose=False,
                     )
@@ -127,62 +137,88 @@ class LlamaCppModel(ChatModel):
         return self._llm
 
     async def check_ready(self) -> None:
-        await asyncio.to_thread(self._load_locked)
-
-    def _load_locked(self) -> None:
-        with self._lock:
-            self._load()
+        await asyncio.wrap_future(self._thread.submit(self._load))
 
     # -- tokens --------------------------------------------------------------------------------------
 
     def count_tokens(self, messages: tuple[ChatMessage, ...] | list[ChatMessage]) -> int:
-        with self._lock:
-            llm = self._load()
-            assert self._format is not None
-            prompt = self._format([{"role": m.role, "content": m.content} for m in messages])
-            return len(llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+        # Tokenizing only reads the vocabulary: safe on the caller's thread while the model's thread generates.
+        llm = self._llm if self._llm is not None else self._thread.submit(self._load).result()
+        assert self._format is not None
+        prompt = self._format([{"role": m.role, "content": m.content} for m in messages])
+        return len(llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
 
     # -- completion ----------------------------------------------------------------------------------
 
     async def complete(self, request: CompletionRequest) -> Completion:
         start = time.perf_counter()
-        result = await asyncio.to_thread(self._complete_sync, request)
+        halt = threading.Event()
+        emit: Callable[[str], None] | None = None
+        if request.on_text is not None:
+            # Pieces are handed to the event loop's thread, in order, and all of them before complete() returns
+            # (the call's own result travels the same queue after them).
+            loop, on_text = asyncio.get_running_loop(), request.on_text
+
+            def emit(piece: str) -> None:
+                loop.call_soon_threadsafe(on_text, piece)
+
+        future = self._thread.submit(self._complete_sync, request, halt, emit)
+        try:
+            result = await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            # The generation loop checks this at every token; the model's next call queues behind this one.
+            halt.set()
+            raise
         result.latency_s = round(time.perf_counter() - start, 4)
         return result
 
-    def _complete_sync(self, request: CompletionRequest) -> Completion:
+    def _complete_sync(self, request: CompletionRequest, halt: threading.Event, emit: Callable[[str], None] | None) -> Completion:
+        """Generate token by token on the model's thread, stopping early when `halt` is set."""
         import llama_cpp
         from llama_cpp.llama_grammar import LlamaGrammar
 
-        with self._lock:
-            llm = self._load()
-            messages = [{"role": m.role, "content": m.content} for m in request.messages]
-            sampling: dict[str, Any] = {
-                "max_tokens": request.max_tokens,
-                "temperature": request.temperature,
-                "repeat_penalty": request.repeat_penalty,
-                "seed": request.seed if request.seed is not None else self._seed,
-            }
-            llama_cpp.llama_perf_context_reset(llm.ctx)
-            try:
-                if self.has_chat_template:
-                    if request.json_schema is not None:
-                        sampling["response_format"] = {"type": "json_object", "schema": request.json_schema}
-                    response = llm.create_chat_completion(messages=messages, **sampling)
-                    content = response["choices"][0]["message"].get("content") or ""
-                else:
-                    # A base model (no chat template): llama-cpp-python's llama-2 fallback makes such models stop
-                    # at once, so it continues a plain "role: text" transcript instead, up to the next speaker.
-                    if request.json_schema is not None:
-                        sampling["grammar"] = LlamaGrammar.from_json_schema(json.dumps(request.json_schema), verbose=False)
-                    assert self._format is not None
-                    prompt = self._format(messages) + "assistant:"
-                    response = llm.create_completion(prompt=prompt, stop=["\nuser:", "\nsystem:", "\nassistant:"], **sampling)
-                    content = str(response["choices"][0]["text"]).strip()
-            except ValueError as exc:  # llama-cpp-python raises ValueError when the prompt exceeds n_ctx
-                raise ModelCallError(f"{self.ref}: {exc}") from None
-            perf = llama_cpp.llama_perf_context(llm.ctx)
+        llm = self._load()
+        assert self._format is not None
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        if self.has_chat_template:
+            # What create_chat_completion does for a Jinja chat template, but with our stopping criterion.
+            prompt, stops, add_bos = self._format(messages), [_eos_text(llm)], False
+        else:
+            # A base model (no chat template): llama-cpp-python's llama-2 fallback makes such models stop
+            # at once, so it continues a plain "role: text" transcript instead, up to the next speaker.
+            prompt, stops, add_bos = self._format(messages) + "assistant:", ["\nuser:", "\nsystem:", "\nassistant:"], True
+        tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
+        grammar = None
+        if request.json_schema is not None:
+            grammar = LlamaGrammar.from_json_schema(json.dumps(request.json_schema), verbose=False)
+        stream = _TextStream(llm, len(tokens), stops, emit) if emit is not None and self.has_chat_template else None
+
+        def should_stop(input_ids: Any, logits: Any) -> bool:
+            if stream is not None:
+                stream.update(input_ids)
+            return halt.is_set()
+
+        llama_cpp.llama_perf_context_reset(llm.ctx)
+        try:
+            response: Any = llm.create_completion(
+                prompt=tokens,
+                max_tokens=request.max_tokens,
+                temperature=request.temperature,
+                repeat_penalty=request.repeat_penalty,
+                seed=request.seed if request.seed is not None else self._seed,
+                stop=stops,
+                grammar=grammar,
+                stopping_criteria=llama_cpp.StoppingCriteriaList([should_stop]),
+            )
+        except ValueError as exc:  # llama-cpp-python raises ValueError when the prompt exceeds n_ctx
+            raise ModelCallError(f"{self.ref}: {exc}") from None
+        perf = llama_cpp.llama_perf_context(llm.ctx)
         choice = response["choices"][0]
+        content = str(choice["text"]) if self.has_chat_template else str(choice["text"]).strip()
+        if stream is not None:
+            stream.finish(content)
+        elif emit is not None:
+            emit(content)
         usage = response.get("usage") or {}
         return Completion(
             content=content,
@@ -205,12 +241,62 @@ class LlamaCppModel(ChatModel):
             },
         )
 
+    def _close_sync(self) -> None:
+        if self._llm is not None:
+            with _STDIO_SWAP:
+                self._llm.close()
+            self._llm = None
+
     async def aclose(self) -> None:
-        with self._lock:
-            if self._llm is not None:
-                with _STDIO_SWAP:
-                    self._llm.close()
-                self._llm = None
+        await asyncio.wrap_future(self._thread.submit(self._close_sync))
+
+
+class _TextStream:
+    """Hands the text generated so far to a callback, piece by piece, as the stopping criterion sees it.
+
+    A stopping criterion sees the tokens up to the one just sampled (which is evaluated next), so the text
+    trails by one token; `finish` sends the rest. Text that could be the start of a stop string is held back,
+    as llama-cpp-python's own streaming does, so the pieces add up to exactly the completion's content.
+    """
+
+    def __init__(self, llm: Any, n_prompt: int, stops: list[str], emit: Callable[[str], None]) -> None:
+        self._llm, self._n_prompt, self._stops, self._emit = llm, n_prompt, stops, emit
+        self._seen = 0
+        self.sent = ""
+
+    def update(self, input_ids: Any) -> None:
+        generated = input_ids[self._n_prompt :]
+        if len(generated) == self._seen:
+            return
+        self._seen = len(generated)
+        text = self._llm.detokenize(generated.tolist()).decode("utf-8", errors="ignore")
+        end = len(text)
+        for stop in self._stops:
+            if stop in text:
+                end = min(end, text.index(stop))
+            for k in range(min(len(stop) - 1, len(text)), 0, -1):
+                if text.endswith(stop[:k]):
+                    end = min(end, len(text) - k)
+                    break
+        if end > len(self.sent) and text.startswith(self.sent):
+            self._send(text[len(self.sent) : end])
+
+    def finish(self, content: str) -> None:
+        if content.startswith(self.sent) and len(content) > len(self.sent):
+            self._send(content[len(self.sent) :])
+
+    def _send(self, piece: str) -> None:
+        self.sent += piece
+        self._emit(piece)
+
+
+def llama_threads() -> int:
+    """Threads per llama.cpp instance: $INTERVIEW_SIM_LLAMA_THREADS, else every core."""
+    return int(os.environ.get(LLAMA_THREADS_ENV) or max(1, os.cpu_count() or 1))
+
+
+def _eos_text(llm: Any) -> str:
+    return str(llm._model.token_get_text(llm.token_eos()))
 
 
 def _prompt_formatter(llm: Any) -> Callable[[list[dict[str, str]]], str]:
@@ -224,7 +310,7 @@ def _prompt_formatter(llm: Any) -> Callable[[list[dict[str, str]]], str]:
             return "".join(f"{m['role']}: {m['content']}\n" for m in messages)
 
         return plain
-    eos = llm._model.token_get_text(llm.token_eos())
+    eos = _eos_text(llm)
     bos = llm._model.token_get_text(llm.token_bos())
     formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
 

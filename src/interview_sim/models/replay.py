@@ -114,6 +114,8 @@ class ReplayModel(ChatModel):
             )
         call = self._queue.popleft()
         self.answered += 1
+        if request.on_text is not None:
+            request.on_text(call.content)
         return Completion(
             content=call.content,
             model=call.model,

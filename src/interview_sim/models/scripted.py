@@ -36,6 +36,12 @@ def detokenize(tokens: list[str]) -> str:
     return out
 
 
+def _pieces(text: str) -> list[str]:
+    """`text` cut at its token boundaries, each piece with the spacing before its token: they add up to `text`."""
+    cuts = [m.end() for m in _TOKEN.finditer(text)][:-1]
+    return [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True) if b > a]
+
+
 @dataclass(frozen=True)
 class ScriptInput:
     """What a script sees: the prompt, the role it plays, its seed and the JSON schema asked for."""
@@ -373,6 +379,9 @@ class ScriptedModel(ChatModel):
         if len(tokens) > request.max_tokens:
             tokens, finish = tokens[: request.max_tokens], "length"
             text = detokenize(tokens)
+        if request.on_text is not None:
+            for piece in _pieces(text):
+                request.on_text(piece)
         return Completion(
             content=text,
             model=self.name,
