@@ -39,6 +39,10 @@ EndpointLimit = Annotated[int, typer.Option("--endpoint-limit", min=1, help="Oll
 Cache = Annotated[bool, typer.Option("--cache", help="Answer identical model requests from the disk cache.")]
 Fresh = Annotated[bool, typer.Option("--fresh", help="Start over instead of resuming the same request.")]
 Pairwise = Annotated[bool, typer.Option("--pairwise/--no-pairwise", help="Judge models pairwise per repeat (win rates).")]
+Executor = Annotated[
+    str, typer.Option("--executor", help="Where cells run: local (this process) or ray (one task per cell on a Ray cluster).")
+]
+RayAddress = Annotated[str, typer.Option("--ray-address", help="With --executor ray: auto, host:port, or ray://host:10001.")]
 
 
 def _split(value: str | None) -> list[str]:
@@ -186,6 +190,8 @@ def compare_command(
     runs_dir: RunsDir = Path("runs"),
     report: Report = False,
     as_json: JsonFlag = False,
+    executor: Executor = "local",
+    ray_address: RayAddress = "auto",
 ) -> None:
     """Compare models in one role on the same scenario: a leaderboard with confidence intervals and win rates."""
     from interview_sim.compare import compare_models
@@ -211,6 +217,8 @@ def compare_command(
                 fresh=fresh,
                 runs_dir=runs_dir,
                 on_progress=on_progress,
+                executor=executor,  # type: ignore[arg-type]  # checked before anything runs
+                ray_address=ray_address,
             )
         )
     _finish(comparison, runs_dir, as_json, out, report)
@@ -236,6 +244,8 @@ def sweep_command(
     runs_dir: RunsDir = Path("runs"),
     report: Report = False,
     as_json: JsonFlag = False,
+    executor: Executor = "local",
+    ray_address: RayAddress = "auto",
 ) -> None:
     """Run a sweep: topics × solution topics × models × repeats, a leaderboard per group; resumable."""
     from interview_sim.compare import run_sweep
@@ -263,6 +273,8 @@ def sweep_command(
                 fresh=fresh,
                 runs_dir=runs_dir,
                 on_progress=on_progress,
+                executor=executor,  # type: ignore[arg-type]  # checked before anything runs
+                ray_address=ray_address,
             )
         )
     _finish(comparison, runs_dir, as_json, out, report)

@@ -169,6 +169,8 @@ class Invocation(_Record):
     cache: bool
     concurrency: int
     endpoints: list[str]
+    executor: Literal["local", "ray"] = "local"
+    """Where the cells ran: this process, or tasks on a Ray cluster."""
     cells_run: int = 0
     cells_skipped: int = 0
     pairs_run: int = 0

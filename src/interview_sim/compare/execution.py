@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -19,7 +19,6 @@ from interview_sim.compare.cells import (
     PairOutcome,
     PairTask,
     Scheduler,
-    cell_runner,
     pair_runner,
 )
 from interview_sim.compare.comparison import (
@@ -38,6 +37,7 @@ from interview_sim.compare.comparison import (
     notes,
     save_comparison,
 )
+from interview_sim.compare.executors import ExecutorChoice, make_executor
 from interview_sim.config import LoadedScenario
 from interview_sim.models import ModelOptions, parse_ref
 from interview_sim.record import utc_now
@@ -62,6 +62,7 @@ class RunOptions:
     runs_dir: Path
     on_progress: ProgressSink | None
     model_factory: ModelFactory
+    executor: ExecutorChoice = field(default_factory=ExecutorChoice)
 
 
 async def _check_refs(refs: Sequence[str], factory: ModelFactory) -> None:
@@ -193,6 +194,7 @@ async def execute(request: ComparisonRequest, groups: dict[str, CellGroup], opti
         cache=options.cache,
         concurrency=options.concurrency,
         endpoints=list(options.ollama_hosts),
+        executor=options.executor.kind,
     )
     comparison = Comparison(
         comparison_id=comparison_id,
@@ -224,6 +226,7 @@ async def execute(request: ComparisonRequest, groups: dict[str, CellGroup], opti
         endpoints=Endpoints(list(options.ollama_hosts), options.per_endpoint),
         cache_dir=cache_dir,
     )
+    executor = make_executor(options.executor, scheduler, cache_dir, options.model_factory)
     start = time.perf_counter()
     try:
         index = {c.key: i for i, c in enumerate(comparison.cells)}
@@ -239,12 +242,11 @@ async def execute(request: ComparisonRequest, groups: dict[str, CellGroup], opti
             cells_progress.finished(outcome.status == "ok", outcome.meter.completion_tokens)
 
         cells_progress.emit()
-        await scheduler.run(
-            tasks, cell_runner(cache_dir, options.model_factory), on_start=cells_progress.started, on_done=cell_done
-        )
+        await executor.run(tasks, on_start=cells_progress.started, on_done=cell_done)
         if request.pairwise and len(request.models) > 1:
             await _judge_pairs(comparison, scheduler, cache_dir, options, invocation, folder, start)
     finally:
+        executor.close()
         scheduler.close()
         invocation.ended_at = utc_now()
         invocation.wall_s = round(time.perf_counter() - start, 4)

@@ -31,6 +31,7 @@ from interview_sim.compare.comparison import (
     ProgressSink,
 )
 from interview_sim.compare.execution import CellGroup, RunOptions, execute
+from interview_sim.compare.executors import ExecutorChoice, ExecutorKind, check_executor
 from interview_sim.config import LoadedScenario, LoadedSweep, load_agent, load_scenario, load_sweep, project_root
 from interview_sim.errors import BatchError, ConfigError
 from interview_sim.models import create_model
@@ -103,7 +104,9 @@ def _options(
     runs_dir: str | Path,
     on_progress: ProgressSink | None,
     model_factory: ModelFactory,
+    executor: ExecutorChoice,
 ) -> RunOptions:
+    check_executor(executor)
     hosts: list[str] = []
     if ollama_hosts:
         from interview_sim.models.ollama import resolve_host
@@ -112,7 +115,7 @@ def _options(
             hosts = list(dict.fromkeys(resolve_host(h) for h in ollama_hosts))
         except ConfigError as exc:
             raise BatchError(f"--ollama-hosts: {exc}") from None
-    return RunOptions(concurrency, tuple(hosts), per_endpoint, cache, fresh, Path(runs_dir), on_progress, model_factory)
+    return RunOptions(concurrency, tuple(hosts), per_endpoint, cache, fresh, Path(runs_dir), on_progress, model_factory, executor)
 
 
 # ---------------------------------------------------------------------------------------------- public API
@@ -137,6 +140,8 @@ async def compare_models(
     runs_dir: str | Path = "runs",
     on_progress: ProgressSink | None = None,
     model_factory: ModelFactory = create_model,
+    executor: ExecutorKind = "local",
+    ray_address: str = "auto",
 ) -> Comparison:
     """Run `scenario` once per model and repeat with the models in `role`, grade every run, build the leaderboard.
 
@@ -157,7 +162,10 @@ async def compare_models(
         fresh: start over instead of resuming an earlier run of the same request.
         runs_dir: where run folders and `comparisons/<id>/` are written.
         on_progress: called with a progress snapshot as cells start and finish.
-        model_factory: builds a model from a reference (in-process cells); defaults to the registry.
+        model_factory: builds a model from a reference; defaults to the registry (with Ray, it is sent to
+            the tasks, so it must pickle).
+        executor: "local" (this process) or "ray" (every cell a task on a Ray cluster; needs the `ray` extra).
+        ray_address: the Ray cluster: "auto", "host:port" or "ray://host:10001".
 
     Returns:
         The comparison, also saved as `runs/comparisons/<id>/comparison.json` and `.csv`.
@@ -190,6 +198,7 @@ async def compare_models(
         runs_dir=runs_dir,
         on_progress=on_progress,
         model_factory=model_factory,
+        executor=ExecutorChoice(executor, ray_address),
     )
     return await execute(request, {group.info.id: group}, options)
 
@@ -213,6 +222,8 @@ async def run_sweep(
     runs_dir: str | Path = "runs",
     on_progress: ProgressSink | None = None,
     model_factory: ModelFactory = create_model,
+    executor: ExecutorKind = "local",
+    ray_address: str = "auto",
 ) -> Comparison:
     """Run a sweep file: topics × solution topics × models × repeats, with a leaderboard per group.
 
@@ -261,5 +272,6 @@ async def run_sweep(
         runs_dir=runs_dir,
         on_progress=on_progress,
         model_factory=model_factory,
+        executor=ExecutorChoice(executor, ray_address),
     )
     return await execute(request, groups, options)
