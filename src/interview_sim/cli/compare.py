@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -60,9 +61,14 @@ def _fixed_model(role: str, interviewer_model: str | None, candidate_model: str 
 
 @contextmanager
 def _progress(out: Console, enabled: bool) -> Iterator[Callable[[BatchProgress], None] | None]:
-    """A rich progress bar per phase (cells, then pairwise judgments): done/failed, tokens/s, ETA."""
+    """A rich progress bar per phase (cells, then pairwise judgments): done/failed, tokens/s, ETA.
+
+    Without it (--json), stdout carries only the JSON document: whatever a library prints meanwhile (Ray
+    reports a node that died on stdout) goes to stderr.
+    """
     if not enabled:
-        yield None
+        with redirect_stdout(sys.stderr):
+            yield None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 

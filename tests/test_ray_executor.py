@@ -1,0 +1,189 @@
+"""`--executor ray`: compare and sweep on a real multi-node Ray cluster on this machine.
+
+The cluster (`ray.cluster_utils.Cluster`, every node with `num_cpus=1`, the custom resource `ollama` and its
+own fake Ollama at its OLLAMA_HOST) runs in a private network namespace, driven by tests/ray_cluster.py in
+one child process that runs the CLI as a user would; the tests here assert on what it recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from interview_sim.compare.cells import CellTask
+from interview_sim.compare.executors import OLLAMA_RESOURCE, cell_resources, run_cell_here, write_cell_records
+from interview_sim.config import load_scenario
+from interview_sim.models import create_model
+from interview_sim.record import load_transcript
+from ray_cluster import in_namespace, namespace_refusal
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SCRIPTED = ["--interviewer-model", "scripted:default", "--evaluator-model", "scripted:judge"]
+
+
+@pytest.fixture(scope="module")
+def cluster_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    pytest.importorskip("ray", reason="the `ray` extra is not installed: pip install 'interview-sim[ray]'")
+    refusal = namespace_refusal()
+    if refusal is not None:
+        pytest.skip(refusal)
+    out = tmp_path_factory.mktemp("ray-cluster")
+    env = {**os.environ, "INTERVIEW_SIM_HOME": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(HERE), env.get("PYTHONPATH", "")])
+    proc = subprocess.run(
+        in_namespace([sys.executable, str(HERE / "ray_cluster.py"), str(out)]),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result: dict[str, Any] = json.loads((out / "result.json").read_text())
+    result["out"] = str(out)
+    return result
+
+
+def _ok(run: dict[str, Any]) -> dict[str, Any]:
+    assert run["rc"] == 0, run["stderr"][-3000:]
+    assert run["json"] is not None, f"stdout is not only the JSON document: {run['stdout'][:500]}"
+    data: dict[str, Any] = run["json"]
+    return data
+
+
+def _board(data: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(data["leaderboard"])
+
+
+def test_every_cell_lands_and_the_leaderboard_equals_the_local_one(cluster_run: dict[str, Any]) -> None:
+    local, ray = _ok(cluster_run["compare_local"]), _ok(cluster_run["compare_ray"])
+    assert local["last_invocation"]["executor"] == "local" and ray["last_invocation"]["executor"] == "ray"
+    assert ray["comparison_id"] == local["comparison_id"]
+    assert len(ray["cells"]) == 8 and {c["status"] for c in ray["cells"]} == {"ok"}
+    assert ray["last_invocation"]["cells_run"] == 8
+    assert _board(ray) == _board(local)
+    assert [r["model"] for r in ray["leaderboard"]] == ["scripted:strong", "scripted:weak"]
+    # The driver wrote every cell's run folder under its own runs directory, from the tasks' returned records.
+    runs = Path(cluster_run["out"]) / "compare-ray"
+    for cell in ray["cells"]:
+        folder = runs / cell["run_dir"]
+        transcript = load_transcript(folder)
+        assert transcript.seed == cell["seed"] and transcript.agents["candidate"]["model"] == cell["model"]
+        assert (folder / "events.jsonl").stat().st_size > 0
+        assert (folder / f"evaluation-{cell['evaluation_id']}.json").exists()
+    local_cells = {c["key"]: (c["overall"], c["criteria"], c["usage"]) for c in local["cells"]}
+    assert {c["key"]: (c["overall"], c["criteria"], c["usage"]) for c in ray["cells"]} == local_cells
+    saved = json.loads((runs / "comparisons" / ray["comparison_id"] / "comparison.json").read_text())
+    assert saved == ray
+
+
+def test_a_sweep_on_ray_has_the_local_leaderboards(cluster_run: dict[str, Any]) -> None:
+    local, ray = _ok(cluster_run["sweep_local"]), _ok(cluster_run["sweep_ray"])
+    assert ray["kind"] == "sweep" and len(ray["cells"]) == 4 and {c["status"] for c in ray["cells"]} == {"ok"}
+    assert {r["group"] for r in ray["leaderboard"]} == {"corporate-taxation", "scalability-issues", "all"}
+    assert _board(ray) == _board(local)
+
+
+def test_ollama_cells_use_the_ollama_of_the_node_they_land_on(cluster_run: dict[str, Any]) -> None:
+    data = _ok(cluster_run["ollama"])
+    assert {c["status"] for c in data["cells"]} == {"ok"} and len(data["cells"]) == 4
+    nodes = cluster_run["ollama_nodes"]
+    # Every node's server was used, and only through its own node's cells (the driver has no OLLAMA_HOST).
+    assert all(n > 0 for n in cluster_run["ollama_chats"])
+    assert set(cluster_run["ollama_hosts"]) == set(nodes)
+
+
+def test_killing_a_worker_node_mid_compare_still_completes_every_cell(cluster_run: dict[str, Any]) -> None:
+    data = _ok(cluster_run["kill"])
+    assert cluster_run["killed_after_chats"] >= 1, "the node was killed before it ran a cell"
+    assert len(data["cells"]) == 6 and {c["status"] for c in data["cells"]} == {"ok"}
+    # The cell that was running on the dead node ran again on a live one.
+    assert cluster_run["killed_node"] not in cluster_run["kill_hosts"]
+    assert set(cluster_run["kill_hosts"]) <= set(cluster_run["ollama_nodes"])
+
+
+# ---------------------------------------------------------------------------------------------- no cluster
+
+
+def _task(tmp_path: Path, model: str, evaluator: str = "scripted:judge") -> CellTask:
+    loaded = load_scenario("scalability-issues")
+    interviewer = loaded.agents["interviewer"].model_copy(update={"model": "scripted:default"})
+    return CellTask(
+        key=f"g|{model}|0",
+        scenario=loaded.model_copy(update={"agents": {**loaded.agents, "interviewer": interviewer}}),
+        role="candidate",
+        model=model,
+        seed=1,
+        max_turns=4,
+        evaluator_models=(evaluator,),
+        runs_dir=tmp_path / "runs",
+    )
+
+
+def test_placement_follows_the_models_of_the_cell(tmp_path: Path) -> None:
+    assert cell_resources(_task(tmp_path, "scripted:strong"), 4) == {"num_cpus": 1}
+    assert cell_resources(_task(tmp_path, "ollama:llama3"), 4) == {"num_cpus": 0, "resources": {OLLAMA_RESOURCE: 1}}
+    assert cell_resources(_task(tmp_path, "llamacpp:smollm2-135m"), 3) == {"num_cpus": 3}
+    both = cell_resources(_task(tmp_path, "llamacpp:smollm2-135m", evaluator="ollama:llama3"), 2)
+    assert both == {"num_cpus": 2, "resources": {OLLAMA_RESOURCE: 1}}
+
+
+def test_a_task_returns_its_records_as_data_and_the_driver_writes_them(tmp_path: Path) -> None:
+    """The task body on its own: nothing it writes outlives it; the records travel as bytes."""
+    task = _task(tmp_path, "scripted:strong")
+    result = run_cell_here(task, {}, None, 1, create_model)
+    json.dumps(result["outcome"])  # plain data
+    assert set(result["files"]) >= {"transcript.json", "events.jsonl"}
+    assert not (tmp_path / "runs").exists()
+    outcome = write_cell_records(task.runs_dir, result)
+    assert outcome.status == "ok" and outcome.run_dir is not None
+    assert outcome.run_dir.parent.parent == task.runs_dir
+    assert load_transcript(outcome.run_dir).run_id == outcome.run_id
+    assert (outcome.run_dir / f"evaluation-{outcome.evaluation_id}.json").exists()
+
+
+def test_a_task_result_cannot_write_outside_the_runs_directory(tmp_path: Path) -> None:
+    from interview_sim.errors import BatchError
+
+    task = _task(tmp_path, "scripted:strong")
+    result = run_cell_here(task, {}, None, 1, create_model)
+    result["outcome"]["run_dir"] = "../escaped"
+    with pytest.raises(BatchError):
+        write_cell_records(task.runs_dir, result)
+
+
+def test_executor_ray_without_ray_says_how_to_install_it(tmp_path: Path) -> None:
+    blocker = tmp_path / "no-ray"
+    (blocker / "ray").mkdir(parents=True)
+    (blocker / "ray" / "__init__.py").write_text("raise ImportError(\"No module named 'ray'\")\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), str(ROOT / "src")]), "INTERVIEW_SIM_HOME": str(ROOT)}
+    args = ["compare", "scalability-issues", "--models", "scripted:strong", *SCRIPTED, "--executor", "ray"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "interview_sim", *args, "--runs-dir", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: --executor ray needs Ray: pip install 'interview-sim[ray]'"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_unknown_executor_is_one_line(tmp_path: Path) -> None:
+    args = ["compare", "scalability-issues", "--models", "scripted:strong", *SCRIPTED, "--executor", "dask"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "interview_sim", *args, "--runs-dir", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: --executor must be one of local, ray, not 'dask'"
