@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from fake_ollama import DEFAULT_MODEL, FakeOllama
 
 OLLAMA_MODEL = f"ollama:{DEFAULT_MODEL}"
 OLLAMA_COMPARE = ["compare", "scalability-issues", "--models", OLLAMA_MODEL, "--repeats", "4", "--max-turns", "4"]
+STEPS = ("compare", "sweep", "ollama", "interrupt", "kill")
 SCRIPTED = ["--interviewer-model", "scripted:default", "--evaluator-model", "scripted:judge"]
 
 
@@ -126,7 +128,7 @@ def _two_topic_sweep(out: Path) -> Path:
     return path
 
 
-def suite(out: Path, steps: Sequence[str] = ("compare", "sweep", "ollama", "kill")) -> dict[str, Any]:
+def suite(out: Path, steps: Sequence[str] = STEPS) -> dict[str, Any]:
     """Everything the tests assert on, with one cluster start."""
     result: dict[str, Any] = {}
     cluster = LocalCluster(delay_s=0.2)
@@ -143,6 +145,8 @@ def suite(out: Path, steps: Sequence[str] = ("compare", "sweep", "ollama", "kill
                 result[f"{name}_{executor}"] = _run(argv)
         if "ollama" in steps:
             result.update(_ollama_cells(out, address, first, second))
+        if "interrupt" in steps:
+            result.update(_interrupt(out, address, [first, second]))
         if "kill" in steps:
             result.update(_kill_a_node(out, address, cluster))
     finally:
@@ -160,6 +164,39 @@ def _ollama_cells(out: Path, address: list[str], first: Node, second: Node) -> d
         "ollama_chats": [len(n.ollama.chat_requests) for n in (first, second)],
         "ollama_hosts": _hosts(runs, run["json"]) if run["json"] is not None else [],
     }
+
+
+def _interrupt(out: Path, address: list[str], nodes: list[Node]) -> dict[str, Any]:
+    """Ctrl-C once a cell has finished: exit 130, finished cells kept, no cell goes on running."""
+    for node in nodes:
+        node.ollama.delay_s = 0.4
+    runs = out / "interrupt"
+    argv = cli(*OLLAMA_COMPARE, *SCRIPTED, "--repeats", "8", "--seed", "200", "--executor", "ray", *address)
+    proc = subprocess.Popen([*argv, "--runs-dir", str(runs), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline and not _finished_cells(runs):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    chats_at_exit = sum(len(n.ollama.chat_requests) for n in nodes)
+    time.sleep(2.0)
+    for node in nodes:
+        node.ollama.delay_s = 0.2
+    (record,) = (runs / "comparisons").glob("*/comparison.json")
+    return {
+        "interrupt": _parsed(proc.returncode, stdout, stderr, time.perf_counter()),
+        "interrupt_cells": [c["status"] for c in json.loads(record.read_text())["cells"]],
+        "interrupt_chats": [chats_at_exit, sum(len(n.ollama.chat_requests) for n in nodes)],
+    }
+
+
+def _finished_cells(runs: Path) -> int:
+    for record in runs.glob("comparisons/*/comparison.json"):
+        try:
+            return sum(1 for c in json.loads(record.read_text())["cells"] if c["status"] == "ok")
+        except ValueError:
+            return 0
+    return 0
 
 
 def _kill_a_node(out: Path, address: list[str], cluster: LocalCluster) -> dict[str, Any]:
@@ -190,4 +227,4 @@ if __name__ == "__main__":
     target = Path(sys.argv[1])
     target.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    (target / "result.json").write_text(json.dumps(suite(target, sys.argv[2:] or ("compare", "sweep", "ollama", "kill"))))
+    (target / "result.json").write_text(json.dumps(suite(target, sys.argv[2:] or STEPS)))

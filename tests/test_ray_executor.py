@@ -100,6 +100,18 @@ def test_ollama_cells_use_the_ollama_of_the_node_they_land_on(cluster_run: dict[
     assert set(cluster_run["ollama_hosts"]) == set(nodes)
 
 
+def test_ctrl_c_cancels_the_ray_tasks_and_keeps_the_finished_cells(cluster_run: dict[str, Any]) -> None:
+    run = cluster_run["interrupt"]
+    assert run["rc"] == 130 and run["stdout"] == ""
+    assert run["stderr"].strip().splitlines()[-1] == "error: interrupted (what was recorded so far is kept)"
+    assert "Traceback" not in run["stderr"]
+    statuses = cluster_run["interrupt_cells"]
+    assert "ok" in statuses and statuses.count("ok") < len(statuses)
+    # Cancelled: no cell went on calling the nodes' Ollama servers after the command exited.
+    at_exit, later = cluster_run["interrupt_chats"]
+    assert later == at_exit
+
+
 def test_killing_a_worker_node_mid_compare_still_completes_every_cell(cluster_run: dict[str, Any]) -> None:
     data = _ok(cluster_run["kill"])
     assert cluster_run["killed_after_chats"] >= 1, "the node was killed before it ran a cell"
