@@ -41,6 +41,7 @@ gemma: install
 bench: install
 	$(PY) benchmarks/bench_session.py
 	$(PY) benchmarks/bench_compare.py
+	$(PY) benchmarks/bench_ray.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -229,6 +230,31 @@ def _write_bytes_atomic(path: Path, data: bytes) -> None:
 
 # ---------------------------------------------------------------------------------------------- ray: the driver
 
+_CONNECT_TIMEOUT_S = 5.0
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds, in one line, on a cluster address nothing answers at: `ray.init` retries for minutes."""
+    if address.startswith("ray://"):
+        return  # Ray Client has its own, bounded, connection retries
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+
+        resolved = canonicalize_bootstrap_address(address)
+    except (ImportError, AttributeError):
+        return  # Ray moved its internals: leave the check to ray.init
+    except (ConnectionError, ValueError) as exc:
+        raise BatchError(f"no Ray cluster at {address}: {exc} (start one with `ray start --head`)") from None
+    if resolved is None:
+        raise BatchError(f"no Ray cluster at {address}: start one with `ray start --head`, or pass --ray-address")
+    host, _, port = resolved.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=_CONNECT_TIMEOUT_S).close()
+    except (OSError, ValueError):
+        raise BatchError(
+            f"no Ray cluster answers at {resolved} (--ray-address {address}): start one with `ray start --head`"
+        ) from None
+
 
 def _failed(task: CellTask, error: str) -> CellOutcome:
     now = utc_now()
@@ -246,6 +272,7 @@ class RayExecutor:
         self.llama_threads = _llama_threads()
         self._owns_connection = False
         if not ray.is_initialized():
+            _check_reachable(address)
             try:
                 # Ray's own start-up chatter stays off this command's output (--json must be the only stdout).
                 ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, configure_logging=True)
