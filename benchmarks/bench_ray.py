@@ -1,6 +1,6 @@
 """`--executor ray`: what a Ray task costs per cell, and throughput with 1 vs 2 Ray nodes. Prints raw figures.
 
-    .venv/bin/python benchmarks/bench_ray.py [--rounds 3] [--cells 8] [--ollama-cells 8] [--delay 1.0]
+    .venv/bin/python benchmarks/bench_ray.py [--rounds 3] [--cells 8] [--ollama-cells 12] [--delay 1.0] [--max-turns 4]
 
 Runs in a private network namespace (`unshare -n`, only 127.0.0.1), where Ray binds to loopback; it
 re-executes itself there. The cluster is Ray's own `ray.cluster_utils.Cluster` on this machine.
@@ -132,7 +132,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="paired rounds per measurement")
     parser.add_argument("--cells", type=int, default=8, help="scripted cells per overhead round")
-    parser.add_argument("--ollama-cells", type=int, default=8, help="Ollama cells per throughput round")
+    parser.add_argument("--ollama-cells", type=int, default=12, help="Ollama cells per throughput round")
     parser.add_argument("--delay", type=float, default=1.0, help="seconds each fake Ollama chat call takes")
     parser.add_argument("--max-turns", type=int, default=4, help="messages per session in the throughput runs")
     args = parser.parse_args()

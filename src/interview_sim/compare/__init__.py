@@ -4,6 +4,7 @@ Modules:
     matrix       `compare_models` and `run_sweep`: the request and its groups of cells (the public API).
     execution    running the planned cells and pairs, resume, the comparison record as cells finish.
     cells        one cell (a run, then its grading) and the scheduler over concurrency slots and Ollama hosts.
+    executors    where cells run: this process (the scheduler) or one Ray task per cell (`--executor ray`).
     comparison   the comparison record (`comparison.json`, `.csv`) and the leaderboard.
 
 May import: config, errors, models, record, session, grading. Never report or cli.
