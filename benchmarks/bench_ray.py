@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -140,9 +141,14 @@ def main() -> None:
         refusal = namespace_refusal()
         if refusal is not None:
             sys.exit(f"bench_ray: {refusal}")
-        env = {**os.environ, _INSIDE: "1"}
+        ray_tmp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # this benchmark's Ray folder, not /tmp/ray
+        env = {**os.environ, _INSIDE: "1", "RAY_TMPDIR": ray_tmp}
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
-        sys.exit(subprocess.run(in_namespace([sys.executable, *sys.argv]), env=env, check=False).returncode)
+        try:
+            code = subprocess.run(in_namespace([sys.executable, *sys.argv]), env=env, check=False).returncode
+        finally:
+            shutil.rmtree(ray_tmp, ignore_errors=True)
+        sys.exit(code)
     # Ray reports the nodes this benchmark removes on stdout: the figures are printed apart, at the end.
     with contextlib.redirect_stdout(sys.stderr):
         asyncio.run(overhead(args.rounds, args.cells))

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +37,22 @@ def cluster_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     if refusal is not None:
         pytest.skip(refusal)
     out = tmp_path_factory.mktemp("ray-cluster")
-    env = {**os.environ, "INTERVIEW_SIM_HOME": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
+    # Ray's own folder (sessions, sockets, the "current cluster" file): this test's, not the machine's /tmp/ray.
+    # Short, under /tmp: Ray's Unix socket paths must stay under 108 characters.
+    ray_tmp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    env = {**os.environ, "INTERVIEW_SIM_HOME": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0", "RAY_TMPDIR": ray_tmp}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(HERE), env.get("PYTHONPATH", "")])
-    proc = subprocess.run(
-        in_namespace([sys.executable, str(HERE / "ray_cluster.py"), str(out)]),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        check=False,
-    )
+    try:
+        proc = subprocess.run(
+            in_namespace([sys.executable, str(HERE / "ray_cluster.py"), str(out)]),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result: dict[str, Any] = json.loads((out / "result.json").read_text())
     result["out"] = str(out)
