@@ -207,3 +207,17 @@ def test_an_unknown_executor_is_one_line(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: --executor must be one of local, ray, not 'dask'"
+
+
+def test_help_and_local_runs_never_import_ray(tmp_path: Path) -> None:
+    code = (
+        "import asyncio, sys\n"
+        "from interview_sim.cli import app\n"
+        "from interview_sim.compare import compare_models\n"
+        f"asyncio.run(compare_models('scalability-issues', ['scripted:strong'], fixed_model='scripted:default',"
+        f" evaluator_model='scripted:judge', max_turns=4, runs_dir={str(tmp_path)!r}))\n"
+        "print('ray' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "False"
