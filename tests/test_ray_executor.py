@@ -221,3 +221,20 @@ def test_help_and_local_runs_never_import_ray(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "False"
+
+
+def test_a_model_failure_is_a_failed_cell_returned_as_data_not_an_exception(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What Ray sees of a cell whose model is down: a normal return (so it is not retried), status failed."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{port}")  # nothing listens there: the node's Ollama is down
+    task = _task(tmp_path, "ollama:llama3:8b-instruct-fp16")
+    result = run_cell_here(task, {}, None, 1, create_model)
+    outcome = write_cell_records(task.runs_dir, result)
+    assert outcome.status == "failed" and outcome.error is not None
+    assert f"127.0.0.1:{port}" in outcome.error
