@@ -238,3 +238,23 @@ def test_a_model_failure_is_a_failed_cell_returned_as_data_not_an_exception(
     outcome = write_cell_records(task.runs_dir, result)
     assert outcome.status == "failed" and outcome.error is not None
     assert f"127.0.0.1:{port}" in outcome.error
+
+
+def test_a_finished_run_is_sent_to_the_node_and_graded_again_not_rerun(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from interview_sim.compare.executors import _folder_files
+
+    task = _task(tmp_path, "scripted:strong")
+    first = write_cell_records(task.runs_dir, run_cell_here(task, {}, None, 1, create_model))
+    assert first.run_dir is not None
+    again = replace(task, reuse_run=first.run_dir)
+    result = run_cell_here(again, _folder_files(first.run_dir), None, 1, create_model)
+    outcome = write_cell_records(task.runs_dir, result)
+    assert outcome.status == "ok" and outcome.run_id == first.run_id and outcome.run_dir == first.run_dir
+    assert outcome.evaluation_id != first.evaluation_id
+    assert {p.name for p in first.run_dir.glob("evaluation-*.json")} == {
+        f"evaluation-{first.evaluation_id}.json",
+        f"evaluation-{outcome.evaluation_id}.json",
+    }
+    assert [d.name for d in task.runs_dir.glob("*/*") if d.is_dir()] == [first.run_dir.name]
