@@ -214,7 +214,7 @@ class Message(_Record):
 class ImportInfo(_Record):
     """Where an imported run came from."""
 
-    format: Literal["autogen02-json", "autogen02-markdown", "autogen02-analysis"]
+    format: Literal["autogen02-json", "autogen02-markdown", "autogen02-text", "autogen02-analysis", "autogen02-embedded"]
     source_file: str
     original_name: str
     batch: str | None = None
@@ -237,6 +237,10 @@ class ImportInfo(_Record):
     """Our role → the AutoGen role ("assistant" / "user") its turns had in the file; an export gives them back."""
     notes: list[str] = Field(default_factory=list)
     """Assumptions the importer made (e.g. who the interviewer is), so nobody mistakes them for facts."""
+    sources: list[str] = Field(default_factory=list)
+    """Every file this record was read from: the other forms (.json, .txt, .md) of the same chat join here."""
+    fingerprint: str | None = None
+    """The chat's content fingerprint (its messages' texts), the same whichever form it was read from."""
 
 
 def _upgrade_1_to_2(data: dict[str, Any]) -> dict[str, Any]:

@@ -2,18 +2,29 @@
 
 Modules:
     formats    reading each form (ChatResult JSON, Markdown export, analysis export) as plain data.
-    importer   `import_transcripts`: files and folders become run folders (atomic, one per chat).
+    importer   building runs from parsed chats (roles, scenario, usage ledger), written atomically.
+    tree       `import_transcripts`: files and whole results trees, every file accounted for, one run per
+               session whatever its forms, analyses attached, idempotent (content fingerprints).
     export     `export_run`: one of our runs in an AutoGen 0.2 form.
 
-May import: config, errors, record. Never session, models or grading.
+May import: catalog, config, errors, record. Never session, models or grading.
 """
 
 from interview_sim.autogen02.export import EXPORT_FORMATS, ExportFormat, export_run, to_chat_result, to_markdown
-from interview_sim.autogen02.importer import ImportedRecord, ImportFailure, ImportReport, import_transcripts
+from interview_sim.autogen02.tree import (
+    STATUSES,
+    FileResult,
+    ImportedRecord,
+    ImportFailure,
+    ImportReport,
+    import_transcripts,
+)
 
 __all__ = [
     "EXPORT_FORMATS",
+    "STATUSES",
     "ExportFormat",
+    "FileResult",
     "ImportFailure",
     "ImportReport",
     "ImportedRecord",

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from interview_sim.errors import ImportFormatError
 
 _SECTION = re.compile(r"^\*\*(?P<key>Assistant|User|Chat_id|Cost|Human_input|Summary)\*\*: ?", re.M)
+# The .txt form has no bold to tell a key from text: the pipeline wrote a blank line before each key.
+_SECTION_PLAIN = re.compile(r"(?:\A|(?<=\n\n))(?P<key>Assistant|User|Chat_id|Cost|Human_input|Summary): ?")
 _TRAILER = ("Chat_id", "Cost", "Human_input", "Summary")
 _EMBEDDED_SUMMARY = re.compile(r"\s*Summary:[ \t]?(?P<summary>.*?)[ \t]*\n\s*```", re.S)
 
@@ -36,7 +38,7 @@ class Turn:
 
 @dataclass
 class Chat:
-    format: Literal["autogen02-json", "autogen02-markdown"]
+    format: Literal["autogen02-json", "autogen02-markdown", "autogen02-text"]
     turns: list[Turn]
     cost: dict[str, Any] | None
     chat_id: int | str | None = None
@@ -127,41 +129,80 @@ def _literal(text: str, what: str) -> Any:
         raise ImportFormatError(f"{what} is not a plain Python literal (it holds names, calls or operators)") from None
 
 
-def parse_markdown(text: str) -> Chat:
-    sections = list(_SECTION.finditer(text))
-    if not sections or text[: sections[0].start()].strip():
-        raise ImportFormatError("not an AutoGen 0.2 record: no JSON object and no **Assistant**/**User** Markdown turns")
+def _sections(text: str, plain: bool) -> list[re.Match[str]]:
+    return list((_SECTION_PLAIN if plain else _SECTION).finditer(text))
+
+
+def _trailer(sections: list[re.Match[str]]) -> tuple[int, list[re.Match[str]]] | None:
+    """The trailer: the last `Chat_id` key followed, in order, by `Cost`, `Human_input` and `Summary` keys.
+
+    Searching from the end lets a turn hold a line that looks like a trailer key (a model answering
+    `**Summary**: ...`): only the final complete sequence is the trailer.
+    """
+    for start in range(len(sections) - 1, -1, -1):
+        if sections[start]["key"] != "Chat_id":
+            continue
+        found, want = [sections[start]], 1
+        for match in sections[start + 1 :]:
+            if match["key"] == _TRAILER[want]:
+                found.append(match)
+                want += 1
+                if want == len(_TRAILER):
+                    return start, found
+        break  # an earlier Chat_id would have this incomplete one inside its own trailer
+    return None
+
+
+def _truncation(sections: list[re.Match[str]], turns: int, bold: str) -> ImportFormatError:
+    keys = [m["key"] for m in sections]
+    last_id = len(keys) - 1 - keys[::-1].index("Chat_id") if "Chat_id" in keys else None
+    if last_id is None:
+        missing, where = "Chat_id", f"after turn {turns}" if turns else "before any turn"
+    else:
+        seen = [k for k in keys[last_id:] if k in _TRAILER]
+        have: list[str] = []
+        for key in seen:
+            if len(have) < len(_TRAILER) and key == _TRAILER[len(have)]:
+                have.append(key)
+        missing, where = _TRAILER[len(have)], f"in {bold}{have[-1]}{bold}"
+    return ImportFormatError(
+        f"truncated {'Markdown' if bold else 'text'} export: no {bold}{missing}{bold} trailer (the file stops {where})"
+    )
+
+
+def parse_markdown(text: str, *, plain: bool = False) -> Chat:
+    """Form (b): `**Assistant**: ...` turns and the trailer; with `plain`, the `.txt` form (`Assistant: ...`)."""
+    bold = "" if plain else "**"
+    sections = _sections(text, plain)
+    if not sections or text[: sections[0].start()].strip() or sections[0]["key"] not in ("Assistant", "User"):
+        raise ImportFormatError(f"not an AutoGen 0.2 record: no JSON object and no {bold}Assistant{bold}/{bold}User{bold} turns")
+    found = _trailer(sections)
+    turn_matches = [m for m in (sections[: found[0]] if found else sections) if m["key"] in ("Assistant", "User")]
+    if found is None:
+        raise _truncation(sections, len(turn_matches), bold)
+    trailer_start, trailer_matches = found
+    turns_end = sections[trailer_start].start()
     turns: list[Turn] = []
-    trailer: dict[str, str] = {}
-    for n, match in enumerate(sections):
-        end = sections[n + 1].start() if n + 1 < len(sections) else len(text)
+    for n, match in enumerate(turn_matches):
+        end = turn_matches[n + 1].start() if n + 1 < len(turn_matches) else turns_end
         body = text[match.end() : end].rstrip("\n")
-        key = match["key"]
-        if key in _TRAILER:
-            if key in trailer or list(trailer) != list(_TRAILER[: len(trailer)]) or key != _TRAILER[len(trailer)]:
-                raise ImportFormatError(f"malformed trailer: **{key}** out of order (expected {', '.join(_TRAILER)})")
-            trailer[key] = body
-        else:
-            if trailer:
-                raise ImportFormatError(f"malformed: a **{key}** turn after the **{next(iter(trailer))}** trailer")
-            turns.append(Turn(speaker=key, content=body, autogen_role=key.lower()))
-    missing = [k for k in _TRAILER if k not in trailer]
-    if missing:
-        last = next(reversed(trailer), None)
-        where = f"in **{last}**" if last else f"after turn {len(turns)}" if turns else "before any turn"
-        raise ImportFormatError(f"truncated Markdown export: no **{missing[0]}** trailer (the file stops {where})")
-    cost = _literal(trailer["Cost"], "**Cost**")
+        turns.append(Turn(speaker=match["key"], content=body, autogen_role=match["key"].lower()))
+    trailer: dict[str, str] = {}
+    for n, match in enumerate(trailer_matches):
+        end = trailer_matches[n + 1].start() if n + 1 < len(trailer_matches) else len(text)
+        trailer[match["key"]] = text[match.end() : end].rstrip("\n")
+    cost = _literal(trailer["Cost"], f"{bold}Cost{bold}")
     if not isinstance(cost, dict):
-        raise ImportFormatError(f"**Cost** must be a dict literal, got {type(cost).__name__}")
-    human_input = _literal(trailer["Human_input"], "**Human_input**")
+        raise ImportFormatError(f"{bold}Cost{bold} must be a dict literal, got {type(cost).__name__}")
+    human_input = _literal(trailer["Human_input"], f"{bold}Human_input{bold}")
     if not isinstance(human_input, list):
-        raise ImportFormatError(f"**Human_input** must be a list literal, got {type(human_input).__name__}")
+        raise ImportFormatError(f"{bold}Human_input{bold} must be a list literal, got {type(human_input).__name__}")
     raw_id = trailer["Chat_id"].strip()
     chat_id: int | str | None = None if raw_id == "None" else int(raw_id) if raw_id.lstrip("-").isdigit() else raw_id
     if not turns:
         raise ImportFormatError("the export holds no turns: nothing to import")
     return Chat(
-        format="autogen02-markdown",
+        format="autogen02-text" if plain else "autogen02-markdown",
         turns=turns,
         cost=cost,
         chat_id=chat_id,

@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
 from interview_sim.autogen02.formats import (
     ANALYSIS_ROLES,
@@ -53,8 +53,6 @@ from interview_sim.autogen02.formats import (
     alternating,
     embedded_history,
     first_error,
-    parse_json,
-    parse_markdown,
     turns_from_history,
 )
 from interview_sim.config import LoadedScenario, load_scenario, project_root
@@ -88,10 +86,12 @@ _OPENING = re.compile(
     re.S,
 )
 _BUDGET = re.compile(r"You have (?P<minutes>\d+(?:\.\d+)?) minutes\.")
+_UUID = r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"
 _FILE_NAME = re.compile(
-    r"^interview_transcript_(?P<date>\d{4}-\d{2}-\d{2})_(?P<topic>.+?)_(?P<k>\d+)_(?P<uuid>[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})$"
+    r"^interview_transcript_(?P<date>\d{4}-\d{2}-\d{2})_(?P<topic>.+?)_(?P<k>\d+)_(?P<uuid>" + _UUID + r")(?:_" + _UUID + r")?$"
 )
-_BATCH = re.compile(r"^interview_[\w-]+$")
+"""The pipeline's names: `<date>_<topic>_<max turns>_<uuid>` (.json, .txt), and `<txt stem>_<uuid>` for the .md."""
+_BATCH = re.compile(r"^(?:review_)?interview_[\w-]+$")
 _ANALYSIS = re.compile(r"analysis of the interview data named:\s*(?P<file>\S+)")
 TREE_PATTERN = "interview_transcript_*"
 
@@ -248,6 +248,18 @@ def _agent_snapshot(name: str, role: str) -> dict[str, Any]:
     return {"name": name, "role": role, "model": None, "model_ref": None, "model_name": None}
 
 
+def _candidate_model(name: str, cost: dict[str, Any] | None) -> str | None:
+    """The candidate's model when its name says it ("OpenCorpo-Assistant (Llama3)") and exactly one model of
+    the Cost block fits the hint (`llama3:8b-instruct-fp16`); otherwise unknown."""
+    hint = re.search(r"\(([^()]{1,40})\)\s*$", name)
+    if not hint or not isinstance(cost, dict):
+        return None
+    want = re.sub(r"[^a-z0-9]", "", hint[1].lower())
+    models = {m for view in cost.values() if isinstance(view, dict) for m in view if m != "total_cost"}
+    fits = [m for m in models if want and re.sub(r"[^a-z0-9]", "", m.split(":")[0].lower()).startswith(want)]
+    return fits[0] if len(fits) == 1 else None
+
+
 @dataclass
 class _Built:
     transcript: Transcript
@@ -258,7 +270,7 @@ def _interview(
     turns: list[Turn],
     *,
     origin: _Origin,
-    fmt: Literal["autogen02-json", "autogen02-markdown", "autogen02-analysis"],
+    fmt: Literal["autogen02-json", "autogen02-markdown", "autogen02-text", "autogen02-analysis", "autogen02-embedded"],
     source: Path,
     scenarios: _Scenarios,
     cost: dict[str, Any] | None,
@@ -287,13 +299,19 @@ def _interview(
     for t in turns:
         if t.autogen_role:
             autogen_roles.setdefault(roles[t.speaker], t.autogen_role)
+    agents = {role: _agent_snapshot(names[role], role) for role in ("interviewer", "candidate") if role in names}
+    if "candidate" in agents:
+        model = _candidate_model(names["candidate"], cost)
+        if model:
+            agents["candidate"]["model_name"] = model
+            notes = [*notes, f"candidate model {model!r} inferred from the candidate's name and the Cost block's models"]
     imported_at = utc_now()
     return Transcript(
         kind="interview",
         run_id=new_run_id(imported_at),
         scenario_id=loaded.spec.id,
         scenario=_scenario_snapshot(loaded, topic, solution, float(budget["minutes"]) if budget else None),
-        agents={role: _agent_snapshot(names[role], role) for role in ("interviewer", "candidate") if role in names},
+        agents=agents,
         started_at=origin.date or datetime.fromtimestamp(source.stat().st_mtime, UTC),
         ended_at=None,
         stop_reason="imported",
@@ -392,36 +410,6 @@ def _analysis(chat: Chat, match: re.Match[str], *, source: Path, scenarios: _Sce
     return _Built(interview, [(name, record)])
 
 
-def _read(path: Path, scenarios: _Scenarios) -> _Built:
-    try:
-        text = path.read_text(encoding="utf-8").replace("\r\n", "\n")
-    except UnicodeDecodeError:
-        raise ImportFormatError("not UTF-8 text") from None
-    except OSError as exc:
-        raise ImportFormatError(f"cannot read: {exc.strerror}") from None
-    if not text.strip():
-        raise ImportFormatError("empty file")
-    chat = parse_json(text) if text.lstrip().startswith(("{", "[")) else parse_markdown(text)
-    if not chat.turns:
-        raise ImportFormatError("the chat history is empty: nothing to import")
-    first = chat.turns[0].content
-    analysis = _ANALYSIS.search(first)
-    if analysis and "Chat History:" in first:
-        return _analysis(chat, analysis, source=path, scenarios=scenarios)
-    transcript = _interview(
-        chat.turns,
-        origin=_Origin.from_name(path.name, path.parent.name),
-        fmt=chat.format,
-        source=path,
-        scenarios=scenarios,
-        cost=chat.cost,
-        chat_id=chat.chat_id,
-        summary=chat.summary,
-        human_input=chat.human_input,
-    )
-    return _Built(transcript)
-
-
 def _write(built: _Built, runs_dir: Path) -> Path:
     """Build the run folder in a hidden staging folder, then rename it into place: never half a run."""
     transcript = built.transcript
@@ -439,96 +427,3 @@ def _write(built: _Built, runs_dir: Path) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return final
-
-
-# ---------------------------------------------------------------------------------------------- public API
-
-
-class ImportedRecord(BaseModel):
-    """One record an import created."""
-
-    run_dir: str
-    kind: Literal["interview", "analysis"]
-    messages: int
-    source_file: str
-    path: str
-    """The record's file: the run's transcript.json, or the attached analysis-<id>.json."""
-    run_id: str
-    scenario_id: str
-    format: str
-    topic: str | None
-    warnings: list[str]
-    notes: list[str]
-
-
-class ImportFailure(BaseModel):
-    source_file: str
-    error: str
-
-
-class ImportReport(BaseModel):
-    """What `import_transcripts` returns: the records created and the files that could not be imported."""
-
-    created: list[ImportedRecord] = Field(default_factory=list)
-    failures: list[ImportFailure] = Field(default_factory=list)
-
-
-def _expand(paths: list[Path], report: ImportReport) -> list[Path]:
-    files: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            found = sorted(f for f in p.rglob(TREE_PATTERN) if f.is_file())
-            if not found:
-                report.failures.append(ImportFailure(source_file=str(p), error=f"no {TREE_PATTERN} files in this folder"))
-            files.extend(found)
-        elif p.is_file():
-            files.append(p)
-        else:
-            report.failures.append(ImportFailure(source_file=str(p), error="no such file or folder"))
-    return list(dict.fromkeys(files))
-
-
-def _record(transcript: Transcript, run_dir: Path, path: Path) -> ImportedRecord:
-    info = transcript.imported
-    assert info is not None
-    return ImportedRecord(
-        run_dir=str(run_dir),
-        kind=transcript.kind,
-        messages=len(transcript.messages),
-        source_file=info.source_file,
-        path=str(path),
-        run_id=transcript.run_id,
-        scenario_id=transcript.scenario_id,
-        format=info.format,
-        topic=info.topic,
-        warnings=list(transcript.usage.warnings),
-        notes=list(info.notes),
-    )
-
-
-def import_transcripts(paths: list[str | Path], *, runs_dir: str | Path = "runs") -> ImportReport:
-    """Import AutoGen 0.2 records (files, or folders holding an `interview_*/interview_transcript_*` tree) as runs.
-
-    Each file is parsed whole before anything is written; a bad file is reported in `failures` and the
-    others are still imported.
-
-    Args:
-        paths: files in any of the three forms, or folders to search for `interview_transcript_*` files.
-        runs_dir: where run folders are created (`<runs_dir>/<scenario id>/<run id>/`).
-
-    Returns:
-        The created records (an analysis export gives two: the interview run and its analysis) and the failures.
-    """
-    report = ImportReport()
-    files = _expand([Path(p) for p in paths], report)
-    scenarios = _Scenarios.load() if files else _Scenarios()
-    for path in files:
-        try:
-            built = _read(path, scenarios)
-            run_dir = _write(built, Path(runs_dir))
-        except ImportFormatError as exc:
-            report.failures.append(ImportFailure(source_file=str(path), error=str(exc)))
-            continue
-        report.created.append(_record(built.transcript, run_dir, run_dir / "transcript.json"))
-        report.created.extend(_record(record, run_dir, run_dir / name) for name, record in built.attachments)
-    return report

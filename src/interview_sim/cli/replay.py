@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -166,58 +168,101 @@ def replay_command(
 @app.command("import")
 @user_errors
 def import_command(
-    paths: Annotated[list[Path], typer.Argument(help="AutoGen 0.2 records (JSON or Markdown), or folders of them.")],
+    paths: Annotated[list[Path], typer.Argument(help="AutoGen 0.2 records (any form), or results trees (every file in them).")],
     runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where run folders are written.")] = Path("runs"),
-    as_json: Annotated[bool, typer.Option("--json", help="Print the created runs as a JSON list.")] = False,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Parser processes (default: CPU count).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"runs": [...], "files": [...]} as JSON.')] = False,
 ) -> None:
-    """Import AutoGen 0.2 transcripts (ChatResult JSON, Markdown export, analysis export) as runs."""
+    """Import AutoGen 0.2 transcripts and whole results trees; every file ends imported, merged, attached, skipped or failed.
+
+    Exit 0 when no file failed, 2 when at least one did (the others are still imported).
+    """
     from interview_sim.autogen02 import import_transcripts
 
-    report = import_transcripts(list(paths), runs_dir=runs_dir)
-    for failure in report.failures:
-        typer.echo(f"error: {failure.source_file}: {failure.error}", err=True)
+    with import_progress() as progress:
+        report = import_transcripts(list(paths), runs_dir=runs_dir, jobs=jobs, progress=progress)
+    for f in report.files:
+        if f.status == "failed":
+            typer.echo(f"error: {f.path}: {f.reason}", err=True)
     if as_json:
-        keys = ("run_dir", "kind", "messages", "source_file", "path", "run_id", "format", "topic", "warnings")
-        typer.echo(json.dumps([{k: getattr(r, k) for k in keys} for r in report.created]))
+        run_keys = ["run_dir", "kind", "messages", "source_file", "sources", "path", "run_id", "scenario_id"]
+        run_keys += ["format", "topic", "warnings", "notes", "created"]
+        runs = [{k: getattr(r, k) for k in run_keys} for r in report.runs]
+        files = [f.model_dump(mode="json") for f in report.files]
+        typer.echo(json.dumps({"runs": runs, "files": files, "counts": report.counts()}))
     else:
         _render_import(console(), report, runs_dir)
-    if report.failures:
-        raise fail(f"{len(report.failures)} of {len(report.failures) + len(_sources(report))} file(s) not imported", 2)
+    failed = report.counts()["failed"]
+    if failed:
+        raise fail(f"{failed} of {len(report.files)} file(s) failed", 2)
 
 
-def _sources(report: ImportReport) -> set[str]:
-    return {r.source_file for r in report.created}
+@contextlib.contextmanager
+def import_progress() -> Iterator[Callable[[str, int, int], None] | None]:
+    """A progress bar on stderr while files are parsed and written (only on a terminal)."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    err = Console(stderr=True)
+    if not err.is_terminal:
+        yield None
+        return
+    with Progress(console=err, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task("parsing" if stage == "parse" else "writing", total=total)
+            bar.update(tasks[stage], completed=done)
+
+        yield update
 
 
 def _render_import(out: Console, report: ImportReport, runs_dir: Path) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from interview_sim.autogen02 import STATUSES
+
     if not out.is_terminal:
         out.width = max(out.width, 200)  # piped or captured: keep the long AutoGen file names on one line
-    table = Table(title=f"Imported {len(report.created)} record(s) into {escape(str(runs_dir))}", title_justify="left")
-    for column in ("source file", "kind", "messages", "topic", "warnings", "run"):
-        table.add_column(
-            column,
-            justify="right" if column in ("messages", "warnings") else "left",
-            overflow="fold",
-            no_wrap=column != "source file",
-        )
-    for r in report.created:
-        run = Path(r.run_dir)
-        where = f"{run.parent.name}/{run.name}" + (f"/{Path(r.path).name}" if r.kind == "analysis" else "")
-        table.add_row(
-            escape(Path(r.source_file).name),
-            r.kind,
-            str(r.messages),
-            escape(r.topic or "-"),
-            str(len(r.warnings)),
-            escape(where),
-        )
-    out.print(table)
-    for r in report.created:
-        for warning in r.warnings:
-            out.print(f"[yellow]warning:[/] {escape(Path(r.source_file).name)}: {escape(warning)}")
+    created = report.created
+    if created:
+        table = Table(title=f"Created {len(created)} record(s) in {escape(str(runs_dir))}", title_justify="left")
+        for column in ("source file", "kind", "messages", "topic", "warnings", "run"):
+            table.add_column(column, justify="right" if column in ("messages", "warnings") else "left", overflow="fold")
+        for r in created:
+            run = Path(r.run_dir)
+            where = f"{run.parent.name}/{run.name}" + (f"/{Path(r.path).name}" if r.kind == "analysis" else "")
+            table.add_row(
+                escape(Path(r.source_file).name),
+                r.kind,
+                str(r.messages),
+                escape(r.topic or "-"),
+                str(len(r.warnings)),
+                escape(where),
+            )
+        out.print(table)
+        for r in created:
+            for warning in r.warnings:
+                out.print(f"[yellow]warning:[/] {escape(Path(r.source_file).name)}: {escape(warning)}")
+    already = 0
+    for f in report.files:
+        if f.status == "skipped" and f.reason and f.reason.startswith("already imported"):
+            already += 1
+        elif f.status == "skipped":
+            out.print(f"skipped: {escape(f.path)}: {escape(f.reason or '')}", soft_wrap=True)
+    if already:
+        out.print(f"skipped: {already} file(s) already imported (their runs are unchanged)")
+    counts = Table(title=f"{len(report.files)} file(s)", title_justify="left")
+    counts.add_column("form")
+    for status in STATUSES:
+        counts.add_column(status, justify="right")
+    for form, by_status in report.forms().items():
+        counts.add_row(form, *(str(by_status.get(s, 0)) for s in STATUSES))
+    totals = report.counts()
+    counts.add_row("[bold]all[/]", *(f"[bold]{totals[s]}[/]" for s in STATUSES))
+    out.print(counts)
 
 
 @app.command("export")

@@ -1,0 +1,431 @@
+"""Importing a whole results tree: every file accounted for, one run per session, analyses attached, idempotent.
+
+Each file ends as exactly one of:
+
+- `imported`: a new run (its first form seen);
+- `merged`: another form (.json / .txt / .md, or a copy) of a chat already imported: its path joins that
+  record's `imported.sources`;
+- `attached`: an analysis (review) export, attached to the run of the interview it names, or whose history it
+  embeds; that run is created from the embedded history only when no form of the interview is there;
+- `skipped`: not a transcript (another extension, a JSON without `chat_history`, text without turns), or
+  already imported (its path is among a record's sources);
+- `failed`: looks like a transcript but cannot be read (the reason says why).
+
+Sessions are recognised by content, not names: the pipeline gave each form its own uuid and `chat_id` is
+usually null. A chat's fingerprint is its messages' texts (`catalog.chat_fingerprint`), the same whichever
+form it was read from; the run index in the runs folder maps fingerprints and source paths to records, so
+a second import of the same tree creates nothing.
+
+Files are parsed in parallel (`jobs` worker processes; they return plain records), and the one writer, this
+process, then writes runs in a fixed order: interviews before analyses, JSON before Markdown before text.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from interview_sim.autogen02.formats import alternating, embedded_history, parse_json, parse_markdown
+from interview_sim.autogen02.importer import _ANALYSIS, _analysis, _Built, _interview, _Origin, _Scenarios, _write
+from interview_sim.catalog import Catalog, chat_fingerprint, name_key, open_catalog
+from interview_sim.errors import ImportFormatError, RecordError
+from interview_sim.record import TRANSCRIPT_FILE, Transcript, dump_record, load_transcript, save_transcript, write_json_atomic
+
+Status = Literal["imported", "merged", "attached", "skipped", "failed"]
+STATUSES: tuple[Status, ...] = ("imported", "merged", "attached", "skipped", "failed")
+EXTENSIONS = (".json", ".md", ".txt")
+_FORM_ORDER = {"json": 0, "markdown": 1, "text": 2, "embedded-history": 3}
+
+Progress = Callable[[str, int, int], None]
+"""(stage "parse" / "write", done, total)."""
+
+
+class FileResult(BaseModel):
+    """What became of one file."""
+
+    path: str
+    status: Status
+    form: str
+    """json, markdown, text, embedded-history, analysis-json, analysis-markdown, analysis-text, or other."""
+    reason: str | None = None
+    run: str | None = None
+    """The run folder the file went into (or already was in)."""
+    record: str | None = None
+    """The record file within the run: transcript.json, or analysis-<id>.json."""
+
+
+class ImportedRecord(BaseModel):
+    """One record an import created or extended."""
+
+    run_dir: str
+    kind: Literal["interview", "analysis"]
+    messages: int
+    source_file: str
+    path: str
+    """The record's file: the run's transcript.json, or the attached analysis-<id>.json."""
+    run_id: str
+    scenario_id: str
+    format: str
+    topic: str | None
+    warnings: list[str]
+    notes: list[str]
+    sources: list[str] = Field(default_factory=list)
+    created: bool = True
+    """False when the import only added a source file to a record that was already there."""
+
+
+class ImportFailure(BaseModel):
+    source_file: str
+    error: str
+
+
+class ImportReport(BaseModel):
+    """What `import_transcripts` returns: the records created or extended, and every file's fate."""
+
+    runs: list[ImportedRecord] = Field(default_factory=list)
+    files: list[FileResult] = Field(default_factory=list)
+
+    @property
+    def created(self) -> list[ImportedRecord]:
+        return [r for r in self.runs if r.created]
+
+    @property
+    def failures(self) -> list[ImportFailure]:
+        return [ImportFailure(source_file=f.path, error=f.reason or "") for f in self.files if f.status == "failed"]
+
+    def counts(self) -> dict[str, int]:
+        found = Counter(f.status for f in self.files)
+        return {s: found.get(s, 0) for s in STATUSES}
+
+    def forms(self) -> dict[str, dict[str, int]]:
+        """Per form, the count of each status."""
+        table: dict[str, Counter[str]] = {}
+        for f in self.files:
+            table.setdefault(f.form, Counter())[f.status] += 1
+        return {form: {s: c[s] for s in STATUSES if c[s]} for form, c in sorted(table.items())}
+
+
+# ---------------------------------------------------------------------------------------------- parsing (workers)
+
+
+@dataclass
+class _Parsed:
+    path: str
+    form: str
+    error: str | None = None
+    skip: str | None = None
+    built: _Built | None = None
+    fingerprint: str | None = None
+    """The file's own chat: the interview, or for an analysis the analysis conversation."""
+    interview_fingerprint: str | None = None
+    named: str | None = None
+    """Analyses: `batch/file` of the interview they name."""
+
+    @property
+    def analysis(self) -> bool:
+        return self.form.startswith("analysis-")
+
+
+_scenarios: _Scenarios | None = None
+
+
+def _shipped_scenarios() -> _Scenarios:
+    global _scenarios  # one load per worker process
+    if _scenarios is None:
+        _scenarios = _Scenarios.load()
+    return _scenarios
+
+
+def _classify(path: Path, text: str) -> tuple[str, str | None]:
+    """(form, reason to skip): what a file looks like, before parsing it."""
+    head = text.lstrip()[:200]
+    if head.startswith(("{", "[")):
+        return "json", None if '"chat_history"' in text else "not a transcript: JSON without chat_history"
+    if head.startswith(("**Assistant**:", "**User**:")):
+        return "markdown", None
+    if head.startswith(("Assistant:", "User:")):
+        return "text", None
+    if head.startswith("Chat History:"):
+        return "embedded-history", None
+    return "other", f"not a transcript: no AutoGen 0.2 turns at the start of this {path.suffix or 'extensionless'} file"
+
+
+def _fingerprint(transcript: Transcript) -> str:
+    return chat_fingerprint(m.content for m in transcript.messages)
+
+
+def _build(path: Path, form: str, text: str) -> _Parsed:
+    scenarios = _shipped_scenarios()
+    if form == "embedded-history":
+        history, summary = embedded_history(text)
+        interview = _interview(
+            alternating([h if isinstance(h, str) else str(h.get("content", "")) for h in history]),
+            origin=_Origin.from_name(path.name, path.parent.name),
+            fmt="autogen02-embedded",
+            source=path,
+            scenarios=scenarios,
+            cost=None,
+            chat_id=None,
+            summary=summary,
+            human_input=[],
+            empty_usage_reason="an embedded history carries no usage",
+        )
+        return _Parsed(str(path), form, built=_Built(interview), fingerprint=_fingerprint(interview))
+    chat = parse_json(text) if form == "json" else parse_markdown(text, plain=form == "text")
+    if not chat.turns:
+        raise ImportFormatError("the chat history is empty: nothing to import")
+    first = chat.turns[0].content
+    named = _ANALYSIS.search(first)
+    if named and "Chat History:" in first:
+        built = _analysis(chat, named, source=path, scenarios=scenarios)
+        interview_file = built.transcript.imported.interview_file if built.transcript.imported else None
+        return _Parsed(
+            str(path),
+            f"analysis-{form}",
+            built=built,
+            fingerprint=_fingerprint(built.attachments[0][1]),
+            interview_fingerprint=_fingerprint(built.transcript),
+            named=name_key(interview_file) if interview_file else None,
+        )
+    interview = _interview(
+        chat.turns,
+        origin=_Origin.from_name(path.name, path.parent.name),
+        fmt=chat.format,
+        source=path,
+        scenarios=scenarios,
+        cost=chat.cost,
+        chat_id=chat.chat_id,
+        summary=chat.summary,
+        human_input=chat.human_input,
+    )
+    return _Parsed(str(path), form, built=_Built(interview), fingerprint=_fingerprint(interview))
+
+
+def parse_file(name: str) -> _Parsed:
+    """Read and build one file, in memory: a worker's whole job. Never raises for a bad file."""
+    path = Path(name)
+    if path.name.startswith(".") or path.suffix.lower() not in EXTENSIONS:
+        return _Parsed(name, "other", skip=f"not a transcript: a {path.suffix or 'extensionless'} file")
+    try:
+        text = path.read_bytes().decode("utf-8-sig").replace("\r\n", "\n")
+    except UnicodeDecodeError:
+        return _Parsed(name, "other", error="not UTF-8 text")
+    except OSError as exc:
+        return _Parsed(name, "other", error=f"cannot read: {exc.strerror}")
+    if not text.strip():
+        return _Parsed(name, "other", skip="empty file")
+    form, skip = _classify(path, text)
+    if skip:
+        return _Parsed(name, "other", skip=skip)
+    try:
+        return _build(path, form, text)
+    except ImportFormatError as exc:
+        return _Parsed(name, form, error=str(exc))
+    except (RecursionError, MemoryError):
+        return _Parsed(name, form, error="too deeply nested or too large to read")
+
+
+def _expand(paths: list[Path]) -> tuple[list[str], list[FileResult]]:
+    files: list[str] = []
+    missing: list[FileResult] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(str(f.resolve()) for f in p.rglob("*") if f.is_file())
+            if not found:
+                missing.append(FileResult(path=str(p), status="failed", form="other", reason="an empty folder: no files"))
+            files.extend(found)
+        elif p.is_file():
+            files.append(str(p.resolve()))
+        else:
+            missing.append(FileResult(path=str(p), status="failed", form="other", reason="no such file or folder"))
+    return list(dict.fromkeys(files)), missing
+
+
+def _parse_all(files: list[str], jobs: int, progress: Progress | None) -> Iterator[_Parsed]:
+    if jobs <= 1 or len(files) < 2 * jobs:
+        for n, name in enumerate(files, 1):
+            yield parse_file(name)
+            if progress:
+                progress("parse", n, len(files))
+        return
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for n, parsed in enumerate(pool.map(parse_file, files, chunksize=max(1, min(32, len(files) // (jobs * 8)))), 1):
+            yield parsed
+            if progress:
+                progress("parse", n, len(files))
+
+
+# ---------------------------------------------------------------------------------------------- writing (one writer)
+
+
+class _Writer:
+    def __init__(self, catalog: Catalog, runs_dir: Path, report: ImportReport) -> None:
+        self.catalog, self.runs_dir, self.report = catalog, runs_dir, report
+
+    def _done(self, parsed: _Parsed, status: Status, folder: Path | None, record: str | None, reason: str | None) -> None:
+        run = str(folder) if folder else None
+        self.report.files.append(
+            FileResult(path=parsed.path, status=status, form=parsed.form, reason=reason, run=run, record=record)
+        )
+
+    def _entry(self, transcript: Transcript, folder: Path, record: str, created: bool) -> None:
+        info = transcript.imported
+        assert info is not None
+        self.report.runs.append(
+            ImportedRecord(
+                run_dir=str(folder),
+                kind=transcript.kind,
+                messages=len(transcript.messages),
+                source_file=info.source_file,
+                path=str(folder / record),
+                run_id=transcript.run_id,
+                scenario_id=transcript.scenario_id,
+                format=info.format,
+                topic=info.topic,
+                warnings=list(transcript.usage.warnings),
+                notes=list(info.notes),
+                sources=list(info.sources),
+                created=created,
+            )
+        )
+
+    def handle(self, parsed: _Parsed) -> None:
+        if parsed.skip or parsed.error:
+            self._done(parsed, "failed" if parsed.error else "skipped", None, None, parsed.error or parsed.skip)
+            return
+        known = self.catalog.source(parsed.path)
+        if known:
+            folder = self.catalog.folder(known[0])
+            self._done(parsed, "skipped", folder, known[1], f"already imported (into {known[0]})")
+            return
+        assert parsed.built is not None and parsed.fingerprint is not None
+        same = self.catalog.chat(parsed.fingerprint)
+        if same:
+            self._merge(parsed, same)
+        elif parsed.analysis:
+            self._attach(parsed)
+        else:
+            self._create(parsed)
+
+    def _create(self, parsed: _Parsed) -> None:
+        assert parsed.built is not None
+        transcript = parsed.built.transcript
+        assert transcript.imported is not None
+        transcript.imported.sources = [parsed.path]
+        transcript.imported.fingerprint = parsed.fingerprint
+        folder = _write(parsed.built, self.runs_dir)
+        self.catalog.upsert(folder, transcript)
+        self._entry(transcript, folder, TRANSCRIPT_FILE, True)
+        self._done(parsed, "imported", folder, TRANSCRIPT_FILE, None)
+
+    def _merge(self, parsed: _Parsed, same: tuple[str, str]) -> None:
+        run_dir, record = same
+        folder = self.catalog.folder(run_dir)
+        if record == TRANSCRIPT_FILE:
+            transcript = load_transcript(folder)
+            assert transcript.imported is not None
+            transcript.imported.sources.append(parsed.path)
+            save_transcript(folder, transcript)
+            self.catalog.upsert(folder, transcript)
+            self._entry(transcript, folder, record, False)
+        else:
+            analysis = load_transcript(folder / record)
+            assert analysis.imported is not None
+            analysis.imported.sources.append(parsed.path)
+            write_json_atomic(folder / record, dump_record(analysis))
+            self.catalog.upsert(folder)
+            self._entry(analysis, folder, record, False)
+        self._done(parsed, "merged", folder, record, f"another form of {run_dir}/{record}")
+
+    def _interview_run(self, parsed: _Parsed) -> tuple[Path, Transcript, str]:
+        """The run an analysis belongs to: the interview it names, else the one whose history it embeds, else new."""
+        run_dir = self.catalog.named(parsed.named) if parsed.named else None
+        how = f"the interview it names ({parsed.named})"
+        if run_dir is None and parsed.interview_fingerprint:
+            same = self.catalog.chat(parsed.interview_fingerprint)
+            run_dir = same[0] if same and same[1] == TRANSCRIPT_FILE else None
+            how = "the interview whose history it embeds"
+        if run_dir is not None:
+            folder = self.catalog.folder(run_dir)
+            return folder, load_transcript(folder), f"analysis of {run_dir}: {how}"
+        assert parsed.built is not None
+        interview = parsed.built.transcript.model_copy(update={"attachments": []})
+        assert interview.imported is not None
+        interview.imported.sources = []
+        interview.imported.fingerprint = parsed.interview_fingerprint
+        folder = _write(_Built(interview), self.runs_dir)
+        self.catalog.upsert(folder, interview)
+        self._entry(interview, folder, TRANSCRIPT_FILE, True)
+        return (
+            folder,
+            interview,
+            f"analysis of {self.catalog.rel(folder)}: created from its embedded history (no form of it found)",
+        )
+
+    def _attach(self, parsed: _Parsed) -> None:
+        assert parsed.built is not None
+        folder, interview, reason = self._interview_run(parsed)
+        name, analysis = parsed.built.attachments[0]
+        assert analysis.imported is not None
+        analysis.imported.analysis_of = interview.run_id
+        analysis.imported.sources = [parsed.path]
+        analysis.imported.fingerprint = parsed.fingerprint
+        analysis.refresh_usage()
+        write_json_atomic(folder / name, dump_record(analysis))
+        interview.attachments.append(name)
+        save_transcript(folder, interview)
+        self.catalog.upsert(folder, interview)
+        self._entry(analysis, folder, name, True)
+        self._done(parsed, "attached", folder, name, reason)
+
+
+def _order(parsed: _Parsed) -> tuple[int, int, str]:
+    return (int(parsed.analysis), _FORM_ORDER.get(parsed.form.removeprefix("analysis-"), 9), parsed.path)
+
+
+def import_transcripts(
+    paths: list[str | Path],
+    *,
+    runs_dir: str | Path = "runs",
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Import AutoGen 0.2 records, single files or whole results trees, as runs; every file is accounted for.
+
+    Args:
+        paths: files in any form (ChatResult JSON, Markdown or text export, analysis export, embedded
+            history), or folders, searched recursively (every file in them is reported).
+        runs_dir: where run folders are created (`<runs_dir>/<scenario id>/<run id>/`); its run index is
+            used to recognise chats imported before.
+        jobs: parser processes (default: the machine's CPU count; 1 parses in this process).
+        progress: called as files are parsed and written.
+
+    Returns:
+        The records created or extended, and one entry per file with its status (see the module docstring).
+    """
+    report = ImportReport()
+    files, missing = _expand([Path(p) for p in paths])
+    report.files.extend(missing)
+    if not files:
+        return report
+    root = Path(runs_dir)
+    parsed = sorted(_parse_all(files, jobs or os.cpu_count() or 1, progress), key=_order)
+    with open_catalog(root) as catalog:
+        writer = _Writer(catalog, root, report)
+        for n, item in enumerate(parsed, 1):
+            try:
+                writer.handle(item)
+            except (ImportFormatError, RecordError, OSError) as exc:
+                writer._done(item, "failed", None, None, str(exc))
+            if progress:
+                progress("write", n, len(parsed))
+            if n % 200 == 0:
+                catalog.conn.commit()
+    return report
