@@ -301,7 +301,8 @@ def _interview(
             autogen_roles.setdefault(roles[t.speaker], t.autogen_role)
     agents = {role: _agent_snapshot(names[role], role) for role in ("interviewer", "candidate") if role in names}
     if "candidate" in agents:
-        model = _candidate_model(names["candidate"], cost)
+        # The opening line addresses the candidate by the name that says its model ("... (Llama3)").
+        model = _candidate_model(default_names["candidate"], cost) or _candidate_model(names["candidate"], cost)
         if model:
             agents["candidate"]["model_name"] = model
             notes = [*notes, f"candidate model {model!r} inferred from the candidate's name and the Cost block's models"]

@@ -154,7 +154,7 @@ def _classify(path: Path, text: str) -> tuple[str, str | None]:
         return "text", None
     if head.startswith("Chat History:"):
         return "embedded-history", None
-    return "other", f"not a transcript: no AutoGen 0.2 turns at the start of this {path.suffix or 'extensionless'} file"
+    return "other", f"not a transcript: no AutoGen 0.2 turns at the start of this file"
 
 
 def _fingerprint(transcript: Transcript) -> str:
@@ -212,7 +212,7 @@ def parse_file(name: str) -> _Parsed:
     """Read and build one file, in memory: a worker's whole job. Never raises for a bad file."""
     path = Path(name)
     if path.name.startswith(".") or path.suffix.lower() not in EXTENSIONS:
-        return _Parsed(name, "other", skip=f"not a transcript: a {path.suffix or 'extensionless'} file")
+        return _Parsed(name, "other", skip=f"not a transcript: {f'a {path.suffix} file' if path.suffix else 'no extension'}")
     try:
         text = path.read_bytes().decode("utf-8-sig").replace("\r\n", "\n")
     except UnicodeDecodeError:

@@ -197,6 +197,10 @@ def import_command(
         raise fail(f"{failed} of {len(report.files)} file(s) failed", 2)
 
 
+TABLE_ROWS = 30
+"""A big tree's created records and warnings are listed up to this many; --json has them all."""
+
+
 @contextlib.contextmanager
 def import_progress() -> Iterator[Callable[[str, int, int], None] | None]:
     """A progress bar on stderr while files are parsed and written (only on a terminal)."""
@@ -231,7 +235,7 @@ def _render_import(out: Console, report: ImportReport, runs_dir: Path) -> None:
         table = Table(title=f"Created {len(created)} record(s) in {escape(str(runs_dir))}", title_justify="left")
         for column in ("source file", "kind", "messages", "topic", "warnings", "run"):
             table.add_column(column, justify="right" if column in ("messages", "warnings") else "left", overflow="fold")
-        for r in created:
+        for r in created[:TABLE_ROWS]:
             run = Path(r.run_dir)
             where = f"{run.parent.name}/{run.name}" + (f"/{Path(r.path).name}" if r.kind == "analysis" else "")
             table.add_row(
@@ -243,9 +247,13 @@ def _render_import(out: Console, report: ImportReport, runs_dir: Path) -> None:
                 escape(where),
             )
         out.print(table)
-        for r in created:
-            for warning in r.warnings:
-                out.print(f"[yellow]warning:[/] {escape(Path(r.source_file).name)}: {escape(warning)}")
+        if len(created) > TABLE_ROWS:
+            out.print(f"... and {len(created) - TABLE_ROWS} more (--json lists them all)")
+        warnings = [(r, w) for r in created for w in r.warnings]
+        for r, warning in warnings[:TABLE_ROWS]:
+            out.print(f"[yellow]warning:[/] {escape(Path(r.source_file).name)}: {escape(warning)}")
+        if len(warnings) > TABLE_ROWS:
+            out.print(f"[yellow]warning:[/] ... and {len(warnings) - TABLE_ROWS} more usage warning(s) (--json lists them all)")
     already = 0
     for f in report.files:
         if f.status == "skipped" and f.reason and f.reason.startswith("already imported"):
