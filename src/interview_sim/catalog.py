@@ -115,6 +115,24 @@ class RunFilter:
     source: str | None = None
     batch: str | None = None
 
+    @classmethod
+    def parse(cls, text: str) -> RunFilter:
+        """`scenario=scalability-issues,model=llama3,source=imported,batch=interview_26`; `all` or "" for every run."""
+        found = cls()
+        if text.strip().lower() in ("", "all"):
+            return found
+        for part in text.split(","):
+            key, sep, value = part.partition("=")
+            key = key.strip()
+            if not sep or key not in ("scenario", "model", "source", "batch") or not value.strip():
+                raise RecordError(
+                    f"bad run filter {part.strip()!r}: use key=value pairs separated by commas,"
+                    " keys scenario, model, source, batch (or `all`)"
+                )
+            setattr(found, key, value.strip())
+        found.where()  # reject a bad --source now
+        return found
+
     def where(self) -> tuple[str, list[Any]]:
         clauses, args = [], []
         if self.scenario:
@@ -182,6 +200,8 @@ class Catalog:
     def __init__(self, root: Path, conn: sqlite3.Connection) -> None:
         self.root = root
         self.conn = conn
+        self.built = False
+        """True when opening it (re)built it from the folders."""
 
     def rel(self, folder: Path) -> str:
         try:
@@ -377,9 +397,10 @@ def open_catalog(runs_dir: str | Path, *, build: bool = True) -> Iterator[Catalo
     conn = _connect(path)
     try:
         version = None if fresh else conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
-        if fresh or version is None or version[0] != str(INDEX_VERSION):
-            _rebuild(Catalog(root, conn))
         catalog = Catalog(root, conn)
+        if fresh or version is None or version[0] != str(INDEX_VERSION):
+            _rebuild(catalog)
+            catalog.built = True
         yield catalog
         conn.commit()
     except sqlite3.DatabaseError as exc:
@@ -411,6 +432,8 @@ def reindex(runs_dir: str | Path) -> int:
     if not root.is_dir():
         raise RecordError(f"{root}: no such runs folder")
     with open_catalog(root) as catalog:
+        if catalog.built:
+            return int(catalog.conn.execute("SELECT count(*) FROM runs").fetchone()[0])
         return _rebuild(catalog)
 
 
@@ -439,3 +462,47 @@ def list_runs(runs_dir: str | Path, where: RunFilter | None = None, limit: int |
         raise RecordError(f"{root}: no such runs folder")
     with open_catalog(root) as catalog:
         return catalog.runs(where, limit)
+
+
+@dataclass
+class RunDetails:
+    """One run as `runs show` prints it: its row, the files it was read from, its evaluations."""
+
+    run: RunRow
+    folder: str
+    sources: list[tuple[str, str]]
+    """(record, source file) pairs: transcript.json or analysis-<id>.json, and each file it was read from."""
+    evaluations: list[EvaluationRow]
+    warnings: list[str]
+    notes: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run": self.run.as_dict(),
+            "folder": self.folder,
+            "sources": [{"record": r, "path": p} for r, p in self.sources],
+            "evaluations": [asdict(e) for e in self.evaluations],
+            "warnings": self.warnings,
+            "notes": self.notes,
+        }
+
+
+def show_run(runs_dir: str | Path, run: str) -> RunDetails:
+    """A run by id, id prefix or folder. Raises RecordError when none (or several) match."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        raise RecordError(f"{root}: no such runs folder")
+    with open_catalog(root) as catalog:
+        row = catalog.find(run)
+        if row is None:
+            raise RecordError(f"no run {run!r} in {root} (try `interview-sim runs`, or `runs reindex` after moving folders)")
+        folder = catalog.folder(row.run_dir)
+        transcript = load_transcript(folder)
+        return RunDetails(
+            run=row,
+            folder=str(folder),
+            sources=catalog.sources_of(row.run_dir),
+            evaluations=catalog.evaluations(row.run_dir),
+            warnings=list(transcript.usage.warnings),
+            notes=list(transcript.imported.notes) if transcript.imported else [],
+        )

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from interview_sim.catalog import note_run
 from interview_sim.config import SESSION_ROLES, AgentSpec, LoadedScenario, Stage, load_scenario
 from interview_sim.errors import InterviewSimError, ModelCallError
 from interview_sim.models import ChatModel, Completion, ModelOptions, create_model
@@ -350,6 +351,7 @@ async def _run(
         recorder.emit(RunFinished(stop_reason=transcript.stop_reason, error=transcript.error))
         log.close()
         path = save_transcript(run_dir, transcript)
+        note_run(run_dir)
     if error is not None:
         raise type(error)(f"{error} (run recorded in {run_dir})")
     return RunResult(run_dir=run_dir, transcript_path=path, transcript=transcript)

@@ -154,7 +154,7 @@ def _classify(path: Path, text: str) -> tuple[str, str | None]:
         return "text", None
     if head.startswith("Chat History:"):
         return "embedded-history", None
-    return "other", f"not a transcript: no AutoGen 0.2 turns at the start of this file"
+    return "other", "not a transcript: no AutoGen 0.2 turns at the start of this file"
 
 
 def _fingerprint(transcript: Transcript) -> str:

@@ -50,7 +50,7 @@ def user_errors(fn: F) -> F:
 
 def _register() -> None:
     # Importing a command module registers its commands on `app`.
-    from interview_sim.cli import compare, evaluate, replay, report, run  # noqa: F401
+    from interview_sim.cli import compare, evaluate, replay, report, run, runs  # noqa: F401
 
 
 _register()

@@ -127,7 +127,9 @@ def _dump(record: Any) -> str:
 @app.command("evaluate")
 @user_errors
 def evaluate_command(
-    runs: Annotated[list[Path], typer.Argument(help="A run folder or transcript.json; with --pairwise, two of them.")],
+    runs: Annotated[
+        list[Path] | None, typer.Argument(help="Run folders or transcript.json files; with --pairwise, exactly two.")
+    ] = None,
     evaluator_model: EvaluatorModel = None,
     judges: Annotated[int, typer.Option(min=1, help="Gradings per judge model, with seeds seed, seed+1, ...")] = 1,
     seed: Seed = None,
@@ -137,21 +139,42 @@ def evaluate_command(
     pairwise: Annotated[
         bool, typer.Option("--pairwise", help="Compare two runs per criterion, in both orders (inconsistent → tie).")
     ] = False,
+    where: Annotated[
+        str | None,
+        typer.Option(
+            "--where",
+            metavar="FILTER",
+            help="Also grade the runs of --runs-dir matching FILTER: key=value pairs (scenario, model, source, batch)"
+            " separated by commas, or `all`.",
+        ),
+    ] = None,
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="The runs folder --where searches.")] = Path("runs"),
+    concurrency: Annotated[int, typer.Option(min=1, help="Runs graded at the same time (several runs).")] = 1,
+    resume: Annotated[
+        bool, typer.Option("--resume/--no-resume", help="Skip runs already graded by the same judge and rubric.")
+    ] = True,
     max_tokens: MaxTokens = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Grade a run against its scenario's rubric (or compare two runs with --pairwise)."""
+    """Grade runs against their scenario's rubric (one, many, or a filter), or compare two runs with --pairwise.
+
+    With several runs (or --where): a progress bar, one line per run, exit 5 when any run failed to grade.
+    """
     from interview_sim.errors import EvaluationError
     from interview_sim.grading.evaluate import evaluate_pairwise, evaluate_run, evaluation_path
 
+    runs = list(runs or [])
     refs = split_refs(evaluator_model)
     if pairwise:
-        if len(runs) != 2:
-            raise fail(f"--pairwise needs exactly two runs, got {len(runs)}", 2)
+        if len(runs) != 2 or where is not None:
+            raise fail(f"--pairwise needs exactly two runs (and no --where), got {len(runs)}", 2)
         if judges != 1 or scenario is not None:
             raise fail("--judges and --scenario do not apply to --pairwise", 2)
+    elif where is not None or len(runs) > 1:
+        _evaluate_many(runs, where, runs_dir, refs, judges, seed, scenario, max_tokens, concurrency, resume, as_json)
+        return
     elif len(runs) != 1:
-        raise fail(f"evaluate takes one run (or two with --pairwise), got {len(runs)}", 2)
+        raise fail("evaluate needs a run (or several, or --where FILTER)", 2)
     try:
         if pairwise:
             result = asyncio.run(evaluate_pairwise(runs[0], runs[1], evaluator_models=refs, seed=seed, max_tokens=max_tokens))
@@ -169,6 +192,71 @@ def evaluate_command(
         _render_pairwise(_console(), result)
     else:
         render_evaluation(_console(), evaluation, evaluation_path(runs[0], evaluation.evaluation_id))
+
+
+def _evaluate_many(
+    runs: list[Path],
+    where: str | None,
+    runs_dir: Path,
+    refs: list[str] | None,
+    judges: int,
+    seed: int | None,
+    scenario: str | None,
+    max_tokens: int | None,
+    concurrency: int,
+    resume: bool,
+    as_json: bool,
+) -> None:
+    from rich.markup import escape
+    from rich.progress import Progress
+
+    from interview_sim.catalog import RunFilter
+    from interview_sim.grading.bulk import evaluate_runs, select_runs
+    from interview_sim.models import parse_ref
+
+    for ref in refs or []:
+        parse_ref(ref)  # an unknown provider is one error, not one per run
+    targets = list(runs)
+    if where is not None:
+        targets += select_runs(runs_dir, RunFilter.parse(where))
+    targets = list(dict.fromkeys(targets))
+    if not targets:
+        raise fail(f"no runs to grade: nothing in {runs_dir} matches {where!r}", 2)
+    err = _console_err()
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task("grading", total=len(targets))
+        results = asyncio.run(
+            evaluate_runs(
+                targets,
+                evaluator_models=refs,
+                judges=judges,
+                seed=seed,
+                scenario=scenario,
+                max_tokens=max_tokens,
+                concurrency=concurrency,
+                resume=resume,
+                progress=lambda done, total, result: bar.update(task, completed=done),
+            )
+        )
+    if as_json:
+        typer.echo(json.dumps([r.model_dump(mode="json") for r in results]))
+    else:
+        out = _console()
+        for r in results:
+            score = f" {r.overall:.2f}" if r.overall is not None else ""
+            reason = f" ({escape(r.reason)})" if r.reason else ""
+            out.print(f"{r.status}: {escape(r.run_dir)}{score}{reason}", soft_wrap=True)
+        counts = {s: sum(1 for r in results if r.status == s) for s in ("graded", "skipped", "failed")}
+        out.print(", ".join(f"{n} {s}" for s, n in counts.items()) + f" of {len(results)} run(s)")
+    failed = sum(1 for r in results if r.status == "failed")
+    if failed:
+        raise fail(f"{failed} of {len(results)} run(s) failed to grade (run the same command again to retry them)", 5)
+
+
+def _console_err() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
 
 
 def _render_calibration(out: Console, calibration: Calibration) -> None:

@@ -6,10 +6,12 @@ Modules:
     stats        confidence intervals and agreement figures (Krippendorff's alpha, Spearman).
     evaluate     `evaluate_run` (several judges, re-asks) and `evaluate_pairwise` (both orders).
     calibration  `calibrate`: a judge graded on hand-written control transcripts.
+    bulk         `evaluate_runs`: many runs (a list or a filter), a few at a time, skipping those already graded.
 
-May import: config, errors, models, record. Never session (grading reads recorded runs only).
+May import: catalog, config, errors, models, record. Never session (grading reads recorded runs only).
 """
 
+from interview_sim.grading.bulk import BulkResult, evaluate_runs, select_runs
 from interview_sim.grading.calibration import CONTROLS, Calibration, ControlResult, calibrate, controls_dir
 from interview_sim.grading.evaluate import (
     EVALUATION_SCHEMA_VERSION,
@@ -31,6 +33,7 @@ from interview_sim.grading.evaluate import (
 __all__ = [
     "CONTROLS",
     "EVALUATION_SCHEMA_VERSION",
+    "BulkResult",
     "Calibration",
     "ControlResult",
     "CriterionGrade",
@@ -45,7 +48,9 @@ __all__ = [
     "controls_dir",
     "evaluate_pairwise",
     "evaluate_run",
+    "evaluate_runs",
     "evaluation_path",
     "load_evaluations",
+    "select_runs",
     "summarise",
 ]

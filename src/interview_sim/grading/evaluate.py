@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from interview_sim.catalog import note_run
 from interview_sim.config import AgentSpec, Rubric, load_agent, load_scenario, project_root
 from interview_sim.errors import ConfigError, EvaluationError, InterviewSimError, ModelCallError, RecordError
 from interview_sim.grading import judge
@@ -420,6 +421,7 @@ async def evaluate_run(
     evaluation.ended_at = utc_now()
     saved = _save_new(path.parent, "evaluation", evaluation, "evaluation_id")
     _append_calls(path, session.calls, evaluation.evaluation_id)
+    note_run(path.parent)
     if evaluation.status == "failed":
         raise EvaluationError(f"evaluation failed: {evaluation.error} (raw outputs recorded in {saved})", evaluation)
     return evaluation
@@ -594,6 +596,7 @@ async def evaluate_pairwise(
     for call in session.calls:
         call.metadata["pairwise_with"] = b.run_id
     _append_calls(path_a, session.calls, result.pairwise_id)
+    note_run(path_a.parent)
     if result.status == "failed":
         raise EvaluationError(f"pairwise comparison failed: {result.error} (raw outputs recorded in {saved})", result)
     return result
