@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from interview_sim.cli import app, user_errors
+from interview_sim.cli import app, fail, user_errors
 from interview_sim.cli.run import JsonFlag, RunsDir, console
 
 if TYPE_CHECKING:
@@ -178,7 +178,9 @@ Report = Annotated[bool, typer.Option("--report", help="Also write the HTML page
 @app.command("compare")
 @user_errors
 def compare_command(
-    scenario: Annotated[str, typer.Argument(help="A scenario id from scenarios/ or a path to a scenario file.")],
+    scenario: Annotated[
+        str | None, typer.Argument(help="A scenario id from scenarios/ or a path to a scenario file (not with --from-runs).")
+    ] = None,
     models: Models = None,
     role: Role = "candidate",
     repeats: Repeats = 1,
@@ -195,12 +197,35 @@ def compare_command(
     fresh: Fresh = False,
     runs_dir: RunsDir = Path("runs"),
     report: Report = False,
+    from_runs: Annotated[
+        str | None,
+        typer.Option(
+            "--from-runs",
+            metavar="FILTER",
+            help="Rank the models of existing runs by their evaluations instead of running new ones. FILTER: key=value"
+            " pairs (scenario, model, source, batch) separated by commas, or `all`.",
+        ),
+    ] = None,
+    judge: Annotated[
+        str | None, typer.Option("--judge", help="With --from-runs: whose grades count (default: the most used judge).")
+    ] = None,
     as_json: JsonFlag = False,
     executor: Executor = "local",
     ray_address: RayAddress = "auto",
 ) -> None:
-    """Compare models in one role on the same scenario: a leaderboard with confidence intervals and win rates."""
+    """Compare models in one role on the same scenario: a leaderboard with confidence intervals and win rates.
+
+    With --from-runs FILTER, nothing is run: the leaderboard comes from the matching runs' existing evaluations.
+    """
     from interview_sim.compare import compare_models
+
+    if from_runs is not None:
+        if scenario is not None or models is not None:
+            raise fail("--from-runs ranks existing runs: give a FILTER, not a scenario or --models", 2)
+        _from_runs(from_runs, runs_dir, role, judge, as_json)
+        return
+    if scenario is None:
+        raise fail("compare needs a scenario (or --from-runs FILTER)", 2)
 
     fixed = _fixed_model(role, interviewer_model, candidate_model)
     out = console()
@@ -228,6 +253,49 @@ def compare_command(
             )
         )
     _finish(comparison, runs_dir, as_json, out, report)
+
+
+def _from_runs(where: str, runs_dir: Path, role: str, judge: str | None, as_json: bool) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from interview_sim.compare import leaderboard_from_runs
+
+    if role not in ("candidate", "interviewer"):
+        raise fail(f"--role must be candidate or interviewer, got {role!r}", 2)
+    board = leaderboard_from_runs(runs_dir, where, role=role, judge=judge)  # type: ignore[arg-type]  # checked above
+    if as_json:
+        typer.echo(json.dumps(board.model_dump(mode="json")))
+        return
+    out = console()
+    title = f"{where} · {board.runs} run(s) · {role}s · judge {board.judge or '-'}"
+    table = Table(title=escape(title), title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("model", overflow="fold")
+    for column in ("runs", "n", "mean", "95% CI", "win", "W/L/T"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for r in board.rows:
+        table.add_row(
+            str(r.rank),
+            escape(r.model),
+            str(r.runs),
+            str(r.n),
+            _fmt(r.mean),
+            f"{_fmt(r.ci_low)}–{_fmt(r.ci_high)}" if r.ci_low is not None else "-",
+            _fmt(r.win_rate),
+            f"{r.wins}/{r.losses}/{r.ties}",
+        )
+    out.print(table)
+    if board.criteria and board.rows:
+        crit = Table(title="Mean score per criterion", title_justify="left")
+        crit.add_column("criterion")
+        for r in board.rows:
+            crit.add_column(escape(r.model), justify="right")
+        for cid in board.criteria:
+            crit.add_row(escape(cid), *(_fmt(r.criteria.get(cid)) for r in board.rows))
+        out.print(crit)
+    for note in board.notes:
+        out.print(f"[yellow]note:[/] {escape(note)}")
 
 
 @app.command("sweep")

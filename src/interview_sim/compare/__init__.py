@@ -6,8 +6,9 @@ Modules:
     cells        one cell (a run, then its grading) and the scheduler over concurrency slots and Ollama hosts.
     executors    where cells run: this process (the scheduler) or one Ray task per cell (`--executor ray`).
     comparison   the comparison record (`comparison.json`, `.csv`) and the leaderboard.
+    corpus       `leaderboard_from_runs`: rank the models of existing runs (a filter of the runs folder) by their grades.
 
-May import: config, errors, models, record, session, grading. Never report or cli.
+May import: catalog, config, errors, models, record, session, grading. Never report or cli.
 """
 
 from interview_sim.compare.comparison import (
@@ -29,6 +30,7 @@ from interview_sim.compare.comparison import (
     leaderboard_csv,
     load_comparison,
 )
+from interview_sim.compare.corpus import CorpusLeaderboard, CorpusRow, leaderboard_from_runs
 from interview_sim.compare.matrix import compare_models, run_sweep
 
 __all__ = [
@@ -41,6 +43,8 @@ __all__ = [
     "Cell",
     "Comparison",
     "ComparisonRequest",
+    "CorpusLeaderboard",
+    "CorpusRow",
     "GroupInfo",
     "Invocation",
     "LeaderboardRow",
@@ -49,6 +53,7 @@ __all__ = [
     "comparison_dir",
     "leaderboard",
     "leaderboard_csv",
+    "leaderboard_from_runs",
     "load_comparison",
     "run_sweep",
 ]

@@ -1,0 +1,154 @@
+"""A leaderboard from runs that already exist: rank the models of a whole corpus by their evaluations.
+
+`compare` runs new cells; this reads the runs folder's index instead (measured and imported runs alike), so a
+user who re-graded their 2024 AutoGen 0.2 corpus with a new judge can rank its candidate models. Per model:
+the mean overall score of its graded runs with a 95 % Student-t interval, per-criterion means, and a win rate
+from the pairwise verdicts recorded between runs of different models (`evaluate --pairwise`). One judge is
+used throughout (scores of different judges are not comparable): the one given, else the judge that graded
+the most of the selected runs; each run counts once, with that judge's latest successful evaluation.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from interview_sim.catalog import EvaluationRow, RunFilter, open_catalog
+from interview_sim.errors import RecordError
+from interview_sim.grading import stats
+
+Role = Literal["candidate", "interviewer"]
+
+
+class CorpusRow(BaseModel):
+    """One model's standing."""
+
+    rank: int
+    model: str
+    runs: int
+    """Selected runs where this model played the role."""
+    n: int
+    """Of those, runs graded by the judge: the sample behind mean and interval."""
+    mean: float | None
+    stdev: float | None
+    ci_low: float | None
+    ci_high: float | None
+    """95% Student-t interval of the mean; None with fewer than 2 graded runs."""
+    criteria: dict[str, float | None]
+    wins: int
+    losses: int
+    ties: int
+    win_rate: float | None
+    """(wins + ties / 2) / games, from pairwise verdicts between runs of different models; None without any."""
+
+
+class CorpusLeaderboard(BaseModel):
+    filter: str
+    role: Role
+    judge: str | None
+    runs: int
+    rows: list[CorpusRow] = Field(default_factory=list)
+    criteria: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
+def _pick_judge(graded: dict[str, list[EvaluationRow]], judge: str | None, notes: list[str]) -> str | None:
+    counts = Counter(e.judge for evaluations in graded.values() for e in {x.judge: x for x in evaluations}.values())
+    if judge is not None:
+        if judge not in counts:
+            known = ", ".join(sorted(counts)) or "none"
+            raise RecordError(f"no selected run has an evaluation by judge {judge!r} (judges found: {known})")
+        return judge
+    if not counts:
+        return None
+    chosen = max(sorted(counts), key=lambda j: counts[j])
+    others = sorted(j for j in counts if j != chosen)
+    if others:
+        notes.append(f"scores by judge {chosen} only ({counts[chosen]} runs); also graded by: {', '.join(others)} (--judge)")
+    return chosen
+
+
+def leaderboard_from_runs(
+    runs_dir: str | Path,
+    where: RunFilter | str = "all",
+    *,
+    role: Role = "candidate",
+    judge: str | None = None,
+    confidence: float = stats.CONFIDENCE,
+) -> CorpusLeaderboard:
+    """Rank the models found in existing runs by those runs' evaluations.
+
+    Args:
+        runs_dir: the runs folder (its index is built if missing).
+        where: a RunFilter or its text form (`scenario=...,model=...,source=imported,batch=...`, or `all`).
+        role: whose models are ranked.
+        judge: the judge whose grades count (as `runs` shows it, e.g. `scripted:judge`); default: the most used.
+
+    Raises:
+        RecordError: no runs folder, a bad filter, or an unknown judge.
+    """
+    text = where if isinstance(where, str) else "custom"
+    selection = RunFilter.parse(where) if isinstance(where, str) else where
+    root = Path(runs_dir)
+    if not root.is_dir():
+        raise RecordError(f"{root}: no such runs folder")
+    notes: list[str] = []
+    with open_catalog(root) as catalog:
+        runs = [r for r in catalog.runs(selection) if r.kind == "interview"]
+        model_of = {r.run_dir: (r.candidate_model if role == "candidate" else r.interviewer_model) for r in runs}
+        unknown = [d for d, m in model_of.items() if not m]
+        if unknown:
+            notes.append(f"{len(unknown)} run(s) left out: their {role}'s model is not known")
+        graded = {d: [e for e in catalog.evaluations(d) if e.status == "ok" and e.overall is not None] for d in model_of}
+        chosen = _pick_judge(graded, judge, notes)
+        games_rows = catalog.pairwise(model_of)
+    latest = {d: [e for e in evaluations if e.judge == chosen][-1:] for d, evaluations in graded.items()}
+    models = sorted({m for m in model_of.values() if m})
+    games = [
+        (model_of[a], model_of[b], outcome)
+        for a, b, outcome, by, _ in games_rows
+        if model_of.get(a) and model_of.get(b) and model_of[a] != model_of[b] and (chosen is None or by == chosen)
+    ]
+    records = stats.win_records([(str(a), str(b), o) for a, b, o in games], models)
+    criteria = sorted({c for evaluations in latest.values() for e in evaluations for c in e.criteria})
+    rows = []
+    for model in models:
+        mine = [d for d, m in model_of.items() if m == model]
+        scores = [e for d in mine for e in latest[d]]
+        summary = stats.mean_ci([e.overall for e in scores if e.overall is not None], confidence)
+        record = records[model]
+        rows.append(
+            CorpusRow(
+                rank=0,
+                model=model,
+                runs=len(mine),
+                n=summary.n,
+                mean=summary.mean,
+                stdev=summary.stdev,
+                ci_low=summary.ci_low,
+                ci_high=summary.ci_high,
+                criteria=stats.key_means([{k: v for k, v in e.criteria.items() if v is not None} for e in scores], criteria),
+                wins=record.wins,
+                losses=record.losses,
+                ties=record.ties,
+                win_rate=record.rate,
+            )
+        )
+    rows.sort(key=lambda r: (r.mean is None, -(r.mean or 0.0), -(r.win_rate or 0.0), r.model))
+    ungraded = sum(r.runs - r.n for r in rows)
+    if ungraded:
+        notes.append(f"{ungraded} run(s) have no evaluation by {chosen or 'any judge'}: grade them with `evaluate --where ...`")
+    if not games and len(models) > 1:
+        notes.append("no pairwise verdicts between runs of different models: no win rates (`evaluate --pairwise RUN_A RUN_B`)")
+    return CorpusLeaderboard(
+        filter=text,
+        role=role,
+        judge=chosen,
+        runs=len(runs),
+        rows=[r.model_copy(update={"rank": n}) for n, r in enumerate(rows, 1)],
+        criteria=criteria,
+        notes=notes,
+    )
