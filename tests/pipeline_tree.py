@@ -21,7 +21,10 @@ TOPICS = [
     ("technological challenges", "migrating a monolith"),
     ("caching strategies", "read-heavy APIs"),
 ]
-CANDIDATES = {"llama3:8b-instruct-fp16": "OpenCorpo-Assistant (Llama3)", "gemma:2b-instruct-v1.1-fp16": "OpenCorpo-Assistant (Gemma)"}
+CANDIDATES = {
+    "llama3:8b-instruct-fp16": "OpenCorpo-Assistant (Llama3)",
+    "gemma:2b-instruct-v1.1-fp16": "OpenCorpo-Assistant (Gemma)",
+}
 
 
 def _cost(i: int) -> dict[str, Any]:

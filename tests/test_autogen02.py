@@ -61,7 +61,10 @@ def test_chat_result_with_dict_history(runs_dir: Path) -> None:
     assert (info.format, info.original_name, info.batch) == ("autogen02-json", SCALABILITY.name, "interview_26")
     assert (info.topic, info.solution_topic) == ("scalability issues", "a ticketing API that slows down during concert sales")
     assert info.original_id == "031b3d76-6dca-491a-80d5-0a245347f784" and info.scenario_match == "topic"
-    assert info.autogen_roles == {"interviewer": "assistant", "candidate": "user"} and info.notes == []
+    assert info.autogen_roles == {"interviewer": "assistant", "candidate": "user"}
+    # The opening line names the candidate "(Llama3)" and the Cost block has one llama3 model: that is its model.
+    assert info.notes == ["candidate model 'llama3:8b-instruct-fp16' inferred from the candidate's name and the Cost block's models"]
+    assert t.agents["candidate"]["model_name"] == "llama3:8b-instruct-fp16" and t.agents["interviewer"]["model_name"] is None
     assert t.started_at == datetime(2024, 4, 24, tzinfo=UTC)
 
     # The rubric of the scenario with the same topic, the original topic and solution topic beside it.
@@ -164,9 +167,7 @@ def test_no_opening_line_falls_back_to_the_initiator_and_says_so(runs_dir: Path)
         ("truncated_cost.md", "truncated Markdown export: no **Human_input** trailer (the file stops in **Cost**)"),
         ("no_trailer.md", "truncated Markdown export: no **Chat_id** trailer (the file stops after turn 2)"),
         ("evil_cost.md", "**Cost** is not a plain Python literal (it holds names, calls or operators)"),
-        ("not_a_chat_result.json", "not an AutoGen 0.2 ChatResult: chat_history: Field required"),
         ("three_speakers.json", "3 speakers (alice, bob, carol): not a two-agent interview"),
-        ("empty.md", "empty file"),
         (
             "analysis_truncated.md",
             "analysis export: the embedded Chat History is not a complete Python list literal (truncated?)",
@@ -180,6 +181,15 @@ def test_malformed_and_truncated_files_fail_alone_and_write_nothing(name: str, m
     assert list(runs_dir.iterdir()) == []  # not even a staging folder
 
 
+@pytest.mark.parametrize(
+    ("name", "reason"), [("not_a_chat_result.json", "not a transcript: JSON without chat_history"), ("empty.md", "empty file")]
+)
+def test_files_that_are_not_transcripts_are_skipped_with_the_reason(name: str, reason: str, runs_dir: Path) -> None:
+    report = import_transcripts([MALFORMED / name], runs_dir=runs_dir)
+    assert [(f.path, f.status, f.reason) for f in report.files] == [(str(MALFORMED / name), "skipped", reason)]
+    assert report.failures == [] and list(runs_dir.iterdir()) == []  # not even an index
+
+
 def test_the_cost_block_is_never_executed(runs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     report = import_transcripts([MALFORMED / "evil_cost.md"], runs_dir=runs_dir)
@@ -189,14 +199,18 @@ def test_the_cost_block_is_never_executed(runs_dir: Path, tmp_path: Path, monkey
 
 def test_a_tree_with_bad_files_imports_the_rest_one_error_line_per_bad_file(runs_dir: Path) -> None:
     bad = sorted(p for p in MALFORMED.iterdir() if p.is_file())
+    failing = [p for p in bad if p.name not in ("not_a_chat_result.json", "empty.md")]
     result = runner.invoke(app, ["import", str(TREE), *map(str, bad), "--runs-dir", str(runs_dir), "--json"])
     assert result.exit_code == 2
-    created = json.loads(result.stdout)
+    out = json.loads(result.stdout)
+    created = [r for r in out["runs"] if r["created"]]
     assert sorted(Path(r["source_file"]).name for r in created) == sorted([SCALABILITY.name, TAXATION.name, MARKDOWN.name])
+    assert out["counts"] == {"imported": 3, "merged": 0, "attached": 0, "skipped": 2, "failed": len(failing)}
+    assert {f["path"] for f in out["files"]} == {str(p) for p in [SCALABILITY, TAXATION, MARKDOWN, *bad]}
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == len(bad) + 1 and all(line.startswith("error: ") for line in lines)
-    assert {line.split(": ")[1] for line in lines[:-1]} == {str(p) for p in bad}
-    assert lines[-1] == f"error: {len(bad)} of {len(bad) + 3} file(s) not imported"
+    assert len(lines) == len(failing) + 1 and all(line.startswith("error: ") for line in lines)
+    assert {line.split(": ")[1] for line in lines[:-1]} == {str(p) for p in failing}
+    assert lines[-1] == f"error: {len(failing)} of {len(bad) + 3} file(s) failed"
     assert "Traceback" not in result.output
     assert len(_run_dirs(runs_dir)) == 3
     assert not any(p.name.startswith(".") for p in runs_dir.rglob("*"))  # no staging folder left behind
@@ -206,33 +220,43 @@ def test_tree_import_prints_a_summary_table(runs_dir: Path) -> None:
     result = runner.invoke(app, ["import", str(TREE), "--runs-dir", str(runs_dir)])
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "Imported 3 record(s)" in out
+    assert "Created 3 record(s)" in out
     for topic in ("scalability issues", "corporate taxation", "technological challenges"):
         assert topic in out
     assert "warning: interview_transcript_2024-04-24_scalability_issues_6" in out
+    assert "3 file(s)" in out and any(line.split()[:3] == ["│", "json", "│"] for line in out.splitlines())
     scenarios = sorted(p.parent.name for p in _run_dirs(runs_dir))
     assert scenarios == ["corporate-taxation", "scalability-issues", "technological-challenges"]
 
 
-def test_import_json_lists_the_created_runs(runs_dir: Path) -> None:
+def test_import_json_lists_the_created_runs_and_every_file(runs_dir: Path) -> None:
     result = runner.invoke(app, ["import", str(ANALYSIS), str(TAXATION), "--runs-dir", str(runs_dir), "--json"])
     assert result.exit_code == 0, result.output
-    created = json.loads(result.stdout)
-    assert [(r["kind"], r["messages"], Path(r["source_file"]).name) for r in created] == [
+    out = json.loads(result.stdout)
+    assert [(r["kind"], r["messages"], Path(r["source_file"]).name) for r in out["runs"]] == [
+        ("interview", 4, TAXATION.name),
         ("interview", 4, ANALYSIS.name),
         ("analysis", 3, ANALYSIS.name),
-        ("interview", 4, TAXATION.name),
     ]
-    assert all(Path(r["run_dir"], TRANSCRIPT_FILE).exists() and Path(r["path"]).exists() for r in created)
+    assert all(Path(r["run_dir"], TRANSCRIPT_FILE).exists() and Path(r["path"]).exists() for r in out["runs"])
+    assert all("notes" in r for r in out["runs"])
+    # Interviews are written before analyses, so an analysis finds its interview's run if it is in the import.
+    assert [(Path(f["path"]).name, f["status"], f["form"]) for f in out["files"]] == [
+        (TAXATION.name, "imported", "json"),
+        (ANALYSIS.name, "attached", "analysis-markdown"),
+    ]
+    assert all(Path(f["run"]).is_dir() for f in out["files"])
 
 
 def test_import_of_nothing_readable_is_one_line_per_path(runs_dir: Path, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["import", str(tmp_path / "missing.json"), str(tmp_path), "--runs-dir", str(runs_dir)])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = runner.invoke(app, ["import", str(tmp_path / "missing.json"), str(empty), "--runs-dir", str(runs_dir)])
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'missing.json'}: no such file or folder",
-        f"error: {tmp_path}: no interview_transcript_* files in this folder",
-        "error: 2 of 2 file(s) not imported",
+        f"error: {empty}: an empty folder: no files",
+        "error: 2 of 2 file(s) failed",
     ]
 
 

@@ -296,9 +296,15 @@ class _Writer:
             )
         )
 
+    @staticmethod
+    def unwritten(parsed: _Parsed) -> FileResult:
+        """A file that gives nothing to write: skipped or failed."""
+        status: Status = "failed" if parsed.error else "skipped"
+        return FileResult(path=parsed.path, status=status, form=parsed.form, reason=parsed.error or parsed.skip)
+
     def handle(self, parsed: _Parsed) -> None:
         if parsed.skip or parsed.error:
-            self._done(parsed, "failed" if parsed.error else "skipped", None, None, parsed.error or parsed.skip)
+            self.report.files.append(self.unwritten(parsed))
             return
         known = self.catalog.source(parsed.path)
         if known:
@@ -417,6 +423,9 @@ def import_transcripts(
         return report
     root = Path(runs_dir)
     parsed = sorted(_parse_all(files, jobs or os.cpu_count() or 1, progress), key=_order)
+    if not any(p.built for p in parsed):  # nothing to write: leave the runs folder as it is, not even an index
+        report.files.extend(_Writer.unwritten(p) for p in parsed)
+        return report
     with open_catalog(root) as catalog:
         writer = _Writer(catalog, root, report)
         for n, item in enumerate(parsed, 1):

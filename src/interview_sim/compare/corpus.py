@@ -90,7 +90,6 @@ def leaderboard_from_runs(
     Raises:
         RecordError: no runs folder, a bad filter, or an unknown judge.
     """
-    text = where if isinstance(where, str) else "custom"
     selection = RunFilter.parse(where) if isinstance(where, str) else where
     root = Path(runs_dir)
     if not root.is_dir():
@@ -144,7 +143,7 @@ def leaderboard_from_runs(
     if not games and len(models) > 1:
         notes.append("no pairwise verdicts between runs of different models: no win rates (`evaluate --pairwise RUN_A RUN_B`)")
     return CorpusLeaderboard(
-        filter=text,
+        filter=where if isinstance(where, str) else "custom",
         role=role,
         judge=chosen,
         runs=len(runs),

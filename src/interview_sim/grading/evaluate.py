@@ -276,6 +276,7 @@ def _save_new(run_dir: Path, prefix: str, record: BaseModel, id_field: str) -> P
             break
         setattr(record, id_field, new_run_id())
     write_json_atomic(path, dump_record(record))
+    note_run(run_dir)  # the runs folder's index lists the run's latest grade
     return path
 
 
@@ -421,7 +422,6 @@ async def evaluate_run(
     evaluation.ended_at = utc_now()
     saved = _save_new(path.parent, "evaluation", evaluation, "evaluation_id")
     _append_calls(path, session.calls, evaluation.evaluation_id)
-    note_run(path.parent)
     if evaluation.status == "failed":
         raise EvaluationError(f"evaluation failed: {evaluation.error} (raw outputs recorded in {saved})", evaluation)
     return evaluation
@@ -596,7 +596,6 @@ async def evaluate_pairwise(
     for call in session.calls:
         call.metadata["pairwise_with"] = b.run_id
     _append_calls(path_a, session.calls, result.pairwise_id)
-    note_run(path_a.parent)
     if result.status == "failed":
         raise EvaluationError(f"pairwise comparison failed: {result.error} (raw outputs recorded in {saved})", result)
     return result
