@@ -63,7 +63,9 @@ def test_chat_result_with_dict_history(runs_dir: Path) -> None:
     assert info.original_id == "031b3d76-6dca-491a-80d5-0a245347f784" and info.scenario_match == "topic"
     assert info.autogen_roles == {"interviewer": "assistant", "candidate": "user"}
     # The opening line names the candidate "(Llama3)" and the Cost block has one llama3 model: that is its model.
-    assert info.notes == ["candidate model 'llama3:8b-instruct-fp16' inferred from the candidate's name and the Cost block's models"]
+    assert info.notes == [
+        "candidate model 'llama3:8b-instruct-fp16' inferred from the candidate's name and the Cost block's models"
+    ]
     assert t.agents["candidate"]["model_name"] == "llama3:8b-instruct-fp16" and t.agents["interviewer"]["model_name"] is None
     assert t.started_at == datetime(2024, 4, 24, tzinfo=UTC)
 
