@@ -302,53 +302,61 @@ class _Writer:
         status: Status = "failed" if parsed.error else "skipped"
         return FileResult(path=parsed.path, status=status, form=parsed.form, reason=parsed.error or parsed.skip)
 
-    def handle(self, parsed: _Parsed) -> None:
-        if parsed.skip or parsed.error:
-            self.report.files.append(self.unwritten(parsed))
+    def handle(self, group: list[_Parsed]) -> None:
+        """One chat: all the files (forms, copies) with the same fingerprint, written in one go."""
+        fresh = []
+        for parsed in group:
+            known = self.catalog.source(parsed.path)
+            if known:
+                self._done(parsed, "skipped", self.catalog.folder(known[0]), known[1], f"already imported (into {known[0]})")
+            else:
+                fresh.append(parsed)
+        if not fresh:
             return
-        known = self.catalog.source(parsed.path)
-        if known:
-            folder = self.catalog.folder(known[0])
-            self._done(parsed, "skipped", folder, known[1], f"already imported (into {known[0]})")
-            return
-        assert parsed.built is not None and parsed.fingerprint is not None
-        same = self.catalog.chat(parsed.fingerprint)
+        lead = fresh[0]
+        assert lead.built is not None and lead.fingerprint is not None
+        same = self.catalog.chat(lead.fingerprint)
         if same:
-            self._merge(parsed, same)
-        elif parsed.analysis:
-            self._attach(parsed)
+            self._merge(fresh, same)
+        elif lead.analysis:
+            self._attach(lead, fresh[1:])
         else:
-            self._create(parsed)
+            self._create(lead, fresh[1:])
 
-    def _create(self, parsed: _Parsed) -> None:
-        assert parsed.built is not None
-        transcript = parsed.built.transcript
+    def _merged(self, others: list[_Parsed], folder: Path, record: str) -> None:
+        for parsed in others:
+            self._done(parsed, "merged", folder, record, f"another form of {self.catalog.rel(folder)}/{record}")
+
+    def _create(self, lead: _Parsed, others: list[_Parsed]) -> None:
+        assert lead.built is not None
+        transcript = lead.built.transcript
         assert transcript.imported is not None
-        transcript.imported.sources = [parsed.path]
-        transcript.imported.fingerprint = parsed.fingerprint
-        folder = _write(parsed.built, self.runs_dir)
+        transcript.imported.sources = [lead.path, *(p.path for p in others)]
+        transcript.imported.fingerprint = lead.fingerprint
+        folder = _write(lead.built, self.runs_dir)
         self.catalog.upsert(folder, transcript)
         self._entry(transcript, folder, TRANSCRIPT_FILE, True)
-        self._done(parsed, "imported", folder, TRANSCRIPT_FILE, None)
+        self._done(lead, "imported", folder, TRANSCRIPT_FILE, None)
+        self._merged(others, folder, TRANSCRIPT_FILE)
 
-    def _merge(self, parsed: _Parsed, same: tuple[str, str]) -> None:
+    def _merge(self, items: list[_Parsed], same: tuple[str, str]) -> None:
         run_dir, record = same
         folder = self.catalog.folder(run_dir)
         if record == TRANSCRIPT_FILE:
             transcript = load_transcript(folder)
             assert transcript.imported is not None
-            transcript.imported.sources.append(parsed.path)
+            transcript.imported.sources.extend(p.path for p in items)
             save_transcript(folder, transcript)
             self.catalog.upsert(folder, transcript)
             self._entry(transcript, folder, record, False)
         else:
             analysis = load_transcript(folder / record)
             assert analysis.imported is not None
-            analysis.imported.sources.append(parsed.path)
+            analysis.imported.sources.extend(p.path for p in items)
             write_json_atomic(folder / record, dump_record(analysis))
             self.catalog.upsert(folder)
             self._entry(analysis, folder, record, False)
-        self._done(parsed, "merged", folder, record, f"another form of {run_dir}/{record}")
+        self._merged(items, folder, record)
 
     def _interview_run(self, parsed: _Parsed) -> tuple[Path, Transcript, str]:
         """The run an analysis belongs to: the interview it names, else the one whose history it embeds, else new."""
@@ -375,13 +383,13 @@ class _Writer:
             f"analysis of {self.catalog.rel(folder)}: created from its embedded history (no form of it found)",
         )
 
-    def _attach(self, parsed: _Parsed) -> None:
+    def _attach(self, parsed: _Parsed, others: list[_Parsed]) -> None:
         assert parsed.built is not None
         folder, interview, reason = self._interview_run(parsed)
         name, analysis = parsed.built.attachments[0]
         assert analysis.imported is not None
         analysis.imported.analysis_of = interview.run_id
-        analysis.imported.sources = [parsed.path]
+        analysis.imported.sources = [parsed.path, *(p.path for p in others)]
         analysis.imported.fingerprint = parsed.fingerprint
         analysis.refresh_usage()
         write_json_atomic(folder / name, dump_record(analysis))
@@ -390,6 +398,7 @@ class _Writer:
         self.catalog.upsert(folder, interview)
         self._entry(analysis, folder, name, True)
         self._done(parsed, "attached", folder, name, reason)
+        self._merged(others, folder, name)
 
 
 def _order(parsed: _Parsed) -> tuple[int, int, str]:
@@ -423,18 +432,26 @@ def import_transcripts(
         return report
     root = Path(runs_dir)
     parsed = sorted(_parse_all(files, jobs or os.cpu_count() or 1, progress), key=_order)
-    if not any(p.built for p in parsed):  # nothing to write: leave the runs folder as it is, not even an index
-        report.files.extend(_Writer.unwritten(p) for p in parsed)
+    report.files.extend(_Writer.unwritten(p) for p in parsed if p.built is None)
+    groups: dict[tuple[bool, str], list[_Parsed]] = {}
+    for p in parsed:
+        if p.built is not None and p.fingerprint is not None:
+            groups.setdefault((p.analysis, p.fingerprint), []).append(p)
+    if not groups:  # nothing to write: leave the runs folder as it is, not even an index
         return report
     with open_catalog(root) as catalog:
         writer = _Writer(catalog, root, report)
-        for n, item in enumerate(parsed, 1):
+        for n, group in enumerate(groups.values(), 1):
+            before = len(report.files)
             try:
-                writer.handle(item)
+                writer.handle(group)
             except (ImportFormatError, RecordError, OSError) as exc:
-                writer._done(item, "failed", None, None, str(exc))
+                done = {f.path for f in report.files[before:]}
+                report.files.extend(
+                    FileResult(path=p.path, status="failed", form=p.form, reason=str(exc)) for p in group if p.path not in done
+                )
             if progress:
-                progress("write", n, len(parsed))
+                progress("write", n, len(groups))
             if n % 200 == 0:
                 catalog.conn.commit()
     return report
