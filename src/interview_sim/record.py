@@ -371,24 +371,29 @@ def parse_event(line: str) -> RunStarted | ModelCalled | ModelFailed | MessageAd
 # ---------------------------------------------------------------------------------------------- files
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write text through a temporary file and a rename, so a reader never sees half a file."""
+def write_text_atomic(path: Path, text: str, *, durable: bool = True) -> None:
+    """Write text through a temporary file and a rename, so a reader never sees half a file.
+
+    `durable=False` skips the fsync before the rename, for a writer of many files that syncs once at the end
+    (the tree import): still never half a file for a reader, only not yet on disk if the power fails.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: Any, *, durable: bool = True) -> None:
     """Write JSON through a temporary file and a rename, so a reader never sees half a file."""
-    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n", durable=durable)
 
 
 def dump_record(record: BaseModel) -> dict[str, Any]:
@@ -425,10 +430,10 @@ def transcript_path(run: str | Path) -> Path:
     return p / TRANSCRIPT_FILE if p.is_dir() else p
 
 
-def save_transcript(run_dir: Path, transcript: Transcript) -> Path:
+def save_transcript(run_dir: Path, transcript: Transcript, *, durable: bool = True) -> Path:
     transcript.refresh_usage()
     path = run_dir / TRANSCRIPT_FILE
-    write_json_atomic(path, dump_record(transcript))
+    write_json_atomic(path, dump_record(transcript), durable=durable)
     return path
 
 

@@ -411,7 +411,7 @@ def _analysis(chat: Chat, match: re.Match[str], *, source: Path, scenarios: _Sce
     return _Built(interview, [(name, record)])
 
 
-def _write(built: _Built, runs_dir: Path) -> Path:
+def _write(built: _Built, runs_dir: Path, *, durable: bool = True) -> Path:
     """Build the run folder in a hidden staging folder, then rename it into place: never half a run."""
     transcript = built.transcript
     final = run_dir_for(runs_dir, transcript.scenario_id, transcript.run_id)
@@ -420,8 +420,8 @@ def _write(built: _Built, runs_dir: Path) -> Path:
     try:
         for name, record in built.attachments:
             record.refresh_usage()
-            write_json_atomic(staging / name, dump_record(record))
-        save_transcript(staging, transcript)
+            write_json_atomic(staging / name, dump_record(record), durable=durable)
+        save_transcript(staging, transcript, durable=durable)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.rename(staging, final)
     except BaseException:
