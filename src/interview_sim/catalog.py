@@ -445,8 +445,8 @@ def note_run(folder: str | Path) -> None:
     folder = Path(folder)
     root = folder.parent.parent
     path = root / INDEX_FILE
-    if not path.exists():
-        return
+    if not path.exists() or folder.parent.name.startswith((".", "_")):
+        return  # no index to keep, or not a listed run (calibration copies, staging)
     try:
         with open_catalog(root, build=False) as catalog:
             catalog.upsert(folder)
