@@ -204,6 +204,10 @@ class Catalog:
         """True when opening it (re)built it from the folders."""
 
     def rel(self, folder: Path) -> str:
+        try:  # the usual case, a folder this process built under the root: no file system calls
+            return folder.relative_to(self.root).as_posix()
+        except ValueError:
+            pass
         try:
             return folder.resolve().relative_to(self.root.resolve()).as_posix()
         except ValueError:

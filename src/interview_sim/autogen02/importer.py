@@ -320,7 +320,7 @@ def _interview(
         usage=_ledger(cost, messages, empty_reason=empty_usage_reason),
         imported=ImportInfo(
             format=fmt,
-            source_file=str(source.resolve()),
+            source_file=str(source if source.is_absolute() else source.resolve()),
             original_name=origin.original_name,
             batch=origin.batch,
             topic=topic,

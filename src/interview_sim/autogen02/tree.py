@@ -442,18 +442,19 @@ def import_transcripts(
         return report
     with open_catalog(root) as catalog:
         writer = _Writer(catalog, root, report)
-        for n, group in enumerate(groups.values(), 1):
-            before = len(report.files)
-            try:
-                writer.handle(group)
-            except (ImportFormatError, RecordError, OSError) as exc:
-                done = {f.path for f in report.files[before:]}
-                report.files.extend(
-                    FileResult(path=p.path, status="failed", form=p.form, reason=str(exc)) for p in group if p.path not in done
-                )
-            if progress:
-                progress("write", n, len(groups))
-            catalog.conn.commit()  # an interrupted import keeps the index in step with the runs it wrote
+        try:
+            for n, group in enumerate(groups.values(), 1):
+                before = len(report.files)
+                try:
+                    writer.handle(group)
+                except (ImportFormatError, RecordError, OSError) as exc:
+                    done = {f.path for f in report.files[before:]}
+                    failed = [p for p in group if p.path not in done]
+                    report.files.extend(FileResult(path=p.path, status="failed", form=p.form, reason=str(exc)) for p in failed)
+                if progress:
+                    progress("write", n, len(groups))
+        finally:
+            catalog.conn.commit()  # even when interrupted: the index lists exactly the runs written so far
         # One sync for the whole import instead of one per file: files are renamed into place whole either way,
         # so a reader never sees half a file; only a power cut during the import could lose what it wrote.
         os.sync()
