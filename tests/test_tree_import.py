@@ -10,13 +10,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from interview_sim.autogen02 import import_transcripts
+from interview_sim.autogen02.formats import parse_markdown
+from interview_sim.autogen02.tree import parse_file
 from interview_sim.catalog import INDEX_FILE, RunFilter, list_runs, reindex
+from interview_sim.errors import ImportFormatError
 from interview_sim.grading import evaluate_run
 from interview_sim.record import TRANSCRIPT_FILE, load_transcript
 from interview_sim.session import run_scenario
@@ -214,3 +220,30 @@ def test_pipeline_tree_writes_forms_from_one_chat_result(tree: Tree) -> None:
     assert md_file.read_text().startswith(f"**Assistant**: {first['content']}\n\n")
     assert f"\n\nCost: {result['cost']}\n\n" in txt_file.read_text()
     assert md_file.stem.startswith(txt_file.stem + "_")
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["Assistant", "User", "Chat_id", "Cost", "Human_input", "Summary", "**User**"]), st.text()),
+        max_size=8,
+    ),
+    st.booleans(),
+)
+def test_the_text_reader_gives_a_chat_or_its_own_error(sections: list[tuple[str, str]], plain: bool) -> None:
+    text = "".join(f"{key}: {body}\n\n" if plain else f"**{key}**: {body}\n\n" for key, body in sections)
+    try:
+        chat = parse_markdown(text, plain=plain)
+    except ImportFormatError:
+        return
+    assert chat.turns and chat.format == ("autogen02-text" if plain else "autogen02-markdown")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.binary(max_size=400), st.sampled_from([".json", ".txt", ".md", ".log"]))
+def test_any_file_in_a_tree_ends_skipped_or_failed_or_parsed_never_raising(data: bytes, suffix: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"interview_transcript_x{suffix}"
+        path.write_bytes(data)
+        parsed = parse_file(str(path))
+    assert (parsed.skip is not None) + (parsed.error is not None) + (parsed.built is not None) == 1
