@@ -254,12 +254,13 @@ def _render_import(out: Console, report: ImportReport, runs_dir: Path) -> None:
             out.print(f"[yellow]warning:[/] {escape(Path(r.source_file).name)}: {escape(warning)}")
         if len(warnings) > TABLE_ROWS:
             out.print(f"[yellow]warning:[/] ... and {len(warnings) - TABLE_ROWS} more usage warning(s) (--json lists them all)")
-    already = 0
-    for f in report.files:
-        if f.status == "skipped" and f.reason and f.reason.startswith("already imported"):
-            already += 1
-        elif f.status == "skipped":
-            out.print(f"skipped: {escape(f.path)}: {escape(f.reason or '')}", soft_wrap=True)
+    skipped = [f for f in report.files if f.status == "skipped"]
+    already = sum(1 for f in skipped if (f.reason or "").startswith("already imported"))
+    others = [f for f in skipped if not (f.reason or "").startswith("already imported")]
+    for f in others[:TABLE_ROWS]:
+        out.print(f"skipped: {escape(f.path)}: {escape(f.reason or '')}", soft_wrap=True)
+    if len(others) > TABLE_ROWS:
+        out.print(f"skipped: ... and {len(others) - TABLE_ROWS} more file(s) that are not transcripts (--json lists them all)")
     if already:
         out.print(f"skipped: {already} file(s) already imported (their runs are unchanged)")
     counts = Table(title=f"{len(report.files)} file(s)", title_justify="left")
