@@ -16,12 +16,16 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from interview_sim.errors import RecordError
-from interview_sim.record import TRANSCRIPT_FILE, Transcript, load_transcript
+
+if TYPE_CHECKING:
+    from interview_sim.record import Transcript
 
 INDEX_FILE = "index.sqlite"
+TRANSCRIPT_FILE = "transcript.json"
+"""record.TRANSCRIPT_FILE; not imported from there, so that listing runs does not load the record models."""
 INDEX_VERSION = 1
 SOURCES = ("measured", "imported")
 
@@ -104,7 +108,7 @@ class RunRow:
     """The calibration state the latest evaluation's judge had, when the evaluation records it."""
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {c: getattr(self, c) for c in _RUN_COLUMNS}
 
 
 @dataclass
@@ -224,6 +228,8 @@ class Catalog:
 
     def upsert(self, folder: Path, transcript: Transcript | None = None) -> None:
         """(Re)index one run folder from its files; `transcript` saves re-reading one just written."""
+        from interview_sim.record import load_transcript
+
         run_dir = self.rel(folder)
         self.forget(run_dir)
         if transcript is None:
@@ -500,6 +506,8 @@ def show_run(runs_dir: str | Path, run: str) -> RunDetails:
         row = catalog.find(run)
         if row is None:
             raise RecordError(f"no run {run!r} in {root} (try `interview-sim runs`, or `runs reindex` after moving folders)")
+        from interview_sim.record import load_transcript
+
         folder = catalog.folder(row.run_dir)
         transcript = load_transcript(folder)
         return RunDetails(

@@ -410,7 +410,7 @@ def import_transcripts(
     paths: list[str | Path],
     *,
     runs_dir: str | Path = "runs",
-    jobs: int | None = None,
+    jobs: int = 1,
     progress: Progress | None = None,
 ) -> ImportReport:
     """Import AutoGen 0.2 records, single files or whole results trees, as runs; every file is accounted for.
@@ -420,7 +420,9 @@ def import_transcripts(
             history), or folders, searched recursively (every file in them is reported).
         runs_dir: where run folders are created (`<runs_dir>/<scenario id>/<run id>/`); its run index is
             used to recognise chats imported before.
-        jobs: parser processes (default: the machine's CPU count; 1 parses in this process).
+        jobs: parser processes; 1 (the default) parses in this process. Parsing is about half the work (the
+            writing is one process's), and handing parsed runs back costs time too: on a busy 2-core machine
+            one process was fastest (benchmarks/bench_import.py).
         progress: called as files are parsed and written.
 
     Returns:
@@ -432,7 +434,7 @@ def import_transcripts(
     if not files:
         return report
     root = Path(runs_dir)
-    parsed = sorted(_parse_all(files, jobs or os.cpu_count() or 1, progress), key=_order)
+    parsed = sorted(_parse_all(files, jobs, progress), key=_order)
     report.files.extend(_Writer.unwritten(p) for p in parsed if p.built is None)
     groups: dict[tuple[bool, str], list[_Parsed]] = {}
     for p in parsed:

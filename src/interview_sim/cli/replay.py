@@ -170,7 +170,7 @@ def replay_command(
 def import_command(
     paths: Annotated[list[Path], typer.Argument(help="AutoGen 0.2 records (any form), or results trees (every file in them).")],
     runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where run folders are written.")] = Path("runs"),
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Parser processes (default: CPU count).")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Parser processes (1: parse in this process).")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help='Print {"runs": [...], "files": [...]} as JSON.')] = False,
 ) -> None:
     """Import AutoGen 0.2 transcripts and whole results trees; every file ends imported, merged, attached, skipped or failed.
