@@ -23,7 +23,7 @@ from interview_sim.autogen02.formats import parse_markdown
 from interview_sim.autogen02.tree import parse_file
 from interview_sim.catalog import INDEX_FILE, RunFilter, list_runs, reindex
 from interview_sim.errors import ImportFormatError
-from interview_sim.grading import evaluate_run
+from interview_sim.grading import evaluate_run, evaluate_runs, select_runs
 from interview_sim.record import TRANSCRIPT_FILE, load_transcript
 from interview_sim.session import run_scenario
 from pipeline_tree import CANDIDATES, Tree, write_tree
@@ -209,6 +209,8 @@ def test_runs_bulk_evaluate_and_compare_from_runs_on_an_imported_tree(tmp_path: 
     bad = _cli("compare", "--from-runs", "colour=blue", "--runs-dir", runs, ok=False)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
     assert _cli("runs", "reindex", "--runs-dir", runs).stdout.startswith(f"indexed {SESSIONS} run(s)")
+    missing = _cli("runs", "show", "no-such-run", "--runs-dir", runs, ok=False)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and missing.stderr.startswith("error: no run")
 
 
 def test_pipeline_tree_writes_forms_from_one_chat_result(tree: Tree) -> None:
@@ -247,3 +249,28 @@ def test_any_file_in_a_tree_ends_skipped_or_failed_or_parsed_never_raising(data:
         path.write_bytes(data)
         parsed = parse_file(str(path))
     assert (parsed.skip is not None) + (parsed.error is not None) + (parsed.built is not None) == 1
+
+
+@pytest.mark.anyio
+async def test_bulk_grading_reports_each_run_and_resumes(tmp_path: Path) -> None:
+    tree = write_tree(tmp_path / "results", 2, reviews=0, others=False)
+    lone = tree.root / "interview_9" / "interview_transcript_2024-04-09_scalability_issues_6_x.json"
+    lone.parent.mkdir()
+    opening = json.loads(tree.sessions[1][0].read_text())
+    opening["chat_history"] = opening["chat_history"][:1]  # the opening line only: no candidate turn to grade
+    lone.write_text(json.dumps(opening))
+    runs_dir = tmp_path / "runs"
+    import_transcripts([tree.root], runs_dir=runs_dir)
+    runs = select_runs(runs_dir, RunFilter.parse("source=imported"))
+    seen: list[tuple[int, int]] = []
+    first = await evaluate_runs(
+        runs, evaluator_models=["scripted:judge"], concurrency=2, progress=lambda d, t, r: seen.append((d, t))
+    )
+    assert sorted(r.status for r in first) == ["failed", "graded", "graded"]
+    assert "no candidate turns" in next(r.reason or "" for r in first if r.status == "failed")
+    assert sorted(seen) == [(1, 3), (2, 3), (3, 3)]
+    again = await evaluate_runs(runs, evaluator_models=["scripted:judge"])
+    assert sorted(r.status for r in again) == ["failed", "skipped", "skipped"]  # the failed one is tried again
+    graded = [Path(r.run_dir) for r in first if r.status == "graded"][:1]
+    other_judge = await evaluate_runs(graded, evaluator_models=["scripted:judge"], judges=2)
+    assert [r.status for r in other_judge] == ["graded"]  # another judge setting (2 per model): not skipped
