@@ -33,6 +33,7 @@ a hidden staging folder inside `runs_dir` and renamed into place.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -152,7 +153,8 @@ class _Origin:
         if match:
             origin.topic = match["topic"].replace("_", " ")
             origin.original_id = match["uuid"].lower()
-            origin.date = datetime.fromisoformat(match["date"]).replace(tzinfo=UTC)
+            with contextlib.suppress(ValueError):  # an impossible date (2024-13-45) in a name is no date
+                origin.date = datetime.fromisoformat(match["date"]).replace(tzinfo=UTC)
         return origin
 
 

@@ -166,7 +166,7 @@ def _build(path: Path, form: str, text: str) -> _Parsed:
     if form == "embedded-history":
         history, summary = embedded_history(text)
         interview = _interview(
-            alternating([h if isinstance(h, str) else str(h.get("content", "")) for h in history]),
+            alternating([str(h.get("content") or "") if isinstance(h, dict) else str(h) for h in history]),
             origin=_Origin.from_name(path.name, path.parent.name),
             fmt="autogen02-embedded",
             source=path,
@@ -230,6 +230,8 @@ def parse_file(name: str) -> _Parsed:
         return _Parsed(name, form, error=str(exc))
     except (RecursionError, MemoryError):
         return _Parsed(name, form, error="too deeply nested or too large to read")
+    except Exception as exc:  # one odd file (say, an impossible date in its name) must not sink the tree
+        return _Parsed(name, form, error=f"cannot be read ({type(exc).__name__}: {exc})")
 
 
 def _expand(paths: list[Path]) -> tuple[list[str], list[FileResult]]:
