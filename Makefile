@@ -42,6 +42,7 @@ bench: install
 	$(PY) benchmarks/bench_session.py
 	$(PY) benchmarks/bench_compare.py
 	$(PY) benchmarks/bench_ray.py
+	$(PY) benchmarks/bench_import.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
