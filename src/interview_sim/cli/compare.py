@@ -226,6 +226,8 @@ def compare_command(
         return
     if scenario is None:
         raise fail("compare needs a scenario (or --from-runs FILTER)", 2)
+    if judge is not None:
+        raise fail("--judge picks among existing grades: it goes with --from-runs (use --evaluator-model here)", 2)
 
     fixed = _fixed_model(role, interviewer_model, candidate_model)
     out = console()
