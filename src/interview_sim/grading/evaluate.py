@@ -270,10 +270,7 @@ async def _grade_once(session: _Session, rubric: Rubric, ref: str, seed: int, te
 
 def _save_new(run_dir: Path, prefix: str, record: BaseModel, id_field: str) -> Path:
     """Write a new record file; a clashing id (same second, same random suffix) gets a fresh one: nothing is overwritten."""
-    while True:
-        path = run_dir / f"{prefix}-{getattr(record, id_field)}.json"
-        if not path.exists():
-            break
+    while (path := run_dir / f"{prefix}-{getattr(record, id_field)}.json").exists():
         setattr(record, id_field, new_run_id())
     write_json_atomic(path, dump_record(record))
     note_run(run_dir)  # the runs folder's index lists the run's latest grade
