@@ -41,6 +41,7 @@ from interview_sim.errors import ModelCallError
 from interview_sim.models import ChatMessage, ChatModel, Completion, CompletionRequest
 from interview_sim.models.base import fit_to_context
 from interview_sim.models.thinking import describe_empty_answer, is_empty_answer, separate_thinking
+from interview_sim.session import cut_back_to_sentence
 
 if TYPE_CHECKING:
     from interview_sim.session import SessionRecorder, SessionState
@@ -103,7 +104,8 @@ class ClientAdapter(ChatCompletionClient):
         return CreateResult(finish_reason=finish, content=completion.content, usage=self._usage, cached=completion.cached)
 
     async def _answer(self, request: CompletionRequest, trimmed: int) -> Completion:
-        """One recorded call, reasoning kept apart; an empty answer is retried once, then stops the session."""
+        """One recorded call, reasoning kept apart, an answer cut off by the token cap cut back to its last
+        complete sentence (the cut text is kept); an empty answer is retried once, then stops the session."""
         for attempt in (1, 2):
             try:
                 completion = separate_thinking(await self._model.complete(request))
@@ -114,6 +116,8 @@ class ClientAdapter(ChatCompletionClient):
                 completion.metadata["empty_answer"] = "retried once; still empty"
             elif is_empty_answer(completion):
                 completion.metadata["empty_answer"] = "retried"
+            if completion.finish_reason == "length" and not is_empty_answer(completion):
+                completion = cut_back_to_sentence(completion)
             self._recorder.call(self._role, self._agent, self._model, completion, trimmed)
             if not is_empty_answer(completion):
                 return completion

@@ -209,6 +209,9 @@ class Message(_Record):
     """The script stage the interviewer was in."""
     thinking: str | None = None
     """The reasoning a thinking model wrote before this answer; `content` is the answer only."""
+    cut_off: str | None = None
+    """What the model wrote after its last complete sentence when it hit its token cap: cut from `content`
+    (which then ends a sentence) and kept here, never hidden."""
 
 
 class ImportInfo(_Record):

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from interview_sim.config import AgentSpec, LoadedScenario, ScenarioSpec
 from interview_sim.errors import InterviewSimError, ReplayError
+from interview_sim.health import Health, compute_health
 from interview_sim.models import ChatModel, ModelOptions, create_model
 from interview_sim.models.replay import RECORDING_KEY, Recording
 from interview_sim.record import (
@@ -93,6 +94,8 @@ class Replay(BaseModel):
     usage: dict[str, Any]
     """The AutoGen 0.2 cost block of the run."""
     warnings: list[str]
+    health: Health
+    """The run's judge-free health figures (interview_sim.health), over all its turns."""
     turns: list[ReplayTurn]
 
 
@@ -148,6 +151,7 @@ def replay_run(run: str | Path, *, turn: int = 1) -> Replay:
         total_turns=total,
         usage=transcript.cost or transcript.usage.cost_block(),
         warnings=list(transcript.usage.warnings),
+        health=compute_health(transcript),
         turns=[_turn(m) for m in transcript.messages[turn - 1 :]],
     )
 

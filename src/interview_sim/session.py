@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -136,6 +137,24 @@ class SessionState:
         return self.stop_reason
 
 
+_LAST_SENTENCE_END = re.compile(r".*[.!?][\"'”’)\]*]*(?=\s|$)", re.S)
+
+
+def cut_back_to_sentence(completion: Completion) -> Completion:
+    """An answer the token cap cut off mid-sentence, cut back to its last complete sentence.
+
+    The cut text goes to `metadata["cut_at_cap"]` (and from there to the message's `cut_off`), so nothing is
+    hidden; an answer with no complete sentence to keep is left as it is.
+    """
+    text = completion.content.rstrip()
+    match = _LAST_SENTENCE_END.match(text)
+    if match is None or match.end() == len(text):
+        return completion
+    return dataclasses.replace(
+        completion, content=match.group(0), metadata={**completion.metadata, "cut_at_cap": completion.content[match.end() :]}
+    )
+
+
 def _fmt(minutes: float) -> str:
     return str(int(minutes)) if float(minutes).is_integer() else f"{minutes:.1f}"
 
@@ -190,6 +209,7 @@ class SessionRecorder:
             clock=reading.clock,
             stage=reading.stage,
             thinking=call.thinking if call else None,
+            cut_off=call.metadata.get("cut_at_cap") if call else None,
         )
         if call is not None:
             call.message_index = message.index

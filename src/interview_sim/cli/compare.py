@@ -101,6 +101,34 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _health_table(rows: list[Any], all_groups: bool) -> Any:
+    """Judge-free health per model: mean share over its runs and the 95% interval."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from interview_sim.health import HEADLINE_LABELS, HIGHER_IS_BETTER
+
+    title = "Conversation health, mean [95% CI] over runs (judge-free)" + (" (all groups)" if all_groups else "")
+    table = Table(title=title, title_justify="left")
+    table.add_column("figure")
+    for r in rows:
+        table.add_column(escape(r.model), justify="right")
+    for name, label in HEADLINE_LABELS.items():
+        if not any(name in r.health for r in rows):
+            continue
+        better = "higher is better" if HIGHER_IS_BETTER.get(name) else "lower is better"
+
+        def cell(row: Any, name: str = name) -> str:
+            stat = row.health.get(name)
+            if stat is None or stat.mean is None:
+                return "-"
+            interval = f" [{stat.ci_low:.0%}, {stat.ci_high:.0%}]" if stat.ci_low is not None else ""
+            return f"{stat.mean:.0%}{interval}"
+
+        table.add_row(f"{label} [dim]({better})[/]", *(cell(r) for r in rows))
+    return table
+
+
 def render_comparison(out: Console, comparison: Comparison, folder: Path) -> None:
     """One leaderboard table per group, then the per-criterion means, the notes and what this command did."""
     from rich.markup import escape
@@ -139,6 +167,8 @@ def render_comparison(out: Console, comparison: Comparison, folder: Path) -> Non
         for cid, name in comparison.criteria.items():
             table.add_row(escape(name), *(_fmt(r.criteria.get(cid)) for r in overall_rows))
         out.print(table)
+    if any(r.health for r in overall_rows):
+        out.print(_health_table(overall_rows, "all" in groups))
     for note in comparison.notes:
         out.print(f"[yellow]note:[/] {escape(note)}")
     inv = comparison.last_invocation

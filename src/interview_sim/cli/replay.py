@@ -162,6 +162,9 @@ def replay_command(
             out.print(f"[dim]▸ reasoning: {len(t.thinking.split())} words (--thinking shows it)[/]")
         out.print(escape(t.content))
     out.print(f"\nstopped: {replay.stop_reason} after {replay.total_turns} turns")
+    from interview_sim.health import health_line
+
+    out.print(f"health: {health_line(replay.health)}")
     _render_usage(out, replay)
 
 

@@ -54,6 +54,24 @@ def render_usage(out: Console, transcript: Transcript) -> None:
         out.print(f"note: {note}")
 
 
+def render_health(out: Console, transcript: Transcript) -> None:
+    """The run's judge-free health figures in one line, and which turns to look at."""
+    from interview_sim.health import compute_health, health_line
+
+    health = compute_health(transcript)
+    out.print(f"health: {health_line(health)}")
+    flagged = {
+        "no question": health.stage_compliance.turns,
+        "cut off": health.shown_cut_off.turns,
+        "out of role": [*health.role_adherence["candidate"].turns, *health.role_adherence["interviewer"].turns],
+        "off topic": health.topic_adherence.turns,
+        "echo": health.echo.turns,
+    }
+    notes = [f"{what} #{', #'.join(map(str, sorted(turns)))}" for what, turns in flagged.items() if turns]
+    if notes:
+        out.print(f"[dim]  turns to look at: {'; '.join(notes)}[/]")
+
+
 def message_printer(out: Console) -> Any:
     from rich.markup import escape
 
@@ -75,6 +93,8 @@ def message_printer(out: Console) -> Any:
                 f"\n[bold {colour}]{escape(m.agent)}[/] ({m.role}, {escape(m.model or 'opening line')})"
                 f" · {tokens} · {clock}{stage}"
             )
+            if m.cut_off:
+                out.print(f"[dim]✂ cut back to the last complete sentence at the token cap ({len(m.cut_off.split())} words)[/]")
             if m.thinking:
                 out.print(f"[dim]▸ reasoning: {len(m.thinking.split())} words (replay --thinking shows it)[/]")
             out.print(escape(m.content))
@@ -86,6 +106,8 @@ def message_printer(out: Console) -> Any:
 
 def run_summary(transcript: Transcript, run_dir: Path, transcript_path: Path) -> dict[str, Any]:
     """The `run --json` object."""
+    from interview_sim.health import compute_health
+
     view = transcript.usage.including_cached
     return {
         "run_id": transcript.run_id,
@@ -98,6 +120,7 @@ def run_summary(transcript: Transcript, run_dir: Path, transcript_path: Path) ->
         "usage": {model: u.model_dump(mode="json") for model, u in view.by_model.items()},
         "usage_by_role": {role: u.model_dump(mode="json") for role, u in view.by_role.items()},
         "cost": transcript.cost,
+        "health": compute_health(transcript).model_dump(mode="json"),
     }
 
 
@@ -198,6 +221,7 @@ def run_command(
             f"\nstopped: {transcript.stop_reason} after {summary['messages']} messages,"
             f" {summary['simulated_minutes']:g} simulated minutes"
         )
+        render_health(out, transcript)
         render_usage(out, transcript)
         out.print(f"transcript: {result.transcript_path}")
         if evaluation is not None and failure is None:

@@ -121,6 +121,8 @@ class CellOutcome:
     criteria: dict[str, float] = field(default_factory=dict)
     usage: Usage = field(default_factory=Usage)
     """The compared role's usage in the run, including cached calls."""
+    health: dict[str, float | None] = field(default_factory=dict)
+    """The run's judge-free health headline (interview_sim.health), whatever its grading did."""
     meter: Meter = field(default_factory=Meter)
     error: str | None = None
 
@@ -164,6 +166,7 @@ async def run_cell(
     """Run and grade one cell. A user-caused failure (a model down, a judge that never answers) is a failed
     outcome, not an exception: the batch goes on."""
     from interview_sim.grading.evaluate import evaluate_run
+    from interview_sim.health import compute_health
     from interview_sim.session import run_scenario
 
     outcome = CellOutcome(key=task.key, status="failed", started_at=utc_now(), ended_at=utc_now())
@@ -191,6 +194,7 @@ async def run_cell(
             outcome.run_dir, transcript = result.run_dir, result.transcript
         outcome.run_id, outcome.stop_reason = transcript.run_id, transcript.stop_reason
         outcome.usage = transcript.usage.including_cached.by_role.get(task.role, Usage())
+        outcome.health = compute_health(transcript).headline()
         evaluation = await evaluate_run(
             outcome.run_dir, evaluator_models=list(task.evaluator_models), seed=task.seed, model_factory=factory
         )

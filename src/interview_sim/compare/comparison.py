@@ -97,6 +97,8 @@ class Cell(_Record):
     """Per criterion id, the judges' mean score."""
     usage: Usage = Field(default_factory=Usage)
     """The compared model's usage in the run (its role only), cached calls included."""
+    health: dict[str, float | None] = Field(default_factory=dict)
+    """The run's judge-free health figures (interview_sim.health headline: shares in [0, 1])."""
     model_calls: int = 0
     """Calls a backend answered for this cell (session and evaluation), the last time it ran."""
     cached_calls: int = 0
@@ -129,6 +131,15 @@ class PairJudgment(_Record):
     error: str | None = None
 
 
+class HealthStat(_Record):
+    """One health figure over a model's runs: mean share, 95% t-interval (None with fewer than 2 runs)."""
+
+    n: int
+    mean: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+
 class LeaderboardRow(_Record):
     """One model in one group (or in `all` groups of a sweep)."""
 
@@ -157,6 +168,8 @@ class LeaderboardRow(_Record):
     generation_s: float
     tokens_per_second: float | None
     """The model's own usage in its role, cached calls included (a cached answer still took those tokens)."""
+    health: dict[str, HealthStat] = Field(default_factory=dict)
+    """Per health figure (interview_sim.health headline), its mean over the model's recorded runs and interval."""
 
 
 class Invocation(_Record):
@@ -271,12 +284,17 @@ def leaderboard_csv(comparison: Comparison) -> str:
         "wins", "losses", "ties", "prompt_tokens", "completion_tokens", "generation_s", "tokens_per_second",
     ]  # fmt: skip
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns + [f"criterion:{c}" for c in criteria], lineterminator="\n")
+    health = sorted({name for row in comparison.leaderboard for name in row.health})
+    fields = columns + [f"criterion:{c}" for c in criteria] + [f"health:{h}" for h in health]
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in comparison.leaderboard:
         data = row.model_dump(mode="json")
         record = {col: "" if data[col] is None else data[col] for col in columns}
         record.update({f"criterion:{c}": "" if row.criteria.get(c) is None else row.criteria[c] for c in criteria})
+        for h in health:
+            stat = row.health.get(h)
+            record[f"health:{h}"] = "" if stat is None or stat.mean is None else stat.mean
         writer.writerow(record)
     return buffer.getvalue()
 
@@ -313,6 +331,11 @@ def leaderboard(comparison: Comparison) -> list[LeaderboardRow]:
             summary = stats.mean_ci([c.overall for c in graded if c.overall is not None], comparison.confidence)
             usage = sum((c.usage for c in mine), Usage())
             record = records[model]
+            health = {}
+            for name in sorted({k for c in mine for k in c.health}):
+                values = [v for c in mine if c.run_dir and (v := c.health.get(name)) is not None]
+                h = stats.mean_ci(values, comparison.confidence)
+                health[name] = HealthStat(n=h.n, mean=h.mean, ci_low=h.ci_low, ci_high=h.ci_high)
             scope_rows.append(
                 LeaderboardRow(
                     group=scope,
@@ -334,6 +357,7 @@ def leaderboard(comparison: Comparison) -> list[LeaderboardRow]:
                     completion_tokens=usage.completion_tokens,
                     generation_s=round(usage.generation_s, 4),
                     tokens_per_second=usage.tokens_per_second,
+                    health=health,
                 )
             )
         scope_rows.sort(key=lambda r: (r.mean is None, -(r.mean or 0.0), -(r.win_rate or 0.0), request.models.index(r.model)))

@@ -131,6 +131,7 @@ def _apply_cell(cell: Cell, outcome: CellOutcome, runs_dir: Path) -> Cell:
             "overall": outcome.overall,
             "criteria": outcome.criteria,
             "usage": outcome.usage,
+            "health": outcome.health or cell.health,
             "model_calls": outcome.meter.model_calls,
             "cached_calls": outcome.meter.cached_calls,
             "attempts": cell.attempts + 1,

@@ -73,7 +73,7 @@ class Recording:
                     call_index=call.index,
                     role=call.role,
                     model=call.model,
-                    content=message.content,
+                    content=message.content + (message.cut_off or ""),
                     prompt_tokens=call.prompt_tokens,
                     completion_tokens=call.completion_tokens,
                     prompt_tokens_evaluated=call.prompt_tokens_evaluated,

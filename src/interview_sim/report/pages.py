@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from interview_sim.errors import RecordError
 from interview_sim.record import TRANSCRIPT_FILE, Transcript, load_transcript, write_text_atomic
 from interview_sim.report.charts import QuoteIndex, criterion_chart, hbar_chart, series_colours, turn_chart
+from interview_sim.report.health_strip import health_strip
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -303,6 +304,7 @@ def _conversation(transcript: Transcript, quotes: QuoteIndex, colours: dict[str,
                 "clock": clock,
                 "stage": m.stage,
                 "thinking": m.thinking,
+                "cut_off": m.cut_off,
                 "html": quotes.content(m.index),
                 "colour": colours.get(m.role, "#888"),
                 # The candidate answers from the right, as in a chat app seen from the interviewer's side.
@@ -438,6 +440,7 @@ def _run_context(run_dir: Path, transcript: Transcript, evaluations: list[dict[s
         "evaluations": evals,
         "latest": ok[-1] if ok else None,
         "attachments": _attachment_views(run_dir, transcript),
+        "health": health_strip(transcript, ""),
         "data": data,
         "data_name": f"{transcript.run_id}.json",
     }
