@@ -38,7 +38,10 @@ SCENARIO: dict[str, Any] = {
     },
 }
 AGENTS = {
-    "interviewer": {"name": "Interviewer", "system_prompt": "You are a senior engineering interviewer at OpenCorpo running a whiteboard interview."},
+    "interviewer": {
+        "name": "Interviewer",
+        "system_prompt": "You are a senior engineering interviewer at OpenCorpo running a whiteboard interview.",
+    },
     "candidate": {"name": "Cand", "system_prompt": "You are a software engineer in a whiteboard interview. Answer concretely."},
 }
 
@@ -49,7 +52,8 @@ def _transcript(turns: list[tuple[str, str | None, str]], finish: dict[int, str]
     for i, (role, stage, text) in enumerate(turns):
         source = "template" if i == 0 else "model"
         name = AGENTS[role]["name"]
-        messages.append(Message(index=i, role=role, agent=name, content=text, source=source, stage=stage, model=None if i == 0 else "m"))
+        model = None if i == 0 else "m"
+        messages.append(Message(index=i, role=role, agent=name, content=text, source=source, stage=stage, model=model))
         if i:
             reason = (finish or {}).get(i, "stop")
             calls.append(
@@ -99,7 +103,8 @@ def test_truncation_and_shown_cut_off() -> None:
 
 
 def test_cut_back_keeps_the_last_complete_sentence_and_the_cut_text() -> None:
-    done = Completion(content="Use a queue. Batch the writes, then", model="m", prompt_tokens=1, completion_tokens=9, latency_s=0.0)
+    text = "Use a queue. Batch the writes, then"
+    done = Completion(content=text, model="m", prompt_tokens=1, completion_tokens=9, latency_s=0.0)
     cut = cut_back_to_sentence(done)
     assert cut.content == "Use a queue." and cut.metadata["cut_at_cap"] == " Batch the writes, then"
     no_sentence = Completion(content="Use a queue and", model="m", prompt_tokens=1, completion_tokens=4, latency_s=0.0)

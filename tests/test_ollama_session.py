@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 
 from fake_ollama import FakeOllama
 from interview_sim.cli import app
+from interview_sim.config import load_agent
 
+ROOT = Path(__file__).resolve().parents[1]
 LLAMA3, GEMMA = "llama3:8b-instruct-fp16", "gemma:2b-instruct-v1.1-fp16"
 runner = CliRunner()
 
@@ -48,8 +50,9 @@ def test_session_on_two_ollama_models_records_their_tags_digests_and_retries(
     assert all(c["retries"] == [] for c in calls[1:])
     # What the agents' files ask for reaches the server: the per-turn cap and the seed.
     assert len(sent) == 5 and sent[0] == sent[1]  # the failed attempt and its retry carry the same request
-    assert sent[1]["options"]["num_predict"] == 128 and sent[1]["options"]["seed"] == 7
-    assert sent[2]["options"]["num_predict"] == 96 and sent[2]["options"]["seed"] == 42
+    candidate, interviewer = (load_agent(ROOT / "agents" / f"{role}.yaml") for role in ("candidate", "interviewer"))
+    assert sent[1]["options"]["num_predict"] == candidate.max_tokens and sent[1]["options"]["seed"] == candidate.seed
+    assert sent[2]["options"]["num_predict"] == interviewer.max_tokens and sent[2]["options"]["seed"] == interviewer.seed
 
 
 def test_unreachable_ollama_is_one_line_within_five_seconds(runs_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 
 from fake_ollama import FakeOllama
 from interview_sim.cli import app
+from interview_sim.config import load_agent
 from interview_sim.models.base import Completion
 from interview_sim.models.thinking import describe_empty_answer, parse_think, separate_thinking, split_thinking
 
@@ -103,16 +105,17 @@ def test_thinking_on_records_reasoning_apart_from_a_non_empty_answer(
 def test_thinking_spent_the_whole_budget_stops_with_one_line_instead_of_recording_empty_turns(
     fake_ollama: FakeOllama, runs_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fake_ollama.add_model(R1, thinking=True)  # reasons ~300 tokens by default; the candidate's cap is 128
+    fake_ollama.add_model(R1, thinking=True)  # reasons ~300 tokens by default, over the candidate's cap
+    cap = load_agent(ROOT / "agents" / "candidate.yaml").max_tokens
     monkeypatch.setenv("OLLAMA_HOST", fake_ollama.host)
     code, _, err = _run(runs_dir, f"ollama:{R1}", "--think", "on")
     assert code != 0
     line = err.strip()
     assert len(line.splitlines()) == 1 and "Traceback" not in err
-    assert f"ollama:{R1} spent its 128-token budget thinking" in line and "think: false" in line
+    assert f"ollama:{R1} spent its {cap}-token budget thinking" in line and "think: false" in line
     [run_dir] = [p for p in (runs_dir / "scalability-issues").iterdir() if p.is_dir()]
     transcript = json.loads((run_dir / "transcript.json").read_text())
-    assert transcript["stop_reason"] == "error" and "spent its 128-token budget thinking" in transcript["error"]
+    assert transcript["stop_reason"] == "error" and f"spent its {cap}-token budget thinking" in transcript["error"]
     assert all(m["content"].strip() for m in transcript["messages"])  # no '' turn was recorded
     tries = [c for c in transcript["calls"] if c["model"] == R1]
     assert len(tries) == 2 and all(c["finish_reason"] == "length" and c["thinking"] for c in tries)
@@ -172,7 +175,7 @@ def test_reasoning_written_into_the_text_is_split_off_and_shown_collapsed_in_rep
 def test_text_thinking_under_a_tiny_cap_stops_in_a_subprocess_with_one_line(runs_dir: Path, tmp_path: Path) -> None:
     # The cap is met inside `<think>`: the answer is empty, retried once, then the run stops; as a user sees it.
     candidate = tmp_path / "candidate.yaml"
-    source = (ROOT / "agents" / "candidate.yaml").read_text().replace("max_tokens: 128", "max_tokens: 16")
+    source = re.sub(r"max_tokens: \d+", "max_tokens: 16", (ROOT / "agents" / "candidate.yaml").read_text())
     candidate.write_text(source.replace("model: llamacpp:smollm2-135m", "model: scripted:thinker"))
     scenario = tmp_path / "scenario.yaml"
     text = (ROOT / "scenarios" / "scalability-issues.yaml").read_text()
