@@ -54,11 +54,18 @@ class ModelOptions:
 
 
 _PROVIDERS: dict[str, Callable[[], ModuleType]] = {}
+_BARE: dict[str, str] = {}
+"""Providers whose name alone is a reference (`human`), and the model name it stands for."""
 
 
-def register_provider(name: str, loader: Callable[[], ModuleType]) -> None:
-    """Register a provider; `loader` imports its module on first use."""
+def register_provider(name: str, loader: Callable[[], ModuleType], *, bare_name: str | None = None) -> None:
+    """Register a provider; `loader` imports its module on first use.
+
+    With `bare_name`, the provider's name alone is also a reference, meaning `provider:bare_name`.
+    """
     _PROVIDERS[name] = loader
+    if bare_name is not None:
+        _BARE[name] = bare_name
 
 
 def _module_loader(module: str) -> Callable[[], ModuleType]:
@@ -69,6 +76,7 @@ register_provider("scripted", _module_loader("interview_sim.models.scripted"))
 register_provider("llamacpp", _module_loader("interview_sim.models.llamacpp"))
 register_provider("ollama", _module_loader("interview_sim.models.ollama"))
 register_provider("replay", _module_loader("interview_sim.models.replay"))
+register_provider("human", _module_loader("interview_sim.models.human"), bare_name="human")
 
 
 def providers() -> list[str]:
@@ -77,6 +85,8 @@ def providers() -> list[str]:
 
 def parse_ref(ref: str) -> tuple[str, str]:
     """Split `provider:name` at the first colon (Ollama tags contain colons themselves)."""
+    if ref in _BARE:
+        return ref, _BARE[ref]
     provider, sep, name = ref.partition(":")
     if not sep or not provider or not name:
         raise ModelNotFoundError(f"model reference {ref!r} must be 'provider:name' (providers: {', '.join(providers())})")
