@@ -20,7 +20,7 @@ from pathlib import Path
 from interview_sim.catalog import note_run
 from interview_sim.config import SESSION_ROLES, AgentSpec, LoadedScenario, Stage, load_scenario
 from interview_sim.errors import InterviewSimError, ModelCallError
-from interview_sim.models import ChatModel, Completion, ModelOptions, create_model
+from interview_sim.models import ChatModel, Completion, ModelOptions, canonical_ref, create_model
 from interview_sim.models.human import PersonQuit
 from interview_sim.models.thinking import ThinkSetting
 from interview_sim.record import (
@@ -239,7 +239,7 @@ def _apply_overrides(
     agents = dict(scenario.agents)
     for role, ref in overrides.items():
         if ref and role in agents:
-            agents[role] = agents[role].model_copy(update={"model": ref})
+            agents[role] = agents[role].model_copy(update={"model": canonical_ref(ref)})
     if think is not None:
         for role in SESSION_ROLES:
             if role in agents:

@@ -31,6 +31,7 @@ __all__ = [
     "ModelInfo",
     "ModelOptions",
     "RetryRecord",
+    "canonical_ref",
     "create_model",
     "list_models",
     "parse_ref",
@@ -93,6 +94,11 @@ def parse_ref(ref: str) -> tuple[str, str]:
     if provider not in _PROVIDERS:
         raise ModelNotFoundError(f"unknown model provider {provider!r} in {ref!r} (known: {', '.join(providers())})")
     return provider, name
+
+
+def canonical_ref(ref: str) -> str:
+    """The full `provider:name` form of a reference (`human` → `human:human`); others unchanged."""
+    return f"{ref}:{_BARE[ref]}" if ref in _BARE else ref
 
 
 def create_model(ref: str, options: ModelOptions | None = None) -> ChatModel:
