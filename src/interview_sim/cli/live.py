@@ -199,6 +199,8 @@ class LiveView:
         else:
             self.out.print(f"{self._header(m.role, m.model or 'opening line')} · {' · '.join(facts)}")
             self.out.print(escape(m.content))
+        if m.thinking:
+            self.out.print(f"[dim]▸ reasoning: {len(m.thinking.split())} words (replay --thinking shows it)[/]")
         self.shown += 1
         self.clock, self.stage = m.clock or self.clock, m.stage or self.stage
         if self._changed is not None:
