@@ -45,13 +45,15 @@ ReadLine = Callable[[], Awaitable[str | None]]
 
 
 class BoardHook(Protocol):
-    """Edits the whiteboard from the terminal when the person types `/board` (scenarios that have one).
+    """Edits the whiteboard from the terminal when the person types `/board`.
 
-    It reads the person's lines with `read_line` (None: end of input) and writes with `out`; the session's
-    whiteboard is the hook's own business, so the answer loop knows nothing about it.
+    It may show the board as this seat sees it (in `request`), reads the person's lines with `read_line`
+    (None: end of input) and writes with `out`. It returns text to add to the person's answer (the change,
+    in whatever form the session reads from a turn), or None for no change; the answer loop knows nothing else
+    about whiteboards.
     """
 
-    async def __call__(self, read_line: ReadLine, out: Console) -> None: ...
+    async def __call__(self, request: AnswerRequest, read_line: ReadLine, out: Console) -> str | None: ...
 
 
 def human_seats(interviewer_model: str | None, candidate_model: str | None) -> list[str]:
@@ -318,7 +320,8 @@ class TerminalAnswers:
             if command == QUIT:
                 return None
             if command == BOARD:
-                await self._edit_board(reader)
+                if (change := await self._edit_board(request, reader)) is not None:
+                    lines.append(change)
             elif command:
                 lines.append(text)
             elif lines:
@@ -326,11 +329,11 @@ class TerminalAnswers:
             else:
                 self.view.out.print(f"[dim](an empty answer: type something, or {QUIT} to stop)[/]")
 
-    async def _edit_board(self, reader: _LineReader) -> None:
+    async def _edit_board(self, request: AnswerRequest, reader: _LineReader) -> str | None:
         if self.board is None:
-            self.view.out.print("[dim](this scenario has no whiteboard)[/]")
-            return
-        await self.board(lambda: reader.line(None), self.view.out)
+            self.view.out.print("[dim](no whiteboard in this session)[/]")
+            return None
+        return await self.board(request, lambda: reader.line(None), self.view.out)
 
     def _write(self, text: str) -> None:
         self.view.out.file.write(text)
