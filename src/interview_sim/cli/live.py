@@ -146,6 +146,10 @@ class LiveView:
     models: dict[str, str] = field(default_factory=dict)
     agents: dict[str, str] = field(default_factory=dict)
     _streaming: str | None = None
+    _turn: str = ""
+    """The streamed turn's text so far."""
+    _printed: int = 0
+    """How much of the turn's answer (its text without a leading reasoning block) is on screen."""
     _changed: asyncio.Event | None = None
 
     def on_event(self, event: Any) -> None:
@@ -169,11 +173,21 @@ class LiveView:
         """A piece of a model's turn as it is generated (called on the event loop)."""
         if role in self.human_roles:
             return
+        from interview_sim.models.thinking import split_thinking
+
         if self._streaming != role:
             self._end_stream()
             self.out.print(self._header(role, self.models.get(role, "?")))
-            self._streaming = role
-        self.out.file.write(_CONTROL.sub("", piece))
+            self._streaming, self._turn, self._printed = role, "", 0
+        self._turn += piece
+        head = self._turn.lstrip()
+        if "<think>".startswith(head):  # nothing yet, or perhaps the start of a reasoning block
+            return
+        # A reasoning block (GGUF reasoning models) is kept apart from the answer, as in the transcript.
+        _, answer = split_thinking(self._turn)
+        new = answer[self._printed :]
+        self._printed = len(answer)
+        self.out.file.write(_CONTROL.sub("", new))
         self.out.file.flush()
 
     def _end_stream(self) -> None:
