@@ -144,6 +144,7 @@ def test_answers_can_be_piped_and_the_session_replays(runs_dir: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "an empty line ends it" in proc.stdout
+    assert "(interviewer, scripted:default)" not in proc.stdout  # stdout is not a terminal: no streamed header
     (run_dir,) = [p.parent for p in runs_dir.rglob("transcript.json")]
     t = load_transcript(run_dir)
     answers = [m.content for m in t.messages if m.role == "candidate"]
@@ -277,3 +278,16 @@ def test_pty_human_interviewer_sees_the_stage_note(runs_dir: Path) -> None:
     assert child.exitstatus == 0, out
     t = load_transcript(the_run(runs_dir))
     assert [m.model for m in t.messages] == [None, "scripted-default", "human"]
+
+
+def test_pty_ctrl_c_while_the_person_thinks_exits_130_and_keeps_the_answers(runs_dir: Path) -> None:
+    child = spawn(runs_dir, "--candidate-model", "human", "--interviewer-model", "scripted:default")
+    answer(child, "Cache the reads.")
+    your_turn(child)
+    child.sendintr()
+    out = finish(child)
+    assert child.exitstatus == 130, out
+    assert "error: interrupted" in out and "Traceback" not in out
+    t = load_transcript(the_run(runs_dir))
+    assert t.stop_reason == "interrupted"
+    assert [m.content for m in t.messages if m.role == "candidate"] == ["Cache the reads."]

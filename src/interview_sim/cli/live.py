@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 QUIT = "/quit"
 BOARD = "/board"
 SEATS = ("interviewer", "candidate")
+POLL_S = 0.25
+"""How often a wait for the person checks whether the session is being cancelled (Ctrl-C)."""
 NO_ANSWER = "(no answer within the time limit)"
 """Recorded as the answer when --answer-time runs out before the person typed a line."""
 _COLOURS = {"interviewer": "cyan", "candidate": "green"}
@@ -84,6 +86,12 @@ class LiveRun:
     factory: ModelFactory
     humans: tuple[str, ...]
     """The seats a person takes."""
+    answers: TerminalAnswers | None = None
+
+    def watch(self) -> None:
+        """Call first thing in the task that runs the session, so that Ctrl-C also ends a wait for the person."""
+        if self.answers is not None:
+            self.answers.session_task = asyncio.current_task()
 
 
 def live_run(
@@ -114,14 +122,15 @@ def live_run(
     if as_json:
         return LiveRun(None, None, factory, ())
     view = LiveView(out, human_roles=frozenset(humans))
-    if humans:
-        factory = with_answer_source(factory, TerminalAnswers(view, answer_time=answer_time, board=board))
+    answers = TerminalAnswers(view, answer_time=answer_time, board=board) if humans else None
+    if answers is not None:
+        factory = with_answer_source(factory, answers)
     streaming = stream and out.is_terminal
     if not humans and not streaming:
         from interview_sim.cli.run import message_printer
 
         return LiveRun(message_printer(out), None, factory, ())
-    return LiveRun(view.on_event, view.on_text if streaming else None, factory, tuple(humans))
+    return LiveRun(view.on_event, view.on_text if streaming else None, factory, tuple(humans), answers)
 
 
 def _usage_error(message: str) -> Exception:
@@ -286,13 +295,23 @@ class _LineReader:
             if self.queue.get_nowait() is None:
                 self.ended = True
 
-    async def line(self, timeout: float | None) -> str | None:
-        if self.ended:
-            return None
-        line = await asyncio.wait_for(self.queue.get(), timeout)
-        if line is None:
-            self.ended = True
-        return line
+    async def line(self, timeout: float | None, stopped: Callable[[], bool] = lambda: False) -> str | None:
+        """The next line; None at the end of input or once `stopped()`. Raises TimeoutError after `timeout` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.ended:
+            step = POLL_S if deadline is None else min(POLL_S, max(0.0, deadline - time.monotonic()))
+            try:
+                line = await asyncio.wait_for(self.queue.get(), step)
+            except TimeoutError:
+                if stopped():
+                    return None
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                continue
+            if line is None:
+                self.ended = True
+            return line
+        return None
 
 
 class TerminalAnswers:
@@ -307,6 +326,10 @@ class TerminalAnswers:
         self._input = lines
         """Where the answers are read from (default: stdin)."""
         self._reader: _LineReader | None = None
+        self.session_task: asyncio.Task[Any] | None = None
+        """The task running the session (`LiveRun.watch`). Ctrl-C cancels it, but AutoGen stops a team only once
+        every agent's turn is over, and a person's turn is over when they answer: so a wait for the person
+        checks every POLL_S whether the session is being cancelled, and ends as a /quit would."""
 
     async def __call__(self, request: AnswerRequest) -> str | None:
         if self._reader is None:
@@ -320,7 +343,7 @@ class TerminalAnswers:
         while True:
             self._write("> ")
             try:
-                line = await reader.line(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                line = await reader.line(None if deadline is None else max(0.0, deadline - time.monotonic()), self._cancelled)
             except TimeoutError:
                 _discard_half_typed_line()
                 reader.drop_typed_ahead()
@@ -343,11 +366,14 @@ class TerminalAnswers:
             else:
                 self.view.out.print(f"[dim](an empty answer: type something, or {QUIT} to stop)[/]")
 
+    def _cancelled(self) -> bool:
+        return self.session_task is not None and self.session_task.cancelling() > 0
+
     async def _edit_board(self, request: AnswerRequest, reader: _LineReader) -> str | None:
         if self.board is None:
             self.view.out.print("[dim](no whiteboard in this session)[/]")
             return None
-        return await self.board(request, lambda: reader.line(None), self.view.out)
+        return await self.board(request, lambda: reader.line(None, self._cancelled), self.view.out)
 
     def _write(self, text: str) -> None:
         self.view.out.file.write(text)

@@ -177,6 +177,7 @@ def run_command(
     )
 
     async def session_then_grade() -> tuple[Any, Any, EvaluationError | None]:
+        live.watch()
         result = await run_scenario(
             scenario,
             interviewer_model=interviewer_model,
