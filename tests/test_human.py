@@ -76,7 +76,8 @@ async def test_a_person_answers_are_recorded_as_human_calls(runs_dir: Path) -> N
     assert t.agents["candidate"]["model_ref"] == "human:human"
     # The person is asked with the whole conversation: the opening line first, then the interviewer's reply.
     assert [r.turn for r in asked] == [1, 3] and "whiteboard" in asked[0].last_heard
-    assert t.usage.including_cached.by_role["candidate"].total_tokens == 0
+    person = t.usage.including_cached.by_role["candidate"]
+    assert (person.total_tokens, person.generation_s) == (0, 0.0)
 
 
 @pytest.mark.anyio

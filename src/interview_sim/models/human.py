@@ -100,6 +100,7 @@ class HumanModel(ChatModel):
             prompt_tokens=0,
             completion_tokens=0,
             latency_s=round(time.perf_counter() - start, 4),
+            generation_s=0.0,  # no model ran: the person's time is the latency, not generation seconds
             metadata={"human": True},
         )
 
