@@ -12,6 +12,7 @@ from typing import Any
 
 import pexpect
 
+from fake_ollama import DEFAULT_MODEL, FakeOllama, fake_ollama_fixture  # noqa: F401
 from interview_sim.record import load_transcript
 
 PTY_TIMEOUT_S = 240
@@ -78,3 +79,41 @@ def test_embedded_model_streams_on_a_pty_and_records_what_no_stream_records(tmp_
     streamed_text = ANSI.sub("", "".join(p for _, p in reads))
     (candidate,) = [m for m in load_transcript(only_run(tmp_path / "streamed")).messages if m.role == "candidate"]
     assert " ".join(candidate.content.split()) in " ".join(streamed_text.split())
+
+
+OLLAMA_ANSWER = "I would put a cache in front of the hottest reads and move report generation onto a queue."
+
+
+def test_ollama_turns_stream_on_a_pty_and_record_what_no_stream_records(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    fake_ollama.chunk_delay_s = 0.05  # the real server sends a chunk per token as it generates
+    ref = f"ollama:{DEFAULT_MODEL}"
+    runs: dict[str, dict[str, Any]] = {}
+    for mode in ("--stream", "--no-stream"):
+        fake_ollama.enqueue(OLLAMA_ANSWER, prompt_eval_count=120, eval_count=19)
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "interview_sim", "run", "--interviewer-model", "scripted:default", "--candidate-model", ref,
+             "--max-turns", "2", "--no-evaluate", "--runs-dir", str(tmp_path / mode), mode],
+            env={**os.environ, "OLLAMA_HOST": fake_ollama.host}, encoding="utf-8", timeout=PTY_TIMEOUT_S, dimensions=(50, 220),
+        )  # fmt: skip
+        reads: list[str] = []
+        while True:
+            try:
+                reads.append(ANSI.sub("", child.read_nonblocking(4096, timeout=PTY_TIMEOUT_S)))
+            except pexpect.EOF:
+                break
+        child.close()
+        assert child.exitstatus == 0, "".join(reads)
+        shown = "".join(reads)
+        if mode == "--stream":
+            assert f"(candidate, {ref})" in shown
+            body = shown.split(f"(candidate, {ref})", 1)[1]
+            body = body[: FOOTER.search(body).start()]  # type: ignore[union-attr]
+            # The answer reached the terminal in pieces, as the server sent them.
+            assert sum(1 for r in reads if r.strip() and r.strip() in OLLAMA_ANSWER) >= 3, reads
+            assert " ".join(body.split()) == OLLAMA_ANSWER
+        else:
+            assert f"(candidate, {ref})" not in shown and OLLAMA_ANSWER in " ".join(shown.split())
+        runs[mode] = record(only_run(tmp_path / mode))
+    assert [r["stream"] for r in fake_ollama.chat_requests] == [True, False]
+    assert runs["--stream"] == runs["--no-stream"]
