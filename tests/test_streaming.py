@@ -54,8 +54,8 @@ def test_embedded_model_streams_on_a_pty_and_records_what_no_stream_records(tmp_
     child = spawn(tmp_path / "streamed")
     child.expect_exact(STREAMED_HEADER)
     # Read what reaches the terminal until the turn is recorded (its footer); note when each piece arrived.
-    reads: list[tuple[float, str]] = []
-    seen = ""
+    reads: list[tuple[float, str]] = [(time.monotonic(), child.buffer)]  # what came with the header, if anything
+    seen = child.buffer
     while not FOOTER.search(ANSI.sub("", seen)):
         piece = child.read_nonblocking(4096, timeout=PTY_TIMEOUT_S)
         reads.append((time.monotonic(), piece))
