@@ -1,12 +1,15 @@
 """A fake Ollama server: real HTTP on 127.0.0.1, so the real `ollama` client and httpx are exercised.
 
 It speaks the part of Ollama's API that interview-sim uses (`GET /`, `GET /api/version`, `GET /api/tags`,
-`POST /api/show`, non-streaming `POST /api/chat`) and is scripted from the test:
+`POST /api/show`, `POST /api/chat` both ways: one JSON object with stream=false, or, like the real server,
+NDJSON chunks over chunked transfer encoding with stream=true, each chunk a piece of the message and the final
+one `done` with the counts and timings) and is scripted from the test:
 
     server.add_model("llama3:8b-instruct-fp16", context_length=8192)
     server.enqueue("Hello!", prompt_eval_count=12, eval_count=3)
     server.fail_next(2, status=500)      # the next two /api/chat calls answer HTTP 500
     server.delay_s = 0.05                # every /api/chat call takes at least 50 ms (benchmarks)
+    server.chunk_delay_s = 0.2           # a streamed answer pauses this long between chunks
     server.chat_requests[-1]["options"]  # what the client sent
     server.add_model("deepseek-r1:8b", thinking=True)   # a thinking model, as the real server runs one:
     server.enqueue("Answer.", thinking="Reasoning ...")  # thinking on unless the request says think: false
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -84,6 +88,10 @@ class Reply:
     """More top-level response fields (e.g. prompt_eval_cached_count), or None values to drop a field."""
     thinking: str | None = None
     """What a thinking model reasons before this answer (when thinking is on); None: the model's default."""
+    chunks: list[str] | None = None
+    """How a streamed answer is cut (default: word by word, each piece with its leading whitespace)."""
+    cut_stream: bool = False
+    """Stream the pieces but end the response without the final `done` chunk (a dropped stream)."""
 
 
 @dataclass
@@ -95,6 +103,19 @@ class Failure:
     path: str = "/api/chat"
 
 
+def _words(text: str) -> list[str]:
+    """Word by word, each piece with the whitespace before it (pieces join back to the text)."""
+    return re.findall(r"\s*\S+|\s+$", text)
+
+
+@dataclass
+class Streamed:
+    """A streamed /api/chat answer: the NDJSON chunks, and the pause between them."""
+
+    parts: list[dict[str, Any]]
+    delay_s: float = 0.0
+
+
 def _estimate_prompt_tokens(messages: list[dict[str, Any]]) -> int:
     return sum(len(str(m.get("content", "")).split()) + 4 for m in messages)
 
@@ -102,10 +123,12 @@ def _estimate_prompt_tokens(messages: list[dict[str, Any]]) -> int:
 class FakeOllama:
     """A scripted Ollama server running in a background thread until `close()`."""
 
-    def __init__(self, models: list[FakeModel] | None = None, *, delay_s: float = 0.0) -> None:
+    def __init__(self, models: list[FakeModel] | None = None, *, delay_s: float = 0.0, chunk_delay_s: float = 0.0) -> None:
         self.models: list[FakeModel] = list(models) if models is not None else [FakeModel(DEFAULT_MODEL)]
         self.delay_s = delay_s
         """Minimum time each /api/chat call takes (the handler sleeps; calls still overlap across threads)."""
+        self.chunk_delay_s = chunk_delay_s
+        """Pause between the chunks of a streamed answer."""
         self.replies: deque[Reply] = deque()
         self.failures: deque[Failure] = deque()
         self.requests: list[dict[str, Any]] = []
@@ -227,6 +250,24 @@ class FakeOllama:
         }
 
     def _chat(self, body: dict[str, Any], model: FakeModel) -> dict[str, Any]:
+        return self._answer(body, model)[0]
+
+    def _chat_stream(self, body: dict[str, Any], model: FakeModel) -> Streamed:
+        """The same answer as `_chat` would give, as the real server streams it."""
+        final, reply = self._answer(body, model)
+        content, thinking = final["message"]["content"], final["message"].get("thinking") or ""
+        pieces = reply.chunks if reply.chunks is not None else _words(content)
+        head = {"model": final["model"], "created_at": final["created_at"]}
+        # Like the server: the reasoning streams first (in message.thinking), then the answer.
+        parts = [
+            {**head, "message": {"role": "assistant", "content": "", "thinking": p}, "done": False} for p in _words(thinking)
+        ]
+        parts += [{**head, "message": {"role": "assistant", "content": p}, "done": False} for p in pieces]
+        if not reply.cut_stream:
+            parts.append({**final, "message": {"role": "assistant", "content": ""}})
+        return Streamed(parts, self.chunk_delay_s)
+
+    def _answer(self, body: dict[str, Any], model: FakeModel) -> tuple[dict[str, Any], Reply]:
         with self._lock:
             self._chat_count += 1
             reply = self.replies.popleft() if self.replies else None
@@ -259,7 +300,7 @@ class FakeOllama:
             "eval_duration": reply.eval_duration,
         }
         response.update(reply.extra)
-        return {k: v for k, v in response.items() if v is not None}
+        return {k: v for k, v in response.items() if v is not None}, reply
 
     def handle(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         """Answer one request: (HTTP status, JSON body or plain text). Status 0 means drop the connection."""
@@ -287,7 +328,7 @@ class FakeOllama:
             if refusal is not None:
                 return 400, {"error": refusal}
             if body.get("stream", True):
-                return 400, {"error": "the fake Ollama server only answers non-streaming chat (stream=false)"}
+                return 200, self._chat_stream(body, model)
             return 200, self._chat(body, model)
         return 404, {"error": f"{method} {path}: not found"}
 
@@ -342,6 +383,9 @@ def _make_handler(server: FakeOllama) -> type[BaseHTTPRequestHandler]:
             if status == 0:
                 self.close_connection = True
                 return
+            if isinstance(payload, Streamed):
+                self._stream(payload)
+                return
             if isinstance(payload, str):
                 data, content_type = payload.encode(), "text/plain; charset=utf-8"
             else:
@@ -352,6 +396,21 @@ def _make_handler(server: FakeOllama) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if method != "HEAD":
                 self.wfile.write(data)
+
+        def _stream(self, streamed: Streamed) -> None:
+            # As Ollama does: NDJSON, one chunk per line, chunked transfer encoding, flushed as generated.
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-ndjson")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for n, part in enumerate(streamed.parts):
+                if n and streamed.delay_s:
+                    time.sleep(streamed.delay_s)
+                line = json.dumps(part).encode() + b"\n"
+                self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
 
         def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
             pass

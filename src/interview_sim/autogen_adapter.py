@@ -40,6 +40,7 @@ from interview_sim.config import AgentSpec, LoadedScenario
 from interview_sim.errors import ModelCallError
 from interview_sim.models import ChatMessage, ChatModel, Completion, CompletionRequest
 from interview_sim.models.base import fit_to_context
+from interview_sim.models.human import PersonQuit
 from interview_sim.models.thinking import describe_empty_answer, is_empty_answer, separate_thinking
 from interview_sim.session import cut_back_to_sentence
 
@@ -93,6 +94,7 @@ class ClientAdapter(ChatCompletionClient):
             repeat_penalty=self._agent.repeat_penalty,
             seed=self._seed if self._seed is not None else self._agent.seed,
             think=self._agent.think,
+            on_text=self._recorder.text_sink(self._role),
         )
         completion = await self._answer(request, fitted.dropped)
         self._usage = RequestUsage(prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens)
@@ -111,6 +113,9 @@ class ClientAdapter(ChatCompletionClient):
                 completion = separate_thinking(await self._model.complete(request))
             except ModelCallError as exc:
                 self._recorder.failure(self._role, self._agent, self._model, exc)
+                raise
+            except PersonQuit:
+                self._recorder.person_quit = True
                 raise
             if attempt == 2 and is_empty_answer(completion):
                 completion.metadata["empty_answer"] = "retried once; still empty"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,8 @@ from pathlib import Path
 from interview_sim.catalog import note_run
 from interview_sim.config import SESSION_ROLES, AgentSpec, LoadedScenario, Stage, load_scenario
 from interview_sim.errors import InterviewSimError, ModelCallError
-from interview_sim.models import ChatModel, Completion, ModelOptions, create_model
+from interview_sim.models import ChatModel, Completion, ModelOptions, canonical_ref, create_model
+from interview_sim.models.human import PersonQuit
 from interview_sim.models.thinking import ThinkSetting
 from interview_sim.record import (
     EVENTS_FILE,
@@ -46,6 +48,8 @@ _AUTOGEN_ERROR_PREFIX = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?\w*(?:Error|Exceptio
 """AutoGen's re-raised message starts with the original's qualified class name; the user needs only the text."""
 
 EventSink = Callable[[RunStarted | ModelCalled | ModelFailed | MessageAdded | RunFinished], None]
+TextSink = Callable[[str, str], None]
+"""Live text: called with (role, piece) as a model writes its turn, always on the session's event loop."""
 ModelFactory = Callable[[str, ModelOptions], ChatModel]
 
 
@@ -155,6 +159,20 @@ def cut_back_to_sentence(completion: Completion) -> Completion:
     )
 
 
+def _on_loop(sink: TextSink, role: str) -> Callable[[str], None]:
+    # llama.cpp generates in a worker thread: its pieces reach the sink through the event loop, in order and
+    # before the call's result, so the renderer never runs on two threads at once.
+    loop, loop_thread = asyncio.get_running_loop(), threading.get_ident()
+
+    def piece(text: str) -> None:
+        if threading.get_ident() == loop_thread:
+            sink(role, text)
+        else:
+            loop.call_soon_threadsafe(sink, role, text)
+
+    return piece
+
+
 def _fmt(minutes: float) -> str:
     return str(int(minutes)) if float(minutes).is_integer() else f"{minutes:.1f}"
 
@@ -165,11 +183,20 @@ def _fmt(minutes: float) -> str:
 class SessionRecorder:
     """Collects calls and messages into the transcript and the event log as they happen."""
 
-    def __init__(self, transcript: Transcript, log: EventLog, sink: EventSink | None) -> None:
+    def __init__(self, transcript: Transcript, log: EventLog, sink: EventSink | None, on_text: TextSink | None = None) -> None:
         self.transcript = transcript
         self.log = log
         self.sink = sink
+        self.on_text = on_text
         self.last_call: dict[str, CallRecord] = {}
+        self.person_quit = False
+        """Set when the person in a human seat stopped the session: it ends as `interrupted`, not as an error."""
+
+    def text_sink(self, role: str) -> Callable[[str], None] | None:
+        """The `CompletionRequest.on_text` for one role's calls (None: nobody watches the text live)."""
+        if self.on_text is None:
+            return None
+        return _on_loop(self.on_text, role)
 
     def emit(self, event: RunStarted | ModelCalled | ModelFailed | MessageAdded | RunFinished) -> None:
         self.log.emit(event)
@@ -232,7 +259,7 @@ def _apply_overrides(
     agents = dict(scenario.agents)
     for role, ref in overrides.items():
         if ref and role in agents:
-            agents[role] = agents[role].model_copy(update={"model": ref})
+            agents[role] = agents[role].model_copy(update={"model": canonical_ref(ref)})
     if think is not None:
         for role in SESSION_ROLES:
             if role in agents:
@@ -264,6 +291,7 @@ async def run_scenario(
     runs_dir: str | Path = "runs",
     on_event: EventSink | None = None,
     model_factory: ModelFactory = create_model,
+    on_text: TextSink | None = None,
 ) -> RunResult:
     """Run one scripted whiteboard session and record it.
 
@@ -277,6 +305,7 @@ async def run_scenario(
         runs_dir: where run folders are created.
         on_event: called with every event as it is recorded (live rendering).
         model_factory: builds a model from a reference; defaults to the registry.
+        on_text: called with (role, piece) as models write their turns (streaming); the record is the same.
 
     Returns:
         The run folder, the transcript path and the transcript.
@@ -295,7 +324,9 @@ async def run_scenario(
             models[role] = model_factory(spec.model, ModelOptions(role=role, seed=seed if seed is not None else spec.seed))
         # Fail fast, before anything is written, when a server is down or a model is missing.
         await asyncio.gather(*(m.check_ready() for m in models.values()))
-        return await _run(loaded, models, seed=seed, max_turns=max_turns, runs_dir=Path(runs_dir), on_event=on_event)
+        return await _run(
+            loaded, models, seed=seed, max_turns=max_turns, runs_dir=Path(runs_dir), on_event=on_event, on_text=on_text
+        )
     finally:
         for model in models.values():
             await model.aclose()
@@ -309,6 +340,7 @@ async def _run(
     max_turns: int | None,
     runs_dir: Path,
     on_event: EventSink | None,
+    on_text: TextSink | None = None,
 ) -> RunResult:
     spec = loaded.spec
     started = utc_now()
@@ -332,7 +364,7 @@ async def _run(
         started_at=started,
     )
     log = EventLog(run_dir / EVENTS_FILE)
-    recorder = SessionRecorder(transcript, log, on_event)
+    recorder = SessionRecorder(transcript, log, on_event, on_text)
     state = SessionState(scenario=loaded, max_turns=max_turns or spec.max_turns)
     recorder.emit(
         RunStarted(
@@ -358,10 +390,13 @@ async def _run(
         raise
     except InterviewSimError as exc:
         error = exc
-    except RuntimeError as exc:
+    except (RuntimeError, PersonQuit) as exc:
         # AutoGen re-raises an agent's exception as RuntimeError(str(original)); the adapter recorded it.
-        last = str(exc).strip().splitlines()[-1] if str(exc).strip() else "model call failed"
-        error = ModelCallError(_AUTOGEN_ERROR_PREFIX.sub("", last))
+        if recorder.person_quit:
+            transcript.stop_reason = "interrupted"
+        else:
+            last = str(exc).strip().splitlines()[-1] if str(exc).strip() else "model call failed"
+            error = ModelCallError(_AUTOGEN_ERROR_PREFIX.sub("", last))
     finally:
         if error is not None:
             transcript.stop_reason, transcript.error = "error", str(error)

@@ -32,7 +32,9 @@ def _turn_header(t: ReplayTurn) -> str:
     from rich.markup import escape
 
     model = t.model or ("opening line" if t.source == "template" else "model not recorded" if t.source == "imported" else "?")
-    if t.completion_tokens is not None:
+    if t.model == "human":
+        tokens = "typed by a person"
+    elif t.completion_tokens is not None:
         tokens = f"{t.completion_tokens} tok (prompt {t.prompt_tokens}){' cached' if t.cached else ''}"
     else:
         tokens = "tokens not recorded" if t.source == "imported" else "template"

@@ -156,13 +156,23 @@ def run_command(
     report: Annotated[
         bool, typer.Option("--report", help="Also write the run's HTML page (report.html in the run folder).")
     ] = False,
+    stream: Annotated[
+        bool, typer.Option("--stream/--no-stream", help="Show model turns token by token (only on a terminal, not with --json).")
+    ] = True,
+    answer_time: Annotated[
+        float | None, typer.Option("--answer-time", min=1, help="Seconds a person has for each answer in a `human` seat.")
+    ] = None,
 ) -> None:
     """Run a scripted whiteboard interview, record it under runs/ and grade it.
+
+    `--candidate-model human` (or `--interviewer-model human`) puts you in that seat: type your answers, an
+    empty line ends each one, `/quit` stops (the answers so far are kept).
 
     If the session succeeds but its grading fails, the run is kept, the failed evaluation is recorded beside it,
     and the command ends with one error line and exit code 5 (regrade with `interview-sim evaluate RUN`).
     """
     from interview_sim.cli.evaluate import render_evaluation, split_refs
+    from interview_sim.cli.live import live_run, render_feedback
     from interview_sim.errors import EvaluationError
     from interview_sim.grading.evaluate import evaluate_run, evaluation_path
     from interview_sim.models import create_model
@@ -178,8 +188,19 @@ def run_command(
     out = console()
     judges = split_refs(evaluator_model)
     factory = cached_factory(create_model, default_cache_dir(runs_dir)) if cache else create_model
+    live = live_run(
+        out,
+        factory,
+        interviewer_model=interviewer_model,
+        candidate_model=candidate_model,
+        judges=judges,
+        stream=stream,
+        as_json=as_json,
+        answer_time=answer_time,
+    )
 
     async def session_then_grade() -> tuple[Any, Any, EvaluationError | None]:
+        live.watch()
         result = await run_scenario(
             scenario,
             interviewer_model=interviewer_model,
@@ -188,10 +209,11 @@ def run_command(
             max_turns=max_turns,
             think=think_setting,
             runs_dir=runs_dir,
-            on_event=None if as_json else message_printer(out),
-            model_factory=factory,
+            on_event=live.on_event,
+            model_factory=live.factory,
+            on_text=live.on_text,
         )
-        if not evaluate:
+        if not evaluate or result.transcript.stop_reason == "interrupted":  # a person's /quit: nothing to grade yet
             return result, None, None
         if not as_json:
             judge = (
@@ -201,7 +223,7 @@ def run_command(
             )
             out.print(f"\ngrading with {judge} ...")
         try:
-            return result, await evaluate_run(result.run_dir, evaluator_models=judges, model_factory=factory), None
+            return result, await evaluate_run(result.run_dir, evaluator_models=judges, model_factory=live.factory), None
         except EvaluationError as exc:
             return result, exc.evaluation, exc
 
@@ -226,6 +248,10 @@ def run_command(
         out.print(f"transcript: {result.transcript_path}")
         if evaluation is not None and failure is None:
             render_evaluation(out, evaluation, evaluation_path(result.run_dir, evaluation.evaluation_id))
+            if "candidate" in live.humans:
+                render_feedback(out, evaluation)
+        elif live.humans and transcript.stop_reason == "interrupted":
+            out.print(f"your answers so far are kept; grade them with `interview-sim evaluate {result.run_dir}`", soft_wrap=True)
         if report:
             out.print(f"report: {summary['report']}")
     if failure is not None:

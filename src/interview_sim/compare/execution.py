@@ -39,6 +39,7 @@ from interview_sim.compare.comparison import (
 )
 from interview_sim.compare.executors import ExecutorChoice, make_executor
 from interview_sim.config import LoadedScenario
+from interview_sim.errors import BatchError
 from interview_sim.models import ModelOptions, parse_ref
 from interview_sim.record import utc_now
 
@@ -71,6 +72,8 @@ async def _check_refs(refs: Sequence[str], factory: ModelFactory) -> None:
         parse_ref(ref)
         model = factory(ref, ModelOptions())
         await model.aclose()
+        if model.interactive:
+            raise BatchError(f"compare and sweep run models only: {ref!r} is a person's seat (use it with `interview-sim run`)")
 
 
 # ---------------------------------------------------------------------------------------------- execution

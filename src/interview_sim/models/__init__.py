@@ -31,6 +31,7 @@ __all__ = [
     "ModelInfo",
     "ModelOptions",
     "RetryRecord",
+    "canonical_ref",
     "create_model",
     "list_models",
     "parse_ref",
@@ -54,11 +55,18 @@ class ModelOptions:
 
 
 _PROVIDERS: dict[str, Callable[[], ModuleType]] = {}
+_BARE: dict[str, str] = {}
+"""Providers whose name alone is a reference (`human`), and the model name it stands for."""
 
 
-def register_provider(name: str, loader: Callable[[], ModuleType]) -> None:
-    """Register a provider; `loader` imports its module on first use."""
+def register_provider(name: str, loader: Callable[[], ModuleType], *, bare_name: str | None = None) -> None:
+    """Register a provider; `loader` imports its module on first use.
+
+    With `bare_name`, the provider's name alone is also a reference, meaning `provider:bare_name`.
+    """
     _PROVIDERS[name] = loader
+    if bare_name is not None:
+        _BARE[name] = bare_name
 
 
 def _module_loader(module: str) -> Callable[[], ModuleType]:
@@ -69,6 +77,7 @@ register_provider("scripted", _module_loader("interview_sim.models.scripted"))
 register_provider("llamacpp", _module_loader("interview_sim.models.llamacpp"))
 register_provider("ollama", _module_loader("interview_sim.models.ollama"))
 register_provider("replay", _module_loader("interview_sim.models.replay"))
+register_provider("human", _module_loader("interview_sim.models.human"), bare_name="human")
 
 
 def providers() -> list[str]:
@@ -77,12 +86,19 @@ def providers() -> list[str]:
 
 def parse_ref(ref: str) -> tuple[str, str]:
     """Split `provider:name` at the first colon (Ollama tags contain colons themselves)."""
+    if ref in _BARE:
+        return ref, _BARE[ref]
     provider, sep, name = ref.partition(":")
     if not sep or not provider or not name:
         raise ModelNotFoundError(f"model reference {ref!r} must be 'provider:name' (providers: {', '.join(providers())})")
     if provider not in _PROVIDERS:
         raise ModelNotFoundError(f"unknown model provider {provider!r} in {ref!r} (known: {', '.join(providers())})")
     return provider, name
+
+
+def canonical_ref(ref: str) -> str:
+    """The full `provider:name` form of a reference (`human` → `human:human`); others unchanged."""
+    return f"{ref}:{_BARE[ref]}" if ref in _BARE else ref
 
 
 def create_model(ref: str, options: ModelOptions | None = None) -> ChatModel:

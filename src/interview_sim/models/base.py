@@ -113,6 +113,8 @@ class ChatModel(abc.ABC):
 
     provider: str = ""
     supports_json_schema: bool = False
+    interactive: bool = False
+    """A person answers (the `human` seat): never cached, never run in batches."""
 
     def __init__(self, ref: str, name: str, context_length: int) -> None:
         self.ref = ref

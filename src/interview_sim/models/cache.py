@@ -64,6 +64,7 @@ class ModelWrapper(ChatModel):
         self.ref = inner.ref
         self.provider = inner.provider
         self.supports_json_schema = inner.supports_json_schema
+        self.interactive = inner.interactive
 
     def __getattr__(self, item: str) -> Any:
         if item == "inner":  # not set yet (e.g. while unpickling): avoid infinite recursion
@@ -150,6 +151,8 @@ def cached_factory(factory: Factory, directory: str | Path) -> Factory:
     store = open_store(Path(directory).resolve())
 
     def build(ref: str, options: ModelOptions) -> ChatModel:
-        return CachedModel(factory(ref, options), store, role=options.role, seed=options.seed)
+        model = factory(ref, options)
+        # A person's answer is never replayed from disk in place of asking them.
+        return model if model.interactive else CachedModel(model, store, role=options.role, seed=options.seed)
 
     return build

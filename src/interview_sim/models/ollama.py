@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from interview_sim.errors import ConfigError, ModelCallError, ModelNotFoundError, ModelNotReadyError
@@ -48,6 +49,8 @@ PROBE_TIMEOUT_S = 2.0
 CONNECT_TIMEOUT_S = 5.0
 CHAT_TIMEOUT_S = 600.0
 """A non-streaming chat sends nothing until it is done; loading a large model on CPU can take minutes."""
+# Streaming: `CompletionRequest.on_text` set means stream=True; the text is the pieces joined, and usage comes
+# from the final chunk (done=true), which carries the same counts a non-streamed answer does.
 CHARS_PER_TOKEN = 3
 MESSAGE_OVERHEAD = 4
 """count_tokens() estimate: ceil(chars / 3) + 4 per message. English runs ~4 chars a token in Llama-style
@@ -228,6 +231,7 @@ class OllamaModel(ChatModel):
     # -- completion ----------------------------------------------------------------------------------
 
     async def complete(self, request: CompletionRequest) -> Completion:
+        import httpx
         import ollama
 
         client = self._chat_client()
@@ -244,15 +248,18 @@ class OllamaModel(ChatModel):
         # Only thinking-capable models get `think`; there it is always explicit, since a missing field means on.
         think = request.think if self.thinks and request.think is not None else None
 
+        chat: dict[str, Any] = {
+            "model": self.tag,
+            "messages": messages,
+            "options": options,
+            "format": request.json_schema or None,
+            "think": think,
+        }
+
         async def call() -> ollama.ChatResponse:
-            return await client.chat(
-                model=self.tag,
-                messages=messages,
-                options=options,
-                format=request.json_schema or None,
-                stream=False,
-                think=think,
-            )
+            if request.on_text is not None:
+                return await self._streamed(client, chat, request.on_text)
+            return await client.chat(**chat, stream=False)
 
         try:
             response, retries, wall = await call_with_retries(
@@ -265,7 +272,7 @@ class OllamaModel(ChatModel):
             cause = exc.__cause__
             if isinstance(cause, ollama.ResponseError) and cause.status_code == 404:
                 raise ModelCallError(_not_pulled(self.tag, self.host)) from cause
-            if isinstance(cause, ConnectionError):
+            if isinstance(cause, ConnectionError | httpx.ConnectError):  # the streaming path leaves httpx's own
                 raise ModelCallError(f"{exc} (start it with `ollama serve`)") from cause
             raise
 
@@ -299,6 +306,28 @@ class OllamaModel(ChatModel):
             retries=retries,
             metadata=metadata,
         )
+
+    async def _streamed(
+        self, client: ollama.AsyncClient, chat: dict[str, Any], on_text: Callable[[str], None]
+    ) -> ollama.ChatResponse:
+        """One chat with stream=True: each piece of the answer goes to `on_text` as it arrives (the reasoning of a
+        thinking model is collected, not shown). The result is the last chunk (done, with Ollama's counts and
+        timings) carrying the whole answer and reasoning, as a non-streamed call returns them."""
+        parts = await client.chat(**chat, stream=True)
+        pieces: list[str] = []
+        thinking: list[str] = []
+        last: ollama.ChatResponse | None = None
+        async for part in parts:
+            if text := part.message.content or "":
+                pieces.append(text)
+                on_text(text)
+            thinking.append(part.message.thinking or "")
+            last = part
+        if last is None or not last.done:
+            # A dropped stream: transient, so the call is tried again (its text is then shown again).
+            raise ConnectionError(f"Ollama at {self.host} ended the stream before the answer was done")
+        message = last.message.model_copy(update={"content": "".join(pieces), "thinking": "".join(thinking) or None})
+        return last.model_copy(update={"message": message})
 
     async def aclose(self) -> None:
         client, loop = self._client, self._client_loop

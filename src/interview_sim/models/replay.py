@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 
 from interview_sim.errors import ModelCallError
 from interview_sim.models.base import ChatMessage, ChatModel, Completion, CompletionRequest
+from interview_sim.models.human import MODEL_NAME as HUMAN_MODEL
+from interview_sim.models.human import PersonQuit
 
 if TYPE_CHECKING:
     from interview_sim.models import ModelOptions
@@ -59,6 +61,8 @@ class Recording:
 
     run_id: str
     calls: dict[str, tuple[RecordedCall, ...]] = field(default_factory=dict)
+    quit_by: str | None = None
+    """The human seat whose person stopped the run (`/quit`): past its last answer, the replay stops there too."""
 
     @classmethod
     def from_transcript(cls, transcript: Transcript) -> Recording:
@@ -82,7 +86,11 @@ class Recording:
                     thinking=call.thinking,
                 )
             )
-        return cls(run_id=transcript.run_id, calls={role: tuple(calls) for role, calls in per_role.items()})
+        quit_by = None
+        if transcript.stop_reason == "interrupted":
+            # A run a person stopped ends after their last answer, where the session asked them once more.
+            quit_by = next((r for r, calls in per_role.items() if calls and calls[-1].model == HUMAN_MODEL), None)
+        return cls(run_id=transcript.run_id, calls={role: tuple(c) for role, c in per_role.items()}, quit_by=quit_by)
 
 
 class ReplayModel(ChatModel):
@@ -106,6 +114,8 @@ class ReplayModel(ChatModel):
 
     async def complete(self, request: CompletionRequest) -> Completion:
         start = time.perf_counter()
+        if not self._queue and self.recording.quit_by == self.role:
+            raise PersonQuit(f"the person in the {self.role} seat stopped run {self.recording.run_id} here")
         if not self._queue:
             recorded = len(self.recording.calls.get(self.role, ()))
             raise ModelCallError(

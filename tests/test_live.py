@@ -1,0 +1,115 @@
+"""The live terminal's parts without a terminal: rendering streamed turns, and the answer loop's commands."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+from rich.console import Console
+
+from interview_sim.cli.live import LiveView, ReadLine, TerminalAnswers
+from interview_sim.models import ChatMessage
+from interview_sim.models.human import AnswerRequest
+from interview_sim.record import ClockReading, Message, MessageAdded, MessageUsage
+
+
+def view(*humans: str) -> tuple[LiveView, io.StringIO]:
+    screen = io.StringIO()
+    return LiveView(Console(file=screen, force_terminal=False, width=200), human_roles=frozenset(humans)), screen
+
+
+def added(index: int, role: str, content: str, *, model: str | None = "m", thinking: str | None = None) -> MessageAdded:
+    return MessageAdded(
+        message=Message(
+            index=index,
+            role=role,
+            agent=role.title(),
+            model=model,
+            content=content,
+            usage=MessageUsage(prompt_tokens=10, completion_tokens=4) if model else None,
+            clock=ClockReading(elapsed_minutes=index + 1.0, remaining_minutes=29.0 - index),
+            stage="open",
+            thinking=thinking,
+        )
+    )
+
+
+def test_a_streamed_turn_is_shown_once_with_its_footer_after_it() -> None:
+    live, screen = view()
+    for piece in ["I would", " cache", " reads."]:
+        live.on_text("candidate", piece)
+    live.on_event(added(1, "candidate", "I would cache reads."))
+    out = screen.getvalue()
+    assert out.count("I would cache reads.") == 1
+    assert out.index("(candidate, ?)") < out.index("I would cache reads.") < out.index("· 4 tok · 2/30 min · open")
+    assert live.shown == 1 and live.clock is not None and live.clock.remaining_minutes == 28
+
+
+def test_a_reasoning_block_streams_out_of_sight() -> None:
+    live, screen = view()
+    for piece in ["<thi", "nk>Let me rea", "son.</think>", "\n\nShard", " by tenant."]:
+        live.on_text("candidate", piece)
+    live.on_event(added(1, "candidate", "Shard by tenant.", thinking="Let me reason."))
+    out = screen.getvalue()
+    assert "Shard by tenant." in out and "Let me rea" not in out and "<thi" not in out
+    assert "reasoning: 3 words" in out
+
+
+def test_unstreamed_turns_print_whole_and_a_person_is_not_echoed() -> None:
+    live, screen = view("candidate")
+    live.on_text("candidate", "typed by the person")  # never shown again: they typed it
+    live.on_event(added(0, "interviewer", "Welcome.", model=None))
+    live.on_event(added(1, "candidate", "typed by the person", model="human"))
+    out = screen.getvalue()
+    assert "Welcome." in out and "typed by the person" not in out and "✓ recorded · 2/30 min" in out
+
+
+def request(role: str = "candidate") -> AnswerRequest:
+    return AnswerRequest(role=role, messages=(ChatMessage("system", "You are..."), ChatMessage("user", "Hello.")))
+
+
+async def answers_from(lines: str, asks: int, **kwargs: object) -> tuple[list[str | None], str]:
+    live, screen = view("candidate")
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, lines.encode())
+    os.close(write_fd)
+    with os.fdopen(read_fd) as stream:
+        source = TerminalAnswers(live, lines=stream, **kwargs)  # type: ignore[arg-type]
+        got = [await source(request()) for _ in range(asks)]
+    return got, screen.getvalue()
+
+
+@pytest.mark.anyio
+async def test_answers_end_at_an_empty_line_and_quit_stops() -> None:
+    got, screen = await answers_from("\nfirst line\n  second line\n\nsecond answer\n\n/quit\n", 3)
+    assert got == ["first line\n  second line", "second answer", None]
+    assert "an empty line ends it" in screen and "an empty answer: type something" in screen
+    assert "/board" not in screen.split("an empty line ends it")[1].split(")")[0]  # no board hook: not offered
+
+
+@pytest.mark.anyio
+async def test_end_of_input_stops_and_a_half_answer_is_dropped() -> None:
+    got, _ = await answers_from("an answer\n\nhalf an answer\n", 2)
+    assert got == ["an answer", None]
+
+
+@pytest.mark.anyio
+async def test_board_hook_adds_its_change_to_the_answer() -> None:
+    seen: list[str | None] = []
+
+    async def board(req: AnswerRequest, read_line: ReadLine, out: Console) -> str | None:
+        title = await read_line()
+        seen.append(title)
+        out.print("board updated")
+        return f"```whiteboard\n## {(title or '').strip()}\nPOST /orders\n```"
+
+    got, screen = await answers_from("Here is my API.\n/board\nAPI\nThat's it.\n\n", 1, board=board)
+    assert got == ["Here is my API.\n```whiteboard\n## API\nPOST /orders\n```\nThat's it."]
+    assert seen == ["API\n"] and "/board edits the whiteboard" in screen and "board updated" in screen
+
+
+@pytest.mark.anyio
+async def test_without_a_board_the_command_says_so() -> None:
+    got, screen = await answers_from("/board\nfine\n\n", 1)
+    assert got == ["fine"] and "no whiteboard in this session" in screen
