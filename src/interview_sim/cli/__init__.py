@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import typer
 
+from interview_sim.cli.signals import Interrupted, install_sigterm
 from interview_sim.errors import InterviewSimError
 
 app = typer.Typer(
@@ -34,7 +35,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def user_errors(fn: F) -> F:
-    """Turn InterviewSimError into one line and its exit code; Ctrl-C into exit 130."""
+    """Turn InterviewSimError into one line and its exit code; Ctrl-C into exit 130 (SIGTERM: 143)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -42,8 +43,12 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except InterviewSimError as exc:
             raise fail(str(exc), exc.exit_code) from None
+        except Interrupted as exc:
+            print(exc.line, file=sys.stderr)
+            raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            raise fail("interrupted (what was recorded so far is kept)", 130) from None
+            print(Interrupted(2).line, file=sys.stderr)
+            raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -57,4 +62,5 @@ _register()
 
 
 def main() -> None:
+    install_sigterm()
     app()

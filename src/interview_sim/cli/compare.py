@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -14,6 +13,7 @@ import typer
 
 from interview_sim.cli import app, fail, user_errors
 from interview_sim.cli.run import JsonFlag, RunsDir, console
+from interview_sim.cli.signals import run_async
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -232,7 +232,7 @@ def compare_command(
     fixed = _fixed_model(role, interviewer_model, candidate_model)
     out = console()
     with _progress(out, not as_json) as on_progress:
-        comparison = asyncio.run(
+        comparison = run_async(
             compare_models(
                 scenario,
                 _split(models),
@@ -332,7 +332,7 @@ def sweep_command(
     fixed = _fixed_model(effective_role, interviewer_model, candidate_model)
     out = console()
     with _progress(out, not as_json) as on_progress:
-        comparison = asyncio.run(
+        comparison = run_async(
             run_sweep(
                 loaded,
                 models=_split(models) or None,

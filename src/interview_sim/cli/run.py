@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from interview_sim.cli import app, fail, user_errors
+from interview_sim.cli.signals import run_async
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -155,6 +155,17 @@ def run_command(
     out = console()
     judges = split_refs(evaluator_model)
     factory = cached_factory(create_model, default_cache_dir(runs_dir)) if cache else create_model
+    live = None if as_json else message_printer(out)
+    started: list[Path] = []
+
+    def on_event(event: Any) -> None:
+        if type(event).__name__ == "RunStarted":
+            started.append(runs_dir / event.scenario_id / event.run_id)
+        if live is not None:
+            live(event)
+
+    def kept() -> str:
+        return f"what finished is kept in {started[0]}" if started else "nothing was recorded (the run had not started)"
 
     async def session_then_grade() -> tuple[Any, Any, EvaluationError | None]:
         result = await run_scenario(
@@ -165,7 +176,7 @@ def run_command(
             max_turns=max_turns,
             think=think_setting,
             runs_dir=runs_dir,
-            on_event=None if as_json else message_printer(out),
+            on_event=on_event,
             model_factory=factory,
         )
         if not evaluate:
@@ -182,7 +193,7 @@ def run_command(
         except EvaluationError as exc:
             return result, exc.evaluation, exc
 
-    result, evaluation, failure = asyncio.run(session_then_grade())
+    result, evaluation, failure = run_async(session_then_grade(), kept)
     transcript = load_transcript(result.run_dir) if evaluate else result.transcript  # now with the judge's calls
     summary = run_summary(transcript, result.run_dir, result.transcript_path)
     if report:
