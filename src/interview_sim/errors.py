@@ -28,9 +28,13 @@ class ModelNotReadyError(InterviewSimError):
 
 
 class ModelCallError(InterviewSimError):
-    """A model call that failed after its bounded retries."""
+    """A model call that failed after its bounded retries (`retries`: the failed attempts, for the record)."""
 
     exit_code = 4
+
+    def __init__(self, message: str, retries: list[object] | None = None) -> None:
+        super().__init__(message)
+        self.retries: list[object] = list(retries or [])
 
 
 class RecordError(InterviewSimError):

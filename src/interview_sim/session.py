@@ -19,7 +19,7 @@ from pathlib import Path
 from interview_sim.catalog import note_run
 from interview_sim.config import SESSION_ROLES, AgentSpec, LoadedScenario, Stage, load_scenario
 from interview_sim.errors import InterviewSimError, ModelCallError
-from interview_sim.models import ChatModel, Completion, ModelOptions, create_model
+from interview_sim.models import ChatModel, Completion, ModelOptions, RetryRecord, create_model
 from interview_sim.models.thinking import ThinkSetting
 from interview_sim.record import (
     EVENTS_FILE,
@@ -31,6 +31,7 @@ from interview_sim.record import (
     MessageUsage,
     ModelCalled,
     ModelFailed,
+    RetryInfo,
     RunFinished,
     RunStarted,
     StopReason,
@@ -151,6 +152,7 @@ class SessionRecorder:
         self.log = log
         self.sink = sink
         self.last_call: dict[str, CallRecord] = {}
+        self.last_failure: ModelCallError | None = None
 
     def emit(self, event: RunStarted | ModelCalled | ModelFailed | MessageAdded | RunFinished) -> None:
         self.log.emit(event)
@@ -167,7 +169,11 @@ class SessionRecorder:
         return record
 
     def failure(self, role: str, agent: AgentSpec, model: ChatModel, error: ModelCallError) -> None:
-        self.emit(ModelFailed(role=role, agent=agent.name, ref=model.ref, error=str(error)))
+        self.last_failure = error
+        retries = [
+            RetryInfo(attempt=r.attempt, error=r.error, wait_s=r.wait_s) for r in error.retries if isinstance(r, RetryRecord)
+        ]
+        self.emit(ModelFailed(role=role, agent=agent.name, ref=model.ref, error=str(error), retries=retries))
 
     def message(self, role: str, agent: AgentSpec, content: str, reading: _Reading, *, from_model: bool) -> None:
         call = self.last_call.pop(role, None) if from_model else None
@@ -272,7 +278,8 @@ async def run_scenario(
     try:
         for role in SESSION_ROLES:
             spec = loaded.agent(role)
-            models[role] = model_factory(spec.model, ModelOptions(role=role, seed=seed if seed is not None else spec.seed))
+            options = ModelOptions(role=role, seed=seed if seed is not None else spec.seed, timeout_s=spec.timeout_s)
+            models[role] = model_factory(spec.model, options)
         # Fail fast, before anything is written, when a server is down or a model is missing.
         await asyncio.gather(*(m.check_ready() for m in models.values()))
         return await _run(loaded, models, seed=seed, max_turns=max_turns, runs_dir=Path(runs_dir), on_event=on_event)
@@ -339,9 +346,9 @@ async def _run(
     except InterviewSimError as exc:
         error = exc
     except RuntimeError as exc:
-        # AutoGen re-raises an agent's exception as RuntimeError(str(original)); the adapter recorded it.
+        # AutoGen re-raises an agent's exception as RuntimeError(its traceback as text); the adapter recorded it.
         last = str(exc).strip().splitlines()[-1] if str(exc).strip() else "model call failed"
-        error = ModelCallError(_AUTOGEN_ERROR_PREFIX.sub("", last))
+        error = recorder.last_failure or ModelCallError(_AUTOGEN_ERROR_PREFIX.sub("", last))
     finally:
         if error is not None:
             transcript.stop_reason, transcript.error = "error", str(error)

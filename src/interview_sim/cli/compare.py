@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from interview_sim.cli import app, fail, user_errors
-from interview_sim.cli.run import JsonFlag, RunsDir, console
+from interview_sim.cli.run import JsonFlag, RunsDir, Timeout, apply_timeout, console
 from interview_sim.cli.signals import run_async
 
 if TYPE_CHECKING:
@@ -212,6 +212,7 @@ def compare_command(
     as_json: JsonFlag = False,
     executor: Executor = "local",
     ray_address: RayAddress = "auto",
+    timeout: Timeout = None,
 ) -> None:
     """Compare models in one role on the same scenario: a leaderboard with confidence intervals and win rates.
 
@@ -230,6 +231,7 @@ def compare_command(
         raise fail("--judge picks among existing grades: it goes with --from-runs (use --evaluator-model here)", 2)
 
     fixed = _fixed_model(role, interviewer_model, candidate_model)
+    apply_timeout(timeout)
     out = console()
     with _progress(out, not as_json) as on_progress:
         comparison = run_async(
@@ -322,6 +324,7 @@ def sweep_command(
     as_json: JsonFlag = False,
     executor: Executor = "local",
     ray_address: RayAddress = "auto",
+    timeout: Timeout = None,
 ) -> None:
     """Run a sweep: topics × solution topics × models × repeats, a leaderboard per group; resumable."""
     from interview_sim.compare import run_sweep
@@ -330,6 +333,7 @@ def sweep_command(
     loaded = load_sweep(sweep)
     effective_role = role or loaded.spec.role
     fixed = _fixed_model(effective_role, interviewer_model, candidate_model)
+    apply_timeout(timeout)
     out = console()
     with _progress(out, not as_json) as on_progress:
         comparison = run_async(

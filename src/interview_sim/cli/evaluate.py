@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from interview_sim.cli import app, fail, user_errors
+from interview_sim.cli.run import Timeout, apply_timeout
 from interview_sim.cli.signals import run_async
 
 if TYPE_CHECKING:
@@ -155,6 +156,7 @@ def evaluate_command(
     ] = True,
     max_tokens: MaxTokens = None,
     as_json: JsonFlag = False,
+    timeout: Timeout = None,
 ) -> None:
     """Grade runs against their scenario's rubric (one, many, or a filter), or compare two runs with --pairwise.
 
@@ -163,6 +165,7 @@ def evaluate_command(
     from interview_sim.errors import EvaluationError
     from interview_sim.grading.evaluate import evaluate_pairwise, evaluate_run, evaluation_path
 
+    apply_timeout(timeout)
     runs = list(runs or [])
     refs = split_refs(evaluator_model)
     if pairwise:

@@ -18,6 +18,28 @@ if TYPE_CHECKING:
 
 RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Where run folders are written.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of the live view.")]
+Timeout = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        help="Deadline in seconds of each call to a model server (Ollama), retries included;"
+        " overrides the agents' timeout_s (default 120).",
+    ),
+]
+
+
+def apply_timeout(seconds: float | None) -> None:
+    """`--timeout`: set INTERVIEW_SIM_TIMEOUT for this process and the worker processes it starts."""
+    if seconds is None:
+        return
+    import math
+    import os
+
+    from interview_sim.models.ollama import TIMEOUT_ENV
+
+    if not (0 < seconds < math.inf):
+        raise fail(f"--timeout must be a number of seconds above 0, got {seconds:g}", 2)
+    os.environ[TIMEOUT_ENV] = repr(seconds)
 
 
 def console() -> Console:
@@ -133,6 +155,7 @@ def run_command(
     report: Annotated[
         bool, typer.Option("--report", help="Also write the run's HTML page (report.html in the run folder).")
     ] = False,
+    timeout: Timeout = None,
 ) -> None:
     """Run a scripted whiteboard interview, record it under runs/ and grade it.
 
@@ -152,6 +175,7 @@ def run_command(
         think_setting = parse_think(think) if think is not None else None
     except ValueError as exc:
         raise fail(f"--think: {exc}", 2) from None
+    apply_timeout(timeout)
     out = console()
     judges = split_refs(evaluator_model)
     factory = cached_factory(create_model, default_cache_dir(runs_dir)) if cache else create_model

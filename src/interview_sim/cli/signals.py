@@ -72,9 +72,9 @@ def run_async(coro: Coroutine[Any, Any, T], kept: Callable[[], str | None] | Non
         try:
             return await coro
         finally:
-            for signum, previous in installed.items():
-                loop.remove_signal_handler(signum)
-                signal.signal(signum, previous)
+            for sig, previous in installed.items():
+                loop.remove_signal_handler(sig)
+                signal.signal(sig, previous)
 
     try:
         result = asyncio.run(main())

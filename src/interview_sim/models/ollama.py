@@ -46,8 +46,11 @@ READY_TIMEOUT_S = 5.0
 PROBE_TIMEOUT_S = 2.0
 """Per-request timeout of check_ready() and available()."""
 CONNECT_TIMEOUT_S = 5.0
-CHAT_TIMEOUT_S = 600.0
-"""A non-streaming chat sends nothing until it is done; loading a large model on CPU can take minutes."""
+DEFAULT_TIMEOUT_S = 120.0
+"""Deadline of one chat call, retries included. A non-streaming chat sends nothing until it is done, and loading
+a large model on CPU can take minutes: raise it with the agent's `timeout_s` or `--timeout`."""
+TIMEOUT_ENV = "INTERVIEW_SIM_TIMEOUT"
+"""Seconds; overrides every agent's `timeout_s` (the CLI's `--timeout` sets it, so worker processes see it too)."""
 CHARS_PER_TOKEN = 3
 MESSAGE_OVERHEAD = 4
 """count_tokens() estimate: ceil(chars / 3) + 4 per message. English runs ~4 chars a token in Llama-style
@@ -88,6 +91,20 @@ def resolve_host(host: str | None = None) -> str:
     port = port or ("443" if scheme == "https" else str(DEFAULT_PORT))
     path = path.strip("/")
     return f"{scheme}://{name}:{port}" + (f"/{path}" if path else "")
+
+
+def resolve_timeout(timeout_s: float | None = None) -> float:
+    """The chat deadline: INTERVIEW_SIM_TIMEOUT, else the agent's `timeout_s`, else DEFAULT_TIMEOUT_S."""
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if raw:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if not (0 < value < math.inf):
+            raise ConfigError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds above 0")
+        return value
+    return timeout_s if timeout_s is not None else DEFAULT_TIMEOUT_S
 
 
 def normalize_tag(tag: str) -> str:
@@ -139,10 +156,21 @@ class OllamaModel(ChatModel):
     supports_json_schema = True
     """Ollama's `format` accepts a JSON schema and constrains decoding to it."""
 
-    def __init__(self, ref: str, tag: str, host: str, *, seed: int | None = None, context_length: int | None = None) -> None:
+    def __init__(
+        self,
+        ref: str,
+        tag: str,
+        host: str,
+        *,
+        seed: int | None = None,
+        context_length: int | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
         super().__init__(ref=ref, name=tag, context_length=context_length or DEFAULT_NUM_CTX)
         self.tag = tag
         self.host = host
+        self.timeout_s = timeout_s
+        """Deadline of one chat call, retries included."""
         self.digest: str | None = None
         """The pulled model's digest, from /api/tags (known after check_ready())."""
         self.trained_context_length: int | None = None
@@ -168,7 +196,7 @@ class OllamaModel(ChatModel):
         if self._client is None or self._client_loop is not loop:
             import httpx
 
-            self._client = self._new_client(httpx.Timeout(CHAT_TIMEOUT_S, connect=CONNECT_TIMEOUT_S))
+            self._client = self._new_client(httpx.Timeout(self.timeout_s, connect=CONNECT_TIMEOUT_S))
             self._client_loop = loop
         return self._client
 
@@ -260,13 +288,17 @@ class OllamaModel(ChatModel):
                 what=f"{self.ref} at {self.host}",
                 attempts=self.retry_attempts,
                 initial_wait=self.retry_initial_wait,
+                budget_s=self.timeout_s,
             )
         except ModelCallError as exc:
             cause = exc.__cause__
             if isinstance(cause, ollama.ResponseError) and cause.status_code == 404:
-                raise ModelCallError(_not_pulled(self.tag, self.host)) from cause
+                raise ModelCallError(_not_pulled(self.tag, self.host), exc.retries) from cause
             if isinstance(cause, ConnectionError):
-                raise ModelCallError(f"{exc} (start it with `ollama serve`)") from cause
+                raise ModelCallError(f"{exc} (start it with `ollama serve`)", exc.retries) from cause
+            if isinstance(cause, TimeoutError):
+                hint = "raise it with --timeout or the agent's timeout_s"
+                raise ModelCallError(f"{exc}: {hint}", exc.retries) from cause
             raise
 
         timings = {name: value for name in _TIMING_FIELDS if (value := getattr(response, name, None)) is not None}
@@ -314,7 +346,14 @@ def create(name: str, ref: str, options: ModelOptions) -> OllamaModel:
         import ollama  # noqa: F401
     except ImportError as exc:
         raise ModelNotFoundError(f"the ollama client is not installed ({exc}): run `make install`") from None
-    return OllamaModel(ref, name, resolve_host(options.host), seed=options.seed, context_length=options.context_length)
+    return OllamaModel(
+        ref,
+        name,
+        resolve_host(options.host),
+        seed=options.seed,
+        context_length=options.context_length,
+        timeout_s=resolve_timeout(options.timeout_s),
+    )
 
 
 def available() -> list[ModelInfo]:
