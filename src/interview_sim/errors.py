@@ -68,6 +68,12 @@ class EvaluationError(InterviewSimError):
         self.evaluation = evaluation
 
 
+class BatchIncompleteError(InterviewSimError):
+    """A compare or sweep that ran to the end with failed cells or pairwise judgments (the finished ones are kept)."""
+
+    exit_code = 6
+
+
 class BatchError(InterviewSimError):
     """A compare or sweep request that cannot run as given (no models, a model listed twice, bad endpoints)."""
 

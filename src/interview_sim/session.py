@@ -321,14 +321,18 @@ async def _run(
     log = EventLog(run_dir / EVENTS_FILE)
     recorder = SessionRecorder(transcript, log, on_event)
     state = SessionState(scenario=loaded, max_turns=max_turns or spec.max_turns)
-    recorder.emit(
-        RunStarted(
-            run_id=run_id,
-            scenario_id=spec.id,
-            models={r: m.ref for r, m in models.items()},
-            header=transcript.model_dump(mode="json"),
+    try:
+        recorder.emit(
+            RunStarted(
+                run_id=run_id,
+                scenario_id=spec.id,
+                models={r: m.ref for r, m in models.items()},
+                header=transcript.model_dump(mode="json"),
+            )
         )
-    )
+    except OSError:
+        log.discard()  # e.g. a full disk: no run folder without its header, which later commands would trip on
+        raise
     opening = spec.render_opening(candidate=candidate.name, interviewer=interviewer.name)
     error: InterviewSimError | None = None
     try:
@@ -355,8 +359,10 @@ async def _run(
         transcript.ended_at = utc_now()
         if transcript.stop_reason is None:
             transcript.stop_reason = "interrupted"
-        recorder.emit(RunFinished(stop_reason=transcript.stop_reason, error=transcript.error))
-        log.close()
+        try:
+            recorder.emit(RunFinished(stop_reason=transcript.stop_reason, error=transcript.error))
+        finally:
+            log.close()
         path = save_transcript(run_dir, transcript)
         note_run(run_dir)
     if error is not None:

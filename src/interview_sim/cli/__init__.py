@@ -7,6 +7,7 @@ stderr and a non-zero exit code, never a traceback.
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 from collections.abc import Callable
@@ -43,6 +44,9 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except InterviewSimError as exc:
             raise fail(str(exc), exc.exit_code) from None
+        except OSError as exc:  # a full disk, a file where a folder should be, no permission: not a crash
+            message, code = describe_os_error(exc)
+            raise fail(message, code) from None
         except Interrupted as exc:
             print(exc.line, file=sys.stderr)
             raise typer.Exit(exc.exit_code) from None
@@ -51,6 +55,21 @@ def user_errors(fn: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+IO_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG})
+"""Failures of the machine rather than of what the user typed: exit 4 (the others are exit 2)."""
+
+
+def describe_os_error(exc: OSError) -> tuple[str, int]:
+    """One line for an OSError that reached the CLI, and its exit code: 4 for I/O failures, 2 for bad paths."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    text = f"{where}{exc.strerror or exc}"
+    if exc.errno == errno.ENOSPC:
+        return f"{text}: the disk is full; what was written before is kept (free some space and run again)", 4
+    if exc.errno in IO_ERRNOS or isinstance(exc, ConnectionError | TimeoutError):
+        return text, 4
+    return text, 2
 
 
 def _register() -> None:

@@ -28,6 +28,16 @@ Timeout = Annotated[
 ]
 
 
+def check_runs_dir(runs_dir: Path) -> None:
+    """`--runs-dir` must be a folder, or a path where one can be made (not a file, nor under a file)."""
+    for path in (runs_dir, *runs_dir.parents):
+        if path.exists():
+            if not path.is_dir():
+                what = "is a file" if path == runs_dir else f"is under {path}, which is a file"
+                raise fail(f"--runs-dir {runs_dir} {what}, not a folder", 2)
+            return
+
+
 def apply_timeout(seconds: float | None) -> None:
     """`--timeout`: set INTERVIEW_SIM_TIMEOUT for this process and the worker processes it starts."""
     if seconds is None:
@@ -175,6 +185,7 @@ def run_command(
         think_setting = parse_think(think) if think is not None else None
     except ValueError as exc:
         raise fail(f"--think: {exc}", 2) from None
+    check_runs_dir(runs_dir)
     apply_timeout(timeout)
     out = console()
     judges = split_refs(evaluator_model)

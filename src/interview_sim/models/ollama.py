@@ -23,8 +23,11 @@ comes back in `message.thinking`, apart from the answer, and is counted in `eval
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import math
 import os
+import re
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from interview_sim.errors import ConfigError, ModelCallError, ModelNotFoundError, ModelNotReadyError
@@ -84,13 +87,37 @@ def resolve_host(host: str | None = None) -> str:
         name, port = hostport[: end + 1], hostport[end + 1 :].removeprefix(":")
     else:
         name, _, port = hostport.partition(":")
-    if scheme not in ("http", "https") or (port and not port.isdigit()) or (hostport.startswith("[") and "]" not in hostport):
+    if scheme not in ("http", "https") or not _valid_name(name) or (port and not (port.isdigit() and 0 < int(port) < 65536)):
         source = "host" if host else "OLLAMA_HOST"
         raise ConfigError(f"{source}={raw!r} is not a valid Ollama address (expected [http[s]://]host[:port])")
     name = name or "localhost"
     port = port or ("443" if scheme == "https" else str(DEFAULT_PORT))
     path = path.strip("/")
     return f"{scheme}://{name}:{port}" + (f"/{path}" if path else "")
+
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+
+
+def _valid_name(name: str) -> bool:
+    """A host name, an IPv4 address or a bracketed IPv6 address (empty: localhost)."""
+    if name.startswith("["):
+        try:
+            ipaddress.IPv6Address(name[1:-1] if name.endswith("]") else "not")
+        except ValueError:
+            return False
+        return True
+    return not name or _HOST_NAME.fullmatch(name) is not None
+
+
+def _import_ollama() -> ModuleType:
+    """`import ollama`, which builds a default client from OLLAMA_HOST and raises ValueError on a malformed one."""
+    resolve_host()
+    try:
+        import ollama
+    except ValueError as exc:
+        raise ConfigError(f"OLLAMA_HOST={os.environ.get('OLLAMA_HOST', '')!r} is not a valid Ollama address ({exc})") from None
+    return ollama
 
 
 def resolve_timeout(timeout_s: float | None = None) -> float:
@@ -343,7 +370,7 @@ class OllamaModel(ChatModel):
 def create(name: str, ref: str, options: ModelOptions) -> OllamaModel:
     """Build `ollama:<tag>`; nothing is contacted until check_ready() or complete()."""
     try:
-        import ollama  # noqa: F401
+        _import_ollama()
     except ImportError as exc:
         raise ModelNotFoundError(f"the ollama client is not installed ({exc}): run `make install`") from None
     return OllamaModel(
@@ -360,10 +387,10 @@ def available() -> list[ModelInfo]:
     """The models pulled on the Ollama at OLLAMA_HOST, or one not-ready line saying how to start it."""
     try:
         host = resolve_host()
+        ollama = _import_ollama()
     except ConfigError as exc:
         return [ModelInfo("ollama:*", "ollama", False, str(exc))]
     import httpx
-    import ollama
 
     failures: tuple[type[BaseException], ...] = (*_transport_errors(), ollama.ResponseError, ValueError)
     client = ollama.Client(host=host, timeout=httpx.Timeout(PROBE_TIMEOUT_S))
