@@ -61,6 +61,14 @@ def run_async(coro: Coroutine[Any, Any, T], kept: Callable[[], str | None] | Non
             else:
                 raise Interrupted(received[0], kept() if kept else None)
 
+        def on_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            # Once interrupted, background tasks torn down with the loop (AutoGen's runtime) may fail on their way
+            # out; that is expected and not worth a traceback on the terminal.
+            if not received:
+                loop.default_exception_handler(context)
+
+        loop.set_exception_handler(on_loop_error)
+
         installed: dict[int, Any] = {}
         for signum in SIGNALS:
             previous = signal.getsignal(signum)
