@@ -51,20 +51,12 @@ def _split(value: str | None) -> list[str]:
 
 
 def _hosts(value: str | None) -> list[str]:
-    """`--ollama-hosts`, each checked up front: an unparseable one would only fail every cell sent to it."""
-    from interview_sim.errors import BatchError, ConfigError
-    from interview_sim.models.ollama import resolve_host
+    """`--ollama-hosts`; compare_models checks each address before anything runs."""
+    from interview_sim.errors import BatchError
 
     hosts = _split(value)
     if value is not None and not hosts:
         raise BatchError(f"--ollama-hosts {value!r} names no endpoint")
-    for host in hosts:
-        try:
-            resolve_host(host)
-        except ConfigError:
-            raise BatchError(
-                f"--ollama-hosts: {host!r} is not a valid Ollama address (expected [http[s]://]host[:port])"
-            ) from None
     return hosts
 
 

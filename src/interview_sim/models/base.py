@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_before_delay, wait_exponential
 
 from interview_sim.errors import ModelCallError
 from interview_sim.record import CallRecord, RetryInfo
@@ -164,7 +164,7 @@ async def call_with_retries(
     """Run `call`, retrying transient failures with bounded exponential backoff.
 
     `budget_s` is the deadline of the whole call, retries and waits included: an attempt still running when
-    it expires is cancelled (TimeoutError), and no attempt starts after it.
+    it expires is cancelled (TimeoutError), and no retry is started whose wait would end after it.
 
     Returns the result, the retries that happened (each one is recorded in the run) and the wall time.
     Raises ModelCallError (with the retries) once the attempts or the budget are spent.
@@ -187,7 +187,8 @@ async def call_with_retries(
         async with asyncio.timeout(remaining):
             return await call()
 
-    stop = stop_after_attempt(attempts) if budget_s is None else stop_after_attempt(attempts) | stop_after_delay(budget_s)
+    # stop_before_delay: no retry whose wait would end past the budget (stop_after_delay would still sleep into it).
+    stop = stop_after_attempt(attempts) if budget_s is None else stop_after_attempt(attempts) | stop_before_delay(budget_s)
     retrying = AsyncRetrying(
         retry=retry_if_exception(is_transient),
         stop=stop,
