@@ -87,7 +87,7 @@ async def test_retries_stay_inside_one_overall_budget() -> None:
     with pytest.raises(ModelCallError) as failed:
         await call_with_retries(flaky, what="m at h", attempts=1000, initial_wait=0.05, max_wait=0.2, budget_s=0.8)
     elapsed = time.monotonic() - start
-    assert 0.7 < elapsed < 5 and 2 < calls < 1000
+    assert elapsed < 0.8 + 0.5 and 2 < calls < 1000  # it stops inside the budget, well before 1000 attempts
     assert str(failed.value).startswith("m at h failed after") and len(failed.value.retries) == calls - 1
 
     async def hangs() -> str:
