@@ -181,13 +181,13 @@ class _Tracker:
 
 async def execute(request: ComparisonRequest, groups: dict[str, CellGroup], options: RunOptions) -> Comparison:
     """Run the comparison's cells and pairs; one command at a time per comparison (`comparison_lock`)."""
+    evaluators = [ref for g in request.groups for ref in g.evaluator_models]
+    await _check_refs([*request.models, *(g.fixed_model for g in request.groups), *evaluators], options.model_factory)
     with comparison_lock(comparison_dir(options.runs_dir, request.comparison_id())):
         return await _execute(request, groups, options)
 
 
 async def _execute(request: ComparisonRequest, groups: dict[str, CellGroup], options: RunOptions) -> Comparison:
-    evaluators = [ref for g in request.groups for ref in g.evaluator_models]
-    await _check_refs([*request.models, *(g.fixed_model for g in request.groups), *evaluators], options.model_factory)
     runs_dir = options.runs_dir
     comparison_id = request.comparison_id()
     folder = comparison_dir(runs_dir, comparison_id)
