@@ -174,3 +174,42 @@ def test_kill_9_of_compare_leaves_no_embedded_model_workers(runs_dir: Path, smol
     survivors = [pid for pid in children if alive(pid)]
     print(f"children of the killed compare: {children}, still alive: {survivors}")
     assert not survivors
+
+
+# ---------------------------------------------------------------------------------------------- embedded model
+
+
+def _long_answer_scenario(tmp_path: Path) -> Path:
+    """scalability-issues with a candidate allowed a long answer, so its generation is still running when signalled."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    agents = {}
+    for role in ("interviewer", "candidate", "evaluator"):
+        agent = yaml.safe_load((root / "agents" / f"{role}.yaml").read_text())
+        if role == "candidate":
+            agent.update(max_tokens=2048, repeat_penalty=1.0, temperature=1.0)
+        (tmp_path / f"{role}.yaml").write_text(yaml.safe_dump(agent))
+        agents[role] = str(tmp_path / f"{role}.yaml")
+    scenario = yaml.safe_load((root / "scenarios" / "scalability-issues.yaml").read_text())
+    scenario["agents"] = agents
+    path = tmp_path / "long-answer.yaml"
+    path.write_text(yaml.safe_dump(scenario))
+    return path
+
+
+def test_ctrl_c_stops_a_run_on_the_embedded_model_mid_generation(tmp_path: Path, runs_dir: Path, smollm2_available: None) -> None:
+    scenario = _long_answer_scenario(tmp_path)
+    proc = start(cli_args("run", str(scenario), "--no-evaluate", "--runs-dir", str(runs_dir)))
+    wait_for(lambda: _messages(runs_dir) >= 1, proc, "the opening line", timeout=180)
+    time.sleep(0.5)  # the candidate's llama.cpp generation is under way
+
+    stopped = interrupt(proc, signal.SIGINT, timeout=60)
+    print(f"embedded model, Ctrl-C mid-generation: exit {stopped.code} after {stopped.seconds:.2f} s (target 2 s)")
+    assert stopped.code == 130
+    run_dir = _the_run(runs_dir)
+    assert one_line(stopped.stderr) == f"interrupted (SIGINT): what finished is kept in {run_dir}"
+    transcript = json.loads((run_dir / TRANSCRIPT_FILE).read_text())
+    assert transcript["stop_reason"] == "interrupted"
+    assert len(transcript["messages"]) == 1 and transcript["calls"] == []  # stopped inside the candidate's call
+    assert stopped.seconds < FAILURE_BOUND_S
