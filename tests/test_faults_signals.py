@@ -153,7 +153,8 @@ def test_a_second_identical_compare_refuses_while_the_first_runs(runs_dir: Path)
     assert stopped.code == 130
 
 
-def test_kill_9_of_compare_leaves_no_embedded_model_workers(runs_dir: Path, smollm2_available: None) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "SIGINT"])
+def test_stopping_compare_leaves_no_embedded_model_workers(runs_dir: Path, smollm2_available: None, signum: int) -> None:
     args = ["compare", "scalability-issues", "--models", "llamacpp:smollm2-135m,scripted:weak", "--concurrency", "2"]
     args += ["--interviewer-model", "scripted:default", "--evaluator-model", "scripted:judge", "--repeats", "2"]
     proc = start(cli_args(*args, "--runs-dir", str(runs_dir)))
@@ -166,8 +167,13 @@ def test_kill_9_of_compare_leaves_no_embedded_model_workers(runs_dir: Path, smol
     wait_for(workers_started, proc, "the process pool", timeout=120)
     time.sleep(1.0)  # let the workers get into their cells
     children[:] = descendants(proc.pid)
-    proc.kill()
-    proc.communicate(timeout=10)
+    if signum == signal.SIGKILL:
+        proc.kill()
+        proc.communicate(timeout=10)
+    else:  # the cells in flight in the workers are abandoned: the workers are killed, the command ends at once
+        stopped = interrupt(proc, signum)
+        assert stopped.code == 130 and one_line(stopped.stderr).startswith("interrupted (SIGINT): finished cells")
+        assert stopped.seconds < FAILURE_BOUND_S
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and any(alive(pid) for pid in children):
         time.sleep(0.1)
