@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_process import SCRIPTED, one_line, run_cli
+from cli_process import ROOT, SCRIPTED, one_line, run_cli
 from fake_ollama import DEFAULT_MODEL, FakeOllama
 from interview_sim.errors import ModelCallError
 from interview_sim.models import ChatModel, ModelOptions, create_model
@@ -238,6 +238,12 @@ def test_a_full_disk_is_one_line_exit_4_and_leaves_nothing_half_written(small_di
     assert compared.returncode == 4
     one_line(compared.stderr)
     assert not list((runs_dir / "comparisons").glob("*/.*.tmp"))
+
+    before = sorted(p.relative_to(runs_dir) for p in runs_dir.rglob("*"))
+    imported = run_cli("import", str(ROOT / "tests" / "fixtures" / "autogen02" / "tree"), "--runs-dir", str(runs_dir))
+    assert imported.returncode == 4
+    one_line(imported.stderr)
+    assert sorted(p.relative_to(runs_dir) for p in runs_dir.rglob("*")) == before  # no half-imported run
 
 
 def test_a_run_folder_on_disk_with_a_finished_run_still_reads(small_disk: Path) -> None:
