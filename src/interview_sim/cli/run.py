@@ -178,7 +178,7 @@ def run_command(
     from interview_sim.models import create_model
     from interview_sim.models.cache import cached_factory, default_cache_dir
     from interview_sim.models.thinking import parse_think
-    from interview_sim.record import load_transcript
+    from interview_sim.record import RunStarted, load_transcript
     from interview_sim.session import run_scenario
 
     try:
@@ -194,7 +194,7 @@ def run_command(
     started: list[Path] = []
 
     def on_event(event: Any) -> None:
-        if type(event).__name__ == "RunStarted":
+        if isinstance(event, RunStarted):
             started.append(runs_dir / event.scenario_id / event.run_id)
         if live is not None:
             live(event)
