@@ -58,7 +58,7 @@ for _name in ("autogen_core", "autogen_agentchat"):
 
 __all__ = ["ClientAdapter", "InFlightCalls", "InterviewerContext", "SessionStop", "SessionTeam", "build_team", "chat_messages"]
 
-WIND_DOWN_S = 1.0
+WIND_DOWN_S = 0.5
 """After a cancellation, how long AutoGen gets to stop its agents before the session stops waiting for it."""
 
 

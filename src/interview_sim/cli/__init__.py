@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from interview_sim.cli.signals import Interrupted, install_sigterm
+from interview_sim.cli.signals import Interrupted, leave, own_process, print_interrupted
 from interview_sim.errors import InterviewSimError
 
 app = typer.Typer(
@@ -48,10 +48,12 @@ def user_errors(fn: F) -> F:
             message, code = describe_os_error(exc)
             raise fail(message, code) from None
         except Interrupted as exc:
-            print(exc.line, file=sys.stderr)
+            print_interrupted(exc)
+            leave(exc.exit_code)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            print(Interrupted(2).line, file=sys.stderr)
+            print_interrupted(Interrupted(2))
+            leave(130)
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
@@ -81,5 +83,5 @@ _register()
 
 
 def main() -> None:
-    install_sigterm()
+    own_process()  # SIGTERM ends the command like Ctrl-C; an interrupted command leaves at once
     app()
