@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import sqlite3
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -47,6 +48,10 @@ def user_errors(fn: F) -> F:
         except OSError as exc:  # a full disk, a file where a folder should be, no permission: not a crash
             message, code = describe_os_error(exc)
             raise fail(message, code) from None
+        except sqlite3.OperationalError as exc:  # the runs catalog on a full or failing disk
+            if not any(s in str(exc) for s in ("disk is full", "disk I/O error", "readonly database")):
+                raise
+            raise fail(f"the runs catalog: {exc}: free some space and run again", 4) from None
         except Interrupted as exc:
             print_interrupted(exc)
             leave(exc.exit_code)
