@@ -10,6 +10,7 @@ one `done` with the counts and timings) and is scripted from the test:
     server.fail_next(2, status=500)      # the next two /api/chat calls answer HTTP 500
     server.delay_s = 0.05                # every /api/chat call takes at least 50 ms (benchmarks)
     server.chunk_delay_s = 0.2           # a streamed answer pauses this long between chunks
+    server.chat_fault = "hang"           # fault mode for every /api/chat call: "hang", "reset", "500", "garbage"
     server.chat_requests[-1]["options"]  # what the client sent
     server.add_model("deepseek-r1:8b", thinking=True)   # a thinking model, as the real server runs one:
     server.enqueue("Answer.", thinking="Reasoning ...")  # thinking on unless the request says think: false
@@ -133,6 +134,11 @@ class FakeOllama:
         self.failures: deque[Failure] = deque()
         self.requests: list[dict[str, Any]] = []
         """Every request received, in order: {"method", "path", "body"} (body is parsed JSON or None)."""
+        self.chat_fault: str | None = None
+        """Fault mode of every /api/chat call (the listing and /api/show keep answering): "hang" never answers
+        (until close()), "reset" drops the connection, "500" answers HTTP 500, "garbage" answers 200 with a
+        body that is not JSON."""
+        self._closing = threading.Event()
         self._lock = threading.Lock()
         self._chat_count = 0
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
@@ -190,6 +196,7 @@ class FakeOllama:
     # -- lifecycle -------------------------------------------------------------------------------------
 
     def close(self) -> None:
+        self._closing.set()  # releases hung handlers
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
@@ -302,11 +309,25 @@ class FakeOllama:
         response.update(reply.extra)
         return {k: v for k, v in response.items() if v is not None}, reply
 
+    def _fault(self, mode: str) -> tuple[int, Any]:
+        if mode == "hang":
+            self._closing.wait()
+            return 0, None
+        if mode == "reset":
+            return 0, None
+        if mode == "500":
+            return 500, {"error": "fake ollama: internal server error (chat_fault)"}
+        if mode == "garbage":
+            return -200, GARBAGE
+        raise ValueError(f"unknown chat_fault {mode!r}")
+
     def handle(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         """Answer one request: (HTTP status, JSON body or plain text). Status 0 means drop the connection."""
         failure = self._record(method, path, body)
         if path == "/api/chat" and self.delay_s:
             time.sleep(self.delay_s)
+        if path == "/api/chat" and self.chat_fault is not None:
+            return self._fault(self.chat_fault)
         if failure is not None:
             return failure.status, {"error": failure.error}
         if method == "GET" and path == "/":
@@ -359,6 +380,10 @@ def _think(reply: Reply, model: FakeModel, body: dict[str, Any]) -> tuple[str, s
     return " ".join(answer[: budget - len(words)]), thinking, "length"
 
 
+GARBAGE = "<html>not json {"
+"""What chat_fault="garbage" answers with status 200."""
+
+
 def _make_handler(server: FakeOllama) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -386,7 +411,9 @@ def _make_handler(server: FakeOllama) -> type[BaseHTTPRequestHandler]:
             if isinstance(payload, Streamed):
                 self._stream(payload)
                 return
-            if isinstance(payload, str):
+            if status < 0:  # a body that claims to be JSON and is not
+                status, data, content_type = -status, str(payload).encode(), "application/json; charset=utf-8"
+            elif isinstance(payload, str):
                 data, content_type = payload.encode(), "text/plain; charset=utf-8"
             else:
                 data, content_type = json.dumps(payload).encode(), "application/json; charset=utf-8"

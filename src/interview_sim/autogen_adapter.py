@@ -10,12 +10,17 @@ Three small adapters connect it to the session engine in `session.py`:
 
 AutoGen is in maintenance mode; replacing it is a change to this file only. `session.py` imports this
 module inside the function that runs a session, so `interview-sim --help` never pays for AutoGen.
+
+Cancellation (Ctrl-C): AutoGen's `run_stream` waits for the agent in flight to finish its model call before it
+stops; `chat_messages` cancels the model calls in flight first, so cancellation reaches every awaited call.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from autogen_agentchat.agents import AssistantAgent
@@ -53,15 +58,48 @@ if TYPE_CHECKING:
 for _name in ("autogen_core", "autogen_agentchat"):
     logging.getLogger(_name).addHandler(logging.NullHandler())
 
-__all__ = ["ClientAdapter", "InterviewerContext", "SessionStop", "build_team", "chat_messages"]
+__all__ = ["ClientAdapter", "InFlightCalls", "InterviewerContext", "SessionStop", "SessionTeam", "build_team", "chat_messages"]
+
+WIND_DOWN_S = 0.5
+"""After a cancellation, how long AutoGen gets to stop its agents before the session stops waiting for it."""
+
+
+class InFlightCalls:
+    """The model calls of one session that are running now, so a cancelled session can cancel them."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Completion]] = set()
+
+    async def run(self, call: Coroutine[Any, Any, Completion], token: CancellationToken | None) -> Completion:
+        task = asyncio.ensure_future(call)
+        if token is not None:
+            token.link_future(task)
+        self._tasks.add(task)
+        try:
+            return await task
+        finally:
+            self._tasks.discard(task)
+
+    def cancel_all(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
 
 
 class ClientAdapter(ChatCompletionClient):
     """One of our ChatModels as an AutoGen model client for one agent."""
 
-    def __init__(self, role: str, agent: AgentSpec, model: ChatModel, recorder: SessionRecorder, seed: int | None) -> None:
+    def __init__(
+        self,
+        role: str,
+        agent: AgentSpec,
+        model: ChatModel,
+        recorder: SessionRecorder,
+        seed: int | None,
+        in_flight: InFlightCalls | None = None,
+    ) -> None:
         self._role, self._agent, self._model = role, agent, model
         self._recorder, self._seed = recorder, seed
+        self._in_flight = in_flight or InFlightCalls()
         self._usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
         self._total = RequestUsage(prompt_tokens=0, completion_tokens=0)
 
@@ -96,7 +134,7 @@ class ClientAdapter(ChatCompletionClient):
             think=self._agent.think,
             on_text=self._recorder.text_sink(self._role),
         )
-        completion = await self._answer(request, fitted.dropped)
+        completion = await self._answer(request, fitted.dropped, cancellation_token)
         self._usage = RequestUsage(prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens)
         self._total = RequestUsage(
             prompt_tokens=self._total.prompt_tokens + completion.prompt_tokens,
@@ -105,12 +143,12 @@ class ClientAdapter(ChatCompletionClient):
         finish = completion.finish_reason if completion.finish_reason in ("stop", "length") else "unknown"
         return CreateResult(finish_reason=finish, content=completion.content, usage=self._usage, cached=completion.cached)
 
-    async def _answer(self, request: CompletionRequest, trimmed: int) -> Completion:
+    async def _answer(self, request: CompletionRequest, trimmed: int, token: CancellationToken | None) -> Completion:
         """One recorded call, reasoning kept apart, an answer cut off by the token cap cut back to its last
         complete sentence (the cut text is kept); an empty answer is retried once, then stops the session."""
         for attempt in (1, 2):
             try:
-                completion = separate_thinking(await self._model.complete(request))
+                completion = separate_thinking(await self._in_flight.run(self._model.complete(request), token))
             except ModelCallError as exc:
                 self._recorder.failure(self._role, self._agent, self._model, exc)
                 raise
@@ -202,32 +240,76 @@ class SessionStop(TerminationCondition):
         self._terminated = False
 
 
+class SessionTeam(RoundRobinGroupChat):
+    """The session's RoundRobinGroupChat, with its model calls in flight."""
+
+    def __init__(self, agents: list[ChatAgent | Team], stop: SessionStop, in_flight: InFlightCalls) -> None:
+        super().__init__(agents, termination_condition=stop)
+        self.in_flight = in_flight
+
+
 def build_team(
     scenario: LoadedScenario,
     models: dict[str, ChatModel],
     state: SessionState,
     recorder: SessionRecorder,
     seed: int | None,
-) -> RoundRobinGroupChat:
+) -> SessionTeam:
     """Two AssistantAgents taking turns in a RoundRobinGroupChat, stopped by the session's own rule."""
+    in_flight = InFlightCalls()
     agents: list[ChatAgent | Team] = []
     for role in ("candidate", "interviewer"):  # after the opening line, the candidate speaks first
         spec = scenario.agent(role)
         agents.append(
             AssistantAgent(
                 name=role,
-                model_client=ClientAdapter(role, spec, models[role], recorder, seed),
+                model_client=ClientAdapter(role, spec, models[role], recorder, seed, in_flight),
                 system_message=spec.system_prompt,
                 model_context=InterviewerContext(state) if role == "interviewer" else UnboundedChatCompletionContext(),
                 description=f"The {role} ({spec.name}).",
             )
         )
-    return RoundRobinGroupChat(agents, termination_condition=SessionStop(state))
+    return SessionTeam(agents, SessionStop(state), in_flight)
 
 
-async def chat_messages(team: RoundRobinGroupChat, opening: str) -> AsyncIterator[tuple[str, str]]:
-    """Run the team from the interviewer's opening line; yield (role, text) of every chat message, the opening first."""
-    async for item in team.run_stream(task=TextMessage(content=opening, source="interviewer")):
-        if isinstance(item, TaskResult) or not isinstance(item, BaseChatMessage):
-            continue
-        yield item.source, item.to_text()
+async def chat_messages(team: SessionTeam, opening: str) -> AsyncIterator[tuple[str, str]]:
+    """Run the team from the interviewer's opening line; yield (role, text) of every chat message, the opening first.
+
+    Each step of AutoGen's stream runs shielded, so that a cancellation lands here first: the model calls in
+    flight are cancelled, AutoGen gets WIND_DOWN_S to stop, and the cancellation goes on.
+    """
+    stream = team.run_stream(task=TextMessage(content=opening, source="interviewer"))
+    step: asyncio.Future[Any] | None = None
+    try:
+        while True:
+            step = asyncio.ensure_future(anext(stream))
+            try:
+                item = await asyncio.shield(step)
+            except StopAsyncIteration:
+                step = None
+                return
+            step = None
+            if isinstance(item, TaskResult) or not isinstance(item, BaseChatMessage):
+                continue
+            yield item.source, item.to_text()
+    finally:
+        team.in_flight.cancel_all()
+        if step is not None:
+            await _wind_down(step)
+        if step is None or step.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(stream.aclose(), WIND_DOWN_S)
+
+
+async def _wind_down(step: asyncio.Future[Any]) -> None:
+    """Cancel AutoGen's step and let it stop its runtime (quick once the calls in flight are cancelled), within
+    WIND_DOWN_S; never raise."""
+    step.add_done_callback(_retrieve)
+    step.cancel()
+    with contextlib.suppress(BaseException):
+        await asyncio.wait({step}, timeout=WIND_DOWN_S)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: an abandoned step's failure is not reported as "never retrieved"

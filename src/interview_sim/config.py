@@ -50,6 +50,8 @@ class AgentSpec(_Spec):
     """Thinking models (deepseek-r1, qwen3, gpt-oss): reason before answering? true / false, or a level for
     models that take one (gpt-oss). Sent only to models whose server says they can think; off by default so
     every model spends its max_tokens on the answer and interviews stay comparable."""
+    timeout_s: float | None = Field(default=None, gt=0)
+    """Deadline of one model call to a server (Ollama), retries included (default 120 s; `--timeout` overrides)."""
 
     @field_validator("model")
     @classmethod

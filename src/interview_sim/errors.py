@@ -28,9 +28,13 @@ class ModelNotReadyError(InterviewSimError):
 
 
 class ModelCallError(InterviewSimError):
-    """A model call that failed after its bounded retries."""
+    """A model call that failed after its bounded retries (`retries`: the failed attempts, for the record)."""
 
     exit_code = 4
+
+    def __init__(self, message: str, retries: list[object] | None = None) -> None:
+        super().__init__(message)
+        self.retries: list[object] = list(retries or [])
 
 
 class RecordError(InterviewSimError):
@@ -62,6 +66,12 @@ class EvaluationError(InterviewSimError):
     def __init__(self, message: str, evaluation: object | None = None) -> None:
         super().__init__(message)
         self.evaluation = evaluation
+
+
+class BatchIncompleteError(InterviewSimError):
+    """A compare or sweep that ran to the end with failed cells or pairwise judgments (the finished ones are kept)."""
+
+    exit_code = 6
 
 
 class BatchError(InterviewSimError):

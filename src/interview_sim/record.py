@@ -6,6 +6,7 @@ in flight) and `transcript.json` (versioned, written atomically when the run end
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -418,9 +419,19 @@ class EventLog:
         self._fh.flush()
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        """Close the file (also when its last flush fails, e.g. on a full disk: then that error is raised)."""
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            fh.close()
+
+    def discard(self) -> None:
+        """Close and remove the log, and its folder if that is left empty (a run that could not even start)."""
+        with contextlib.suppress(OSError):
+            self.close()
+        with contextlib.suppress(OSError):
+            self.path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.path.parent.rmdir()
 
 
 def run_dir_for(runs_dir: Path, scenario_id: str, run_id: str) -> Path:

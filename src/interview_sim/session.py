@@ -21,7 +21,7 @@ from pathlib import Path
 from interview_sim.catalog import note_run
 from interview_sim.config import SESSION_ROLES, AgentSpec, LoadedScenario, Stage, load_scenario
 from interview_sim.errors import InterviewSimError, ModelCallError
-from interview_sim.models import ChatModel, Completion, ModelOptions, canonical_ref, create_model
+from interview_sim.models import ChatModel, Completion, ModelOptions, RetryRecord, canonical_ref, create_model
 from interview_sim.models.human import PersonQuit
 from interview_sim.models.thinking import ThinkSetting
 from interview_sim.record import (
@@ -34,6 +34,7 @@ from interview_sim.record import (
     MessageUsage,
     ModelCalled,
     ModelFailed,
+    RetryInfo,
     RunFinished,
     RunStarted,
     StopReason,
@@ -191,6 +192,7 @@ class SessionRecorder:
         self.last_call: dict[str, CallRecord] = {}
         self.person_quit = False
         """Set when the person in a human seat stopped the session: it ends as `interrupted`, not as an error."""
+        self.last_failure: ModelCallError | None = None
 
     def text_sink(self, role: str) -> Callable[[str], None] | None:
         """The `CompletionRequest.on_text` for one role's calls (None: nobody watches the text live)."""
@@ -213,7 +215,11 @@ class SessionRecorder:
         return record
 
     def failure(self, role: str, agent: AgentSpec, model: ChatModel, error: ModelCallError) -> None:
-        self.emit(ModelFailed(role=role, agent=agent.name, ref=model.ref, error=str(error)))
+        self.last_failure = error
+        retries = [
+            RetryInfo(attempt=r.attempt, error=r.error, wait_s=r.wait_s) for r in error.retries if isinstance(r, RetryRecord)
+        ]
+        self.emit(ModelFailed(role=role, agent=agent.name, ref=model.ref, error=str(error), retries=retries))
 
     def message(self, role: str, agent: AgentSpec, content: str, reading: _Reading, *, from_model: bool) -> None:
         call = self.last_call.pop(role, None) if from_model else None
@@ -321,7 +327,8 @@ async def run_scenario(
     try:
         for role in SESSION_ROLES:
             spec = loaded.agent(role)
-            models[role] = model_factory(spec.model, ModelOptions(role=role, seed=seed if seed is not None else spec.seed))
+            options = ModelOptions(role=role, seed=seed if seed is not None else spec.seed, timeout_s=spec.timeout_s)
+            models[role] = model_factory(spec.model, options)
         # Fail fast, before anything is written, when a server is down or a model is missing.
         await asyncio.gather(*(m.check_ready() for m in models.values()))
         return await _run(
@@ -330,6 +337,29 @@ async def run_scenario(
     finally:
         for model in models.values():
             await model.aclose()
+
+
+def _new_transcript(
+    loaded: LoadedScenario, models: dict[str, ChatModel], *, seed: int | None, max_turns: int | None
+) -> Transcript:
+    """The transcript header of a new run: its id, the scenario and agent snapshots, the limits in force."""
+    started = utc_now()
+    return Transcript(
+        run_id=new_run_id(started),
+        scenario_id=loaded.spec.id,
+        scenario={**loaded.spec.model_dump(mode="json"), "path": loaded.path},
+        agents={
+            role: {
+                **agent.model_dump(mode="json"),
+                "model_ref": agent.model,
+                "model_name": models[role].name if role in models else None,
+            }
+            for role, agent in loaded.agents.items()
+        },
+        seed=seed,
+        max_turns=max_turns or loaded.spec.max_turns,
+        started_at=started,
+    )
 
 
 async def _run(
@@ -343,37 +373,25 @@ async def _run(
     on_text: TextSink | None = None,
 ) -> RunResult:
     spec = loaded.spec
-    started = utc_now()
-    run_id = new_run_id(started)
+    transcript = _new_transcript(loaded, models, seed=seed, max_turns=max_turns)
+    run_id = transcript.run_id
     run_dir = run_dir_for(runs_dir, spec.id, run_id)
     interviewer, candidate = loaded.agent("interviewer"), loaded.agent("candidate")
-    transcript = Transcript(
-        run_id=run_id,
-        scenario_id=spec.id,
-        scenario={**spec.model_dump(mode="json"), "path": loaded.path},
-        agents={
-            role: {
-                **agent.model_dump(mode="json"),
-                "model_ref": agent.model,
-                "model_name": models[role].name if role in models else None,
-            }
-            for role, agent in loaded.agents.items()
-        },
-        seed=seed,
-        max_turns=max_turns or spec.max_turns,
-        started_at=started,
-    )
     log = EventLog(run_dir / EVENTS_FILE)
     recorder = SessionRecorder(transcript, log, on_event, on_text)
     state = SessionState(scenario=loaded, max_turns=max_turns or spec.max_turns)
-    recorder.emit(
-        RunStarted(
-            run_id=run_id,
-            scenario_id=spec.id,
-            models={r: m.ref for r, m in models.items()},
-            header=transcript.model_dump(mode="json"),
+    try:
+        recorder.emit(
+            RunStarted(
+                run_id=run_id,
+                scenario_id=spec.id,
+                models={r: m.ref for r, m in models.items()},
+                header=transcript.model_dump(mode="json"),
+            )
         )
-    )
+    except OSError:
+        log.discard()  # e.g. a full disk: no run folder without its header, which later commands would trip on
+        raise
     opening = spec.render_opening(candidate=candidate.name, interviewer=interviewer.name)
     error: InterviewSimError | None = None
     try:
@@ -391,20 +409,22 @@ async def _run(
     except InterviewSimError as exc:
         error = exc
     except (RuntimeError, PersonQuit) as exc:
-        # AutoGen re-raises an agent's exception as RuntimeError(str(original)); the adapter recorded it.
+        # AutoGen re-raises an agent's exception as RuntimeError(its traceback as text); the adapter recorded it.
         if recorder.person_quit:
             transcript.stop_reason = "interrupted"
         else:
             last = str(exc).strip().splitlines()[-1] if str(exc).strip() else "model call failed"
-            error = ModelCallError(_AUTOGEN_ERROR_PREFIX.sub("", last))
+            error = recorder.last_failure or ModelCallError(_AUTOGEN_ERROR_PREFIX.sub("", last))
     finally:
         if error is not None:
             transcript.stop_reason, transcript.error = "error", str(error)
         transcript.ended_at = utc_now()
         if transcript.stop_reason is None:
             transcript.stop_reason = "interrupted"
-        recorder.emit(RunFinished(stop_reason=transcript.stop_reason, error=transcript.error))
-        log.close()
+        try:
+            recorder.emit(RunFinished(stop_reason=transcript.stop_reason, error=transcript.error))
+        finally:
+            log.close()
         path = save_transcript(run_dir, transcript)
         note_run(run_dir)
     if error is not None:

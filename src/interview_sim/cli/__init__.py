@@ -7,13 +7,16 @@ stderr and a non-zero exit code, never a traceback.
 
 from __future__ import annotations
 
+import errno
 import functools
+import sqlite3
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
 
+from interview_sim.cli.signals import Interrupted, leave, own_process, print_interrupted
 from interview_sim.errors import InterviewSimError
 
 app = typer.Typer(
@@ -34,7 +37,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def user_errors(fn: F) -> F:
-    """Turn InterviewSimError into one line and its exit code; Ctrl-C into exit 130."""
+    """Turn InterviewSimError into one line and its exit code; Ctrl-C into exit 130 (SIGTERM: 143)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -42,10 +45,38 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except InterviewSimError as exc:
             raise fail(str(exc), exc.exit_code) from None
+        except OSError as exc:  # a full disk, a file where a folder should be, no permission: not a crash
+            message, code = describe_os_error(exc)
+            raise fail(message, code) from None
+        except sqlite3.OperationalError as exc:  # the runs catalog on a full or failing disk
+            if not any(s in str(exc) for s in ("disk is full", "disk I/O error", "readonly database")):
+                raise
+            raise fail(f"the runs catalog: {exc}: free some space and run again", 4) from None
+        except Interrupted as exc:
+            print_interrupted(exc)
+            leave(exc.exit_code)
+            raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            raise fail("interrupted (what was recorded so far is kept)", 130) from None
+            print_interrupted(Interrupted(2))
+            leave(130)
+            raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+IO_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG})
+"""Failures of the machine rather than of what the user typed: exit 4 (the others are exit 2)."""
+
+
+def describe_os_error(exc: OSError) -> tuple[str, int]:
+    """One line for an OSError that reached the CLI, and its exit code: 4 for I/O failures, 2 for bad paths."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    text = f"{where}{exc.strerror or exc}"
+    if exc.errno == errno.ENOSPC:
+        return f"{text}: the disk is full; what was written before is kept (free some space and run again)", 4
+    if exc.errno in IO_ERRNOS or isinstance(exc, ConnectionError | TimeoutError):
+        return text, 4
+    return text, 2
 
 
 def _register() -> None:
@@ -57,4 +88,5 @@ _register()
 
 
 def main() -> None:
+    own_process()  # SIGTERM ends the command like Ctrl-C; an interrupted command leaves at once
     app()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -13,7 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from interview_sim.cli import app, fail, user_errors
-from interview_sim.cli.run import JsonFlag, RunsDir, console
+from interview_sim.cli.run import JsonFlag, RunsDir, Timeout, apply_timeout, check_runs_dir, console
+from interview_sim.cli.signals import run_async
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -48,6 +48,48 @@ RayAddress = Annotated[str, typer.Option("--ray-address", help="With --executor 
 
 def _split(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def _hosts(value: str | None) -> list[str]:
+    """`--ollama-hosts`; compare_models checks each address before anything runs."""
+    from interview_sim.errors import BatchError
+
+    hosts = _split(value)
+    if value is not None and not hosts:
+        raise BatchError(f"--ollama-hosts {value!r} names no endpoint")
+    return hosts
+
+
+def _interrupted_kept(runs_dir: Path) -> Callable[[], str]:
+    def kept() -> str:
+        return f"finished cells are kept under {runs_dir / 'comparisons'}; run the same command again to resume"
+
+    return kept
+
+
+def _raise_if_incomplete(comparison: Comparison, out: Console, as_json: bool) -> None:
+    """A comparison with failed cells or judgments: list them (stdout), then one line on stderr and exit 6."""
+    from rich.markup import escape
+
+    from interview_sim.errors import BatchIncompleteError
+
+    cells = [c for c in comparison.cells if c.status != "ok"]
+    pairs = [p for p in comparison.pairs if p.status != "ok"]
+    if not cells and not pairs:
+        return
+    if not as_json:
+        for cell in cells:
+            out.print(f"[red]failed cell[/] {escape(cell.key)}: {escape(cell.error or 'not run')}")
+        for pair in pairs:
+            out.print(f"[red]failed pairwise judgment[/] {escape(pair.key)}: {escape(pair.error or 'not judged')}")
+    parts = []
+    if cells:
+        names = ", ".join(c.key for c in cells[:3]) + (", ..." if len(cells) > 3 else "")
+        parts.append(f"{len(cells)} of {len(comparison.cells)} cell(s) failed ({names})")
+    if pairs:
+        parts.append(f"{len(pairs)} of {len(comparison.pairs)} pairwise judgment(s) failed")
+    message = "; ".join(parts) + ": run the same command again to retry them (finished ones are kept)"
+    raise BatchIncompleteError(message)
 
 
 def _fixed_model(role: str, interviewer_model: str | None, candidate_model: str | None) -> str | None:
@@ -202,6 +244,11 @@ def _finish(comparison: Comparison, runs_dir: Path, as_json: bool, out: Console,
         out.print(f"report: {pages.path} (and {len(pages.run_pages)} run page(s))")
 
 
+def _finish_checked(comparison: Comparison, runs_dir: Path, as_json: bool, out: Console, report: bool) -> None:
+    _finish(comparison, runs_dir, as_json, out, report)
+    _raise_if_incomplete(comparison, out, as_json)
+
+
 Report = Annotated[bool, typer.Option("--report", help="Also write the HTML page of the comparison and of every cell's run.")]
 
 
@@ -242,6 +289,7 @@ def compare_command(
     as_json: JsonFlag = False,
     executor: Executor = "local",
     ray_address: RayAddress = "auto",
+    timeout: Timeout = None,
 ) -> None:
     """Compare models in one role on the same scenario: a leaderboard with confidence intervals and win rates.
 
@@ -260,9 +308,12 @@ def compare_command(
         raise fail("--judge picks among existing grades: it goes with --from-runs (use --evaluator-model here)", 2)
 
     fixed = _fixed_model(role, interviewer_model, candidate_model)
+    hosts = _hosts(ollama_hosts)
+    check_runs_dir(runs_dir)
+    apply_timeout(timeout)
     out = console()
     with _progress(out, not as_json) as on_progress:
-        comparison = asyncio.run(
+        comparison = run_async(
             compare_models(
                 scenario,
                 _split(models),
@@ -274,7 +325,7 @@ def compare_command(
                 max_turns=max_turns,
                 pairwise=pairwise,
                 concurrency=concurrency,
-                ollama_hosts=_split(ollama_hosts),
+                ollama_hosts=hosts,
                 per_endpoint=endpoint_limit,
                 cache=cache,
                 fresh=fresh,
@@ -282,9 +333,10 @@ def compare_command(
                 on_progress=on_progress,
                 executor=executor,  # type: ignore[arg-type]  # checked before anything runs
                 ray_address=ray_address,
-            )
+            ),
+            _interrupted_kept(runs_dir),
         )
-    _finish(comparison, runs_dir, as_json, out, report)
+    _finish_checked(comparison, runs_dir, as_json, out, report)
 
 
 def _from_runs(where: str, runs_dir: Path, role: str, judge: str | None, as_json: bool) -> None:
@@ -352,6 +404,7 @@ def sweep_command(
     as_json: JsonFlag = False,
     executor: Executor = "local",
     ray_address: RayAddress = "auto",
+    timeout: Timeout = None,
 ) -> None:
     """Run a sweep: topics × solution topics × models × repeats, a leaderboard per group; resumable."""
     from interview_sim.compare import run_sweep
@@ -360,9 +413,12 @@ def sweep_command(
     loaded = load_sweep(sweep)
     effective_role = role or loaded.spec.role
     fixed = _fixed_model(effective_role, interviewer_model, candidate_model)
+    hosts = _hosts(ollama_hosts)
+    check_runs_dir(runs_dir)
+    apply_timeout(timeout)
     out = console()
     with _progress(out, not as_json) as on_progress:
-        comparison = asyncio.run(
+        comparison = run_async(
             run_sweep(
                 loaded,
                 models=_split(models) or None,
@@ -373,7 +429,7 @@ def sweep_command(
                 fixed_model=fixed,
                 max_turns=max_turns,
                 concurrency=concurrency,
-                ollama_hosts=_split(ollama_hosts),
+                ollama_hosts=hosts,
                 per_endpoint=endpoint_limit,
                 cache=cache,
                 fresh=fresh,
@@ -381,6 +437,7 @@ def sweep_command(
                 on_progress=on_progress,
                 executor=executor,  # type: ignore[arg-type]  # checked before anything runs
                 ray_address=ray_address,
-            )
+            ),
+            _interrupted_kept(runs_dir),
         )
-    _finish(comparison, runs_dir, as_json, out, report)
+    _finish_checked(comparison, runs_dir, as_json, out, report)

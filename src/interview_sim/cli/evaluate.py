@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -10,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from interview_sim.cli import app, fail, user_errors
+from interview_sim.cli.run import Timeout, apply_timeout
+from interview_sim.cli.signals import run_async
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -155,6 +156,7 @@ def evaluate_command(
     ] = True,
     max_tokens: MaxTokens = None,
     as_json: JsonFlag = False,
+    timeout: Timeout = None,
 ) -> None:
     """Grade runs against their scenario's rubric (one, many, or a filter), or compare two runs with --pairwise.
 
@@ -163,6 +165,7 @@ def evaluate_command(
     from interview_sim.errors import EvaluationError
     from interview_sim.grading.evaluate import evaluate_pairwise, evaluate_run, evaluation_path
 
+    apply_timeout(timeout)
     runs = list(runs or [])
     refs = split_refs(evaluator_model)
     if pairwise:
@@ -177,9 +180,9 @@ def evaluate_command(
         raise fail("evaluate needs a run (or several, or --where FILTER)", 2)
     try:
         if pairwise:
-            result = asyncio.run(evaluate_pairwise(runs[0], runs[1], evaluator_models=refs, seed=seed, max_tokens=max_tokens))
+            result = run_async(evaluate_pairwise(runs[0], runs[1], evaluator_models=refs, seed=seed, max_tokens=max_tokens))
         else:
-            evaluation = asyncio.run(
+            evaluation = run_async(
                 evaluate_run(runs[0], evaluator_models=refs, judges=judges, seed=seed, scenario=scenario, max_tokens=max_tokens)
             )
     except EvaluationError as exc:
@@ -225,7 +228,7 @@ def _evaluate_many(
     err = _console_err()
     with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task("grading", total=len(targets))
-        results = asyncio.run(
+        results = run_async(
             evaluate_runs(
                 targets,
                 evaluator_models=refs,
@@ -292,7 +295,7 @@ def calibrate_command(
     """Grade the control transcripts and check strong > average > weak and injection <= weak. Exit 0 on pass, 1 on fail."""
     from interview_sim.grading.calibration import calibrate
 
-    calibration = asyncio.run(
+    calibration = run_async(
         calibrate(
             evaluator_models=split_refs(evaluator_model),
             judges=judges,

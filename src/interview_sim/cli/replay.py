@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import sys
@@ -15,6 +14,7 @@ import typer
 
 from interview_sim.cli import app, fail, user_errors
 from interview_sim.cli.run import JsonFlag, console, message_printer
+from interview_sim.cli.signals import run_async
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -134,7 +134,7 @@ def replay_command(
         from interview_sim.replay import rerun as rerun_run
 
         out = console()
-        result = asyncio.run(rerun_run(run, runs_dir=runs_dir, on_event=None if as_json else message_printer(out)))
+        result = run_async(rerun_run(run, runs_dir=runs_dir, on_event=None if as_json else message_printer(out)))
         if as_json:
             typer.echo(json.dumps(result.model_dump(mode="json")))
         else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from interview_sim.cli import app, fail, user_errors
+from interview_sim.cli.signals import run_async
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -18,6 +18,38 @@ if TYPE_CHECKING:
 
 RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Where run folders are written.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of the live view.")]
+Timeout = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        help="Deadline in seconds of each call to a model server (Ollama), retries included;"
+        " overrides the agents' timeout_s (default 120).",
+    ),
+]
+
+
+def check_runs_dir(runs_dir: Path) -> None:
+    """`--runs-dir` must be a folder, or a path where one can be made (not a file, nor under a file)."""
+    for path in (runs_dir, *runs_dir.parents):
+        if path.exists():
+            if not path.is_dir():
+                what = "is a file" if path == runs_dir else f"is under {path}, which is a file"
+                raise fail(f"--runs-dir {runs_dir} {what}, not a folder", 2)
+            return
+
+
+def apply_timeout(seconds: float | None) -> None:
+    """`--timeout`: set INTERVIEW_SIM_TIMEOUT for this process and the worker processes it starts."""
+    if seconds is None:
+        return
+    import math
+    import os
+
+    from interview_sim.models.ollama import TIMEOUT_ENV
+
+    if not (0 < seconds < math.inf):
+        raise fail(f"--timeout must be a number of seconds above 0, got {seconds:g}", 2)
+    os.environ[TIMEOUT_ENV] = repr(seconds)
 
 
 def console() -> Console:
@@ -162,6 +194,7 @@ def run_command(
     answer_time: Annotated[
         float | None, typer.Option("--answer-time", min=1, help="Seconds a person has for each answer in a `human` seat.")
     ] = None,
+    timeout: Timeout = None,
 ) -> None:
     """Run a scripted whiteboard interview, record it under runs/ and grade it.
 
@@ -178,13 +211,15 @@ def run_command(
     from interview_sim.models import create_model
     from interview_sim.models.cache import cached_factory, default_cache_dir
     from interview_sim.models.thinking import parse_think
-    from interview_sim.record import load_transcript
+    from interview_sim.record import RunStarted, load_transcript
     from interview_sim.session import run_scenario
 
     try:
         think_setting = parse_think(think) if think is not None else None
     except ValueError as exc:
         raise fail(f"--think: {exc}", 2) from None
+    check_runs_dir(runs_dir)
+    apply_timeout(timeout)
     out = console()
     judges = split_refs(evaluator_model)
     factory = cached_factory(create_model, default_cache_dir(runs_dir)) if cache else create_model
@@ -198,6 +233,16 @@ def run_command(
         as_json=as_json,
         answer_time=answer_time,
     )
+    started: list[Path] = []
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, RunStarted):
+            started.append(runs_dir / event.scenario_id / event.run_id)
+        if live.on_event is not None:
+            live.on_event(event)
+
+    def kept() -> str:
+        return f"what finished is kept in {started[0]}" if started else "nothing was recorded (the run had not started)"
 
     async def session_then_grade() -> tuple[Any, Any, EvaluationError | None]:
         live.watch()
@@ -209,7 +254,7 @@ def run_command(
             max_turns=max_turns,
             think=think_setting,
             runs_dir=runs_dir,
-            on_event=live.on_event,
+            on_event=on_event,
             model_factory=live.factory,
             on_text=live.on_text,
         )
@@ -227,7 +272,7 @@ def run_command(
         except EvaluationError as exc:
             return result, exc.evaluation, exc
 
-    result, evaluation, failure = asyncio.run(session_then_grade())
+    result, evaluation, failure = run_async(session_then_grade(), kept)
     transcript = load_transcript(result.run_dir) if evaluate else result.transcript  # now with the judge's calls
     summary = run_summary(transcript, result.run_dir, result.transcript_path)
     if report:

@@ -7,6 +7,7 @@ Modules:
     executors    where cells run: this process (the scheduler) or one Ray task per cell (`--executor ray`).
     comparison   the comparison record (`comparison.json`, `.csv`) and the leaderboard.
     corpus       `leaderboard_from_runs`: rank the models of existing runs (a filter of the runs folder) by their grades.
+    lock         one command at a time per comparison (an flock beside its folder).
 
 May import: catalog, config, errors, models, record, session, grading. Never report or cli.
 """

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -40,9 +41,23 @@ ModelFactory = Callable[[str, ModelOptions], ChatModel]
 # ---------------------------------------------------------------------------------------------- metering
 
 
-def _set_llama_threads(threads: int) -> None:
-    """Worker initializer: how many threads this worker's llama.cpp instances may use."""
+def _init_worker(threads: int, parent: int) -> None:
+    """Worker initializer: how many threads this worker's llama.cpp instances may use, and die with the parent.
+
+    A worker blocked in a cell would outlive a parent killed with kill -9 (and keep the resource tracker alive):
+    on Linux the kernel sends it SIGKILL when its parent dies (PR_SET_PDEATHSIG; the pool starts its workers from
+    the thread that submits, the event loop's). Elsewhere, or if the parent is already gone, it exits at once.
+    """
     os.environ[LLAMA_THREADS_ENV] = str(threads)
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 @dataclass
@@ -348,8 +363,8 @@ class Scheduler:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.processes,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_set_llama_threads,
-                initargs=(threads,),
+                initializer=_init_worker,
+                initargs=(threads, os.getpid()),
             )
         return self._pool
 
@@ -382,7 +397,19 @@ class Scheduler:
                         outcome = await runner.inline(task, host)
                 on_done(task, outcome)
 
-        await asyncio.gather(*(work() for _ in range(min(self.concurrency, len(queue)))))
+        try:
+            await asyncio.gather(*(work() for _ in range(min(self.concurrency, len(queue)))))
+        except asyncio.CancelledError:
+            self._abandon()  # Ctrl-C: jobs in flight are abandoned, finished ones were recorded by on_done
+            raise
+
+    def _abandon(self) -> None:
+        """Kill the workers (their jobs in flight are abandoned): shutdown() alone would wait for their jobs."""
+        if self._pool is not None:
+            processes = getattr(self._pool, "_processes", None) or {}  # no public API for this before Python 3.14
+            for process in list(processes.values()):
+                process.kill()
+            self._discard_pool()
 
     def _discard_pool(self) -> None:
         if self._pool is not None:

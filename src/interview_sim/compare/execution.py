@@ -38,6 +38,7 @@ from interview_sim.compare.comparison import (
     save_comparison,
 )
 from interview_sim.compare.executors import ExecutorChoice, make_executor
+from interview_sim.compare.lock import comparison_lock
 from interview_sim.config import LoadedScenario
 from interview_sim.errors import BatchError
 from interview_sim.models import ModelOptions, parse_ref
@@ -183,8 +184,14 @@ class _Tracker:
 
 
 async def execute(request: ComparisonRequest, groups: dict[str, CellGroup], options: RunOptions) -> Comparison:
+    """Run the comparison's cells and pairs; one command at a time per comparison (`comparison_lock`)."""
     evaluators = [ref for g in request.groups for ref in g.evaluator_models]
     await _check_refs([*request.models, *(g.fixed_model for g in request.groups), *evaluators], options.model_factory)
+    with comparison_lock(comparison_dir(options.runs_dir, request.comparison_id())):
+        return await _execute(request, groups, options)
+
+
+async def _execute(request: ComparisonRequest, groups: dict[str, CellGroup], options: RunOptions) -> Comparison:
     runs_dir = options.runs_dir
     comparison_id = request.comparison_id()
     folder = comparison_dir(runs_dir, comparison_id)

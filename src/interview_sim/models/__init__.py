@@ -51,6 +51,8 @@ class ModelOptions:
     """Override the backend's context window (llama.cpp n_ctx, Ollama num_ctx)."""
     host: str | None = None
     """For server backends: which endpoint to call (default from the environment)."""
+    timeout_s: float | None = None
+    """For server backends: the deadline of one call, retries included (default: the backend's)."""
     extra: tuple[tuple[str, Any], ...] = ()
 
 

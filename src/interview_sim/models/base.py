@@ -7,13 +7,14 @@ Backends speak plain dataclasses, not AutoGen types: AutoGen is in maintenance m
 from __future__ import annotations
 
 import abc
+import asyncio
 import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_before_delay, wait_exponential
 
 from interview_sim.errors import ModelCallError
 from interview_sim.record import CallRecord, RetryInfo
@@ -160,10 +161,15 @@ async def call_with_retries(
     attempts: int = 4,
     initial_wait: float = 0.25,
     max_wait: float = 4.0,
+    budget_s: float | None = None,
 ) -> tuple[T, list[RetryRecord], float]:
     """Run `call`, retrying transient failures with bounded exponential backoff.
 
+    `budget_s` is the deadline of the whole call, retries and waits included: an attempt still running when
+    it expires is cancelled (TimeoutError), and no retry is started whose wait would end after it.
+
     Returns the result, the retries that happened (each one is recorded in the run) and the wall time.
+    Raises ModelCallError (with the retries) once the attempts or the budget are spent.
     """
     retries: list[RetryRecord] = []
 
@@ -173,18 +179,35 @@ async def call_with_retries(
         retries.append(RetryRecord(attempt=state.attempt_number, error=_describe(exc), wait_s=round(wait, 3)))
 
     start = time.perf_counter()
+
+    async def attempt() -> T:
+        if budget_s is None:
+            return await call()
+        remaining = budget_s - (time.perf_counter() - start)
+        if remaining <= 0:
+            raise TimeoutError(f"no answer within {budget_s:g} s")
+        async with asyncio.timeout(remaining):
+            return await call()
+
+    # stop_before_delay: no retry whose wait would end past the budget (stop_after_delay would still sleep into it).
+    stop = stop_after_attempt(attempts) if budget_s is None else stop_after_attempt(attempts) | stop_before_delay(budget_s)
     retrying = AsyncRetrying(
         retry=retry_if_exception(is_transient),
-        stop=stop_after_attempt(attempts),
+        stop=stop,
         wait=wait_exponential(multiplier=initial_wait, max=max_wait),
         before_sleep=_record,
         reraise=True,
     )
     try:
-        result: T = await retrying(call)
+        result: T = await retrying(attempt)
     except Exception as exc:
         tried = len(retries) + 1
-        raise ModelCallError(f"{what} failed after {tried} attempt{'s' if tried > 1 else ''}: {_describe(exc)}") from exc
+        attempts_text = f"{tried} attempt{'s' if tried > 1 else ''}"
+        if budget_s is not None and isinstance(exc, TimeoutError):
+            message = f"{what} did not answer within {budget_s:g} s ({attempts_text})"
+        else:
+            message = f"{what} failed after {attempts_text}: {_describe(exc)}"
+        raise ModelCallError(message, list(retries)) from exc
     return result, retries, time.perf_counter() - start
 
 

@@ -23,9 +23,12 @@ comes back in `message.thinking`, apart from the answer, and is counted in `eval
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import math
 import os
+import re
 from collections.abc import Callable
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from interview_sim.errors import ConfigError, ModelCallError, ModelNotFoundError, ModelNotReadyError
@@ -47,8 +50,11 @@ READY_TIMEOUT_S = 5.0
 PROBE_TIMEOUT_S = 2.0
 """Per-request timeout of check_ready() and available()."""
 CONNECT_TIMEOUT_S = 5.0
-CHAT_TIMEOUT_S = 600.0
-"""A non-streaming chat sends nothing until it is done; loading a large model on CPU can take minutes."""
+DEFAULT_TIMEOUT_S = 120.0
+"""Deadline of one chat call, retries included. A non-streaming chat sends nothing until it is done, and loading
+a large model on CPU can take minutes: raise it with the agent's `timeout_s` or `--timeout`."""
+TIMEOUT_ENV = "INTERVIEW_SIM_TIMEOUT"
+"""Seconds; overrides every agent's `timeout_s` (the CLI's `--timeout` sets it, so worker processes see it too)."""
 # Streaming: `CompletionRequest.on_text` set means stream=True; the text is the pieces joined, and usage comes
 # from the final chunk (done=true), which carries the same counts a non-streamed answer does.
 CHARS_PER_TOKEN = 3
@@ -84,13 +90,51 @@ def resolve_host(host: str | None = None) -> str:
         name, port = hostport[: end + 1], hostport[end + 1 :].removeprefix(":")
     else:
         name, _, port = hostport.partition(":")
-    if scheme not in ("http", "https") or (port and not port.isdigit()) or (hostport.startswith("[") and "]" not in hostport):
+    if scheme not in ("http", "https") or not _valid_name(name) or (port and not (port.isdigit() and 0 < int(port) < 65536)):
         source = "host" if host else "OLLAMA_HOST"
         raise ConfigError(f"{source}={raw!r} is not a valid Ollama address (expected [http[s]://]host[:port])")
     name = name or "localhost"
     port = port or ("443" if scheme == "https" else str(DEFAULT_PORT))
     path = path.strip("/")
     return f"{scheme}://{name}:{port}" + (f"/{path}" if path else "")
+
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+
+
+def _valid_name(name: str) -> bool:
+    """A host name, an IPv4 address or a bracketed IPv6 address (empty: localhost)."""
+    if name.startswith("["):
+        try:
+            ipaddress.IPv6Address(name[1:-1] if name.endswith("]") else "not")
+        except ValueError:
+            return False
+        return True
+    return not name or _HOST_NAME.fullmatch(name) is not None
+
+
+def _import_ollama() -> ModuleType:
+    """`import ollama`, which builds a default client from OLLAMA_HOST and raises ValueError on a malformed one."""
+    resolve_host()
+    try:
+        import ollama
+    except ValueError as exc:
+        raise ConfigError(f"OLLAMA_HOST={os.environ.get('OLLAMA_HOST', '')!r} is not a valid Ollama address ({exc})") from None
+    return ollama
+
+
+def resolve_timeout(timeout_s: float | None = None) -> float:
+    """The chat deadline: INTERVIEW_SIM_TIMEOUT, else the agent's `timeout_s`, else DEFAULT_TIMEOUT_S."""
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if raw:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if not (0 < value < math.inf):
+            raise ConfigError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds above 0")
+        return value
+    return timeout_s if timeout_s is not None else DEFAULT_TIMEOUT_S
 
 
 def normalize_tag(tag: str) -> str:
@@ -142,10 +186,21 @@ class OllamaModel(ChatModel):
     supports_json_schema = True
     """Ollama's `format` accepts a JSON schema and constrains decoding to it."""
 
-    def __init__(self, ref: str, tag: str, host: str, *, seed: int | None = None, context_length: int | None = None) -> None:
+    def __init__(
+        self,
+        ref: str,
+        tag: str,
+        host: str,
+        *,
+        seed: int | None = None,
+        context_length: int | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
         super().__init__(ref=ref, name=tag, context_length=context_length or DEFAULT_NUM_CTX)
         self.tag = tag
         self.host = host
+        self.timeout_s = timeout_s
+        """Deadline of one chat call, retries included."""
         self.digest: str | None = None
         """The pulled model's digest, from /api/tags (known after check_ready())."""
         self.trained_context_length: int | None = None
@@ -171,7 +226,7 @@ class OllamaModel(ChatModel):
         if self._client is None or self._client_loop is not loop:
             import httpx
 
-            self._client = self._new_client(httpx.Timeout(CHAT_TIMEOUT_S, connect=CONNECT_TIMEOUT_S))
+            self._client = self._new_client(httpx.Timeout(self.timeout_s, connect=CONNECT_TIMEOUT_S))
             self._client_loop = loop
         return self._client
 
@@ -267,13 +322,17 @@ class OllamaModel(ChatModel):
                 what=f"{self.ref} at {self.host}",
                 attempts=self.retry_attempts,
                 initial_wait=self.retry_initial_wait,
+                budget_s=self.timeout_s,
             )
         except ModelCallError as exc:
             cause = exc.__cause__
             if isinstance(cause, ollama.ResponseError) and cause.status_code == 404:
-                raise ModelCallError(_not_pulled(self.tag, self.host)) from cause
+                raise ModelCallError(_not_pulled(self.tag, self.host), exc.retries) from cause
             if isinstance(cause, ConnectionError | httpx.ConnectError):  # the streaming path leaves httpx's own
-                raise ModelCallError(f"{exc} (start it with `ollama serve`)") from cause
+                raise ModelCallError(f"{exc} (start it with `ollama serve`)", exc.retries) from cause
+            if isinstance(cause, TimeoutError):
+                hint = "raise it with --timeout or the agent's timeout_s"
+                raise ModelCallError(f"{exc}: {hint}", exc.retries) from cause
             raise
 
         timings = {name: value for name in _TIMING_FIELDS if (value := getattr(response, name, None)) is not None}
@@ -340,20 +399,27 @@ class OllamaModel(ChatModel):
 def create(name: str, ref: str, options: ModelOptions) -> OllamaModel:
     """Build `ollama:<tag>`; nothing is contacted until check_ready() or complete()."""
     try:
-        import ollama  # noqa: F401
+        _import_ollama()
     except ImportError as exc:
         raise ModelNotFoundError(f"the ollama client is not installed ({exc}): run `make install`") from None
-    return OllamaModel(ref, name, resolve_host(options.host), seed=options.seed, context_length=options.context_length)
+    return OllamaModel(
+        ref,
+        name,
+        resolve_host(options.host),
+        seed=options.seed,
+        context_length=options.context_length,
+        timeout_s=resolve_timeout(options.timeout_s),
+    )
 
 
 def available() -> list[ModelInfo]:
     """The models pulled on the Ollama at OLLAMA_HOST, or one not-ready line saying how to start it."""
     try:
         host = resolve_host()
+        ollama = _import_ollama()
     except ConfigError as exc:
         return [ModelInfo("ollama:*", "ollama", False, str(exc))]
     import httpx
-    import ollama
 
     failures: tuple[type[BaseException], ...] = (*_transport_errors(), ollama.ResponseError, ValueError)
     client = ollama.Client(host=host, timeout=httpx.Timeout(PROBE_TIMEOUT_S))
