@@ -265,13 +265,16 @@ def fit_to_context(model: ChatModel, messages: list[ChatMessage], max_tokens: in
 
     dropped = 0
     if middle:
-        sizes = [_message_tokens(model, m) for m in messages]
-        fixed = sum(sizes[:head]) + sum(sizes[tail_start:])
-        # The estimate's guess: the fewest oldest turns whose removal brings the per-message sum within budget.
-        remaining, guess = fixed + sum(sizes[head:tail_start]), 0
-        while guess < len(middle) and remaining > budget:
-            remaining -= sizes[head + guess]
-            guess += 1
+        # The estimate's guess: the fewest oldest turns to drop so that the per-message counts add up to the
+        # budget. Summed from the newest turn back, so only about a context's worth of messages is looked at.
+        room = budget - sum(_message_tokens(model, m) for m in messages[:head] + messages[tail_start:])
+        fitting = 0
+        while fitting < len(middle):
+            room -= _message_tokens(model, middle[-1 - fitting])
+            if room < 0:
+                break
+            fitting += 1
+        guess = len(middle) - fitting
         dropped = _fewest_drops(lambda d: model.count_tokens(kept_after(d)) <= budget, guess, len(middle))
     kept = kept_after(dropped)
     for _ in range(6):
