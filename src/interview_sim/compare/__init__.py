@@ -7,6 +7,7 @@ Modules:
     executors    where cells run: this process (the scheduler) or one Ray task per cell (`--executor ray`).
     comparison   the comparison record (`comparison.json`, `.csv`) and the leaderboard.
     corpus       `leaderboard_from_runs`: rank the models of existing runs (a filter of the runs folder) by their grades.
+    journal      `records.jsonl`: cells and pairs appended as they finish, read back on top of the summary.
 
 May import: catalog, config, errors, models, record, session, grading. Never report or cli.
 """

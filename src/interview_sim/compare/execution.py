@@ -38,9 +38,10 @@ from interview_sim.compare.comparison import (
     save_comparison,
 )
 from interview_sim.compare.executors import ExecutorChoice, make_executor
+from interview_sim.compare.journal import Journal
 from interview_sim.config import LoadedScenario
 from interview_sim.models import ModelOptions, parse_ref
-from interview_sim.record import utc_now
+from interview_sim.record import dump_record, utc_now
 
 FINISHED_RUN = ("max_turns", "time_budget", "end_marker")
 """Stop reasons of a run that finished: its evaluation can be retried without running it again."""
@@ -216,7 +217,9 @@ async def execute(request: ComparisonRequest, groups: dict[str, CellGroup], opti
                     tasks.append(task)
     invocation.cells_skipped = len(comparison.cells) - len(tasks)
     folder.mkdir(parents=True, exist_ok=True)
+    journal = Journal(folder)
     save_comparison(folder, comparison)
+    journal.clear()  # everything it held is in the summary now
 
     from interview_sim.models.cache import default_cache_dir
 
@@ -238,19 +241,23 @@ async def execute(request: ComparisonRequest, groups: dict[str, CellGroup], opti
             invocation.cells_run += 1
             invocation.model_calls += outcome.meter.model_calls
             invocation.cached_calls += outcome.meter.cached_calls
-            save_comparison(folder, comparison)
+            journal.append("cell", dump_record(comparison.cells[i]))
             cells_progress.finished(outcome.status == "ok", outcome.meter.completion_tokens)
 
         cells_progress.emit()
         await executor.run(tasks, on_start=cells_progress.started, on_done=cell_done)
         if request.pairwise and len(request.models) > 1:
-            await _judge_pairs(comparison, scheduler, cache_dir, options, invocation, folder, start)
+            await _judge_pairs(comparison, scheduler, cache_dir, options, invocation, journal, start)
     finally:
         executor.close()
         scheduler.close()
         invocation.ended_at = utc_now()
         invocation.wall_s = round(time.perf_counter() - start, 4)
-        save_comparison(folder, comparison)
+        try:
+            save_comparison(folder, comparison)  # also when interrupted: the summary of what finished
+            journal.clear()
+        finally:
+            journal.close()
 
     comparison.leaderboard = leaderboard(comparison)
     comparison.notes = notes(comparison)
@@ -309,7 +316,7 @@ async def _judge_pairs(
     cache_dir: Path | None,
     options: RunOptions,
     invocation: Invocation,
-    folder: Path,
+    journal: Journal,
     start: float,
 ) -> None:
     pairs, tasks = _plan_pairs(comparison, options.runs_dir)
@@ -340,7 +347,7 @@ async def _judge_pairs(
         invocation.pairs_run += 1
         invocation.model_calls += outcome.meter.model_calls
         invocation.cached_calls += outcome.meter.cached_calls
-        save_comparison(folder, comparison)
+        journal.append("pair", dump_record(comparison.pairs[i]))
         progress.finished(outcome.status == "ok", outcome.meter.completion_tokens)
 
     progress.emit()
