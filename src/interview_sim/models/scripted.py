@@ -213,10 +213,15 @@ JUDGE_WORDS = frozenset(
 
 def _stem_words(text: str) -> list[tuple[str, str]]:
     """(word, Snowball English stem) for each word of the text."""
+    return [(word, _stem(word)) for word in re.findall(r"[a-z0-9]+", text.lower())]
+
+
+@functools.lru_cache(maxsize=65536)
+def _stem(word: str) -> str:
+    """Stemming is pure and a judge sees the same few hundred words in every transcript: each is stemmed once."""
     import snowballstemmer
 
-    words = re.findall(r"[a-z0-9]+", text.lower())
-    return list(zip(words, snowballstemmer.stemmer("english").stemWords(words), strict=True))
+    return str(snowballstemmer.stemmer("english").stemWord(word))
 
 
 def _criterion_keywords(title: str, description: str) -> dict[str, str]:
