@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -48,12 +49,35 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _register() -> None:
-    # Importing a command module registers its commands on `app`.
-    from interview_sim.cli import compare, evaluate, replay, report, run, runs  # noqa: F401
+COMMAND_MODULES = {
+    "run": "run", "models": "run", "validate": "run",
+    "compare": "compare", "sweep": "compare",
+    "evaluate": "evaluate", "calibrate": "evaluate",
+    "replay": "replay", "import": "replay", "export": "replay",
+    "report": "report",
+    "runs": "runs",
+}  # fmt: skip
+"""Which module of this package defines each command; importing a module registers its commands."""
 
 
-_register()
+def _register(argv: list[str]) -> None:
+    """Import the command modules: only the one holding the command when the CLI runs one, else all of them.
+
+    Each command module pulls in its feature (AutoGen, the grading stack, the report templates); a command
+    should pay only for its own. Help, no command, an unknown one, and `app` used from Python see them all,
+    registered in the same order.
+    """
+    import importlib
+
+    program = Path(argv[0]).name if argv else ""
+    running_cli = program == "interview-sim" or argv[0:1] == [str(Path(__file__).parents[1] / "__main__.py")]
+    command = next((a for a in argv[1:] if not a.startswith("-")), None) if running_cli else None
+    modules = [COMMAND_MODULES[command]] if command in COMMAND_MODULES else dict.fromkeys(COMMAND_MODULES.values())
+    for module in modules:
+        importlib.import_module(f"interview_sim.cli.{module}")
+
+
+_register(sys.argv)
 
 
 def main() -> None:

@@ -157,7 +157,10 @@ class LeaderboardRow(_Record):
     completion_tokens: int
     generation_s: float
     tokens_per_second: float | None
-    """The model's own usage in its role, cached calls included (a cached answer still took those tokens)."""
+    """The model's own usage in its role, cached calls included (a cached answer still took those tokens);
+    the speed is generation tok/s: completion tokens / generation time."""
+    prompt_tokens_per_second: float | None = None
+    """Prompt tokens evaluated / prompt evaluation time."""
 
 
 class Invocation(_Record):
@@ -303,6 +306,7 @@ def leaderboard_csv(comparison: Comparison) -> str:
     columns = [
         "group", "rank", "model", "n", "cells", "failed", "mean", "stdev", "ci_low", "ci_high", "win_rate",
         "wins", "losses", "ties", "prompt_tokens", "completion_tokens", "generation_s", "tokens_per_second",
+        "prompt_tokens_per_second",
     ]  # fmt: skip
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns + [f"criterion:{c}" for c in criteria], lineterminator="\n")
@@ -368,6 +372,7 @@ def leaderboard(comparison: Comparison) -> list[LeaderboardRow]:
                     completion_tokens=usage.completion_tokens,
                     generation_s=round(usage.generation_s, 4),
                     tokens_per_second=usage.tokens_per_second,
+                    prompt_tokens_per_second=usage.prompt_tokens_per_second,
                 )
             )
         scope_rows.sort(key=lambda r: (r.mean is None, -(r.mean or 0.0), -(r.win_rate or 0.0), request.models.index(r.model)))

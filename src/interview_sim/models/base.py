@@ -62,7 +62,12 @@ class Completion:
     latency_s: float
     """Wall time of the call, retries included."""
     generation_s: float | None = None
-    """Time the backend spent generating, when it reports it (Ollama eval_duration, llama.cpp perf counters)."""
+    """Time the backend spent on the call, prompt and generation, when it reports it (Ollama's durations,
+    llama.cpp's perf counters)."""
+    prompt_eval_s: float | None = None
+    """Of generation_s, the time spent evaluating the prompt."""
+    eval_s: float | None = None
+    """Of generation_s, the time spent generating the completion."""
     prompt_tokens_evaluated: int | None = None
     """Prompt tokens actually run through the model; fewer than prompt_tokens when a KV cache was reused."""
     finish_reason: str = "stop"
@@ -86,6 +91,8 @@ class Completion:
             "prompt_tokens_evaluated": self.prompt_tokens_evaluated,
             "latency_s": round(self.latency_s, 4),
             "generation_s": self.generation_s,
+            "prompt_eval_s": self.prompt_eval_s,
+            "eval_s": self.eval_s,
             "cached": self.cached,
             "retries": [RetryInfo(attempt=r.attempt, error=r.error, wait_s=r.wait_s) for r in self.retries],
             "finish_reason": self.finish_reason,

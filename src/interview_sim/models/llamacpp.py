@@ -227,6 +227,8 @@ class LlamaCppModel(ChatModel):
             completion_tokens=int(usage.get("completion_tokens", 0)),
             latency_s=0.0,
             generation_s=round((perf.t_p_eval_ms + perf.t_eval_ms) / 1000, 4),
+            prompt_eval_s=round(perf.t_p_eval_ms / 1000, 4),
+            eval_s=round(perf.t_eval_ms / 1000, 4),
             prompt_tokens_evaluated=int(perf.n_p_eval),
             finish_reason=str(choice.get("finish_reason") or "stop"),
             metadata={

@@ -294,6 +294,8 @@ class OllamaModel(ChatModel):
             completion_tokens=completion_tokens,
             latency_s=round(wall, 4),
             generation_s=round(sum(durations) / 1e9, 4) if durations else None,
+            prompt_eval_s=_seconds(response.prompt_eval_duration),
+            eval_s=_seconds(response.eval_duration),
             prompt_tokens_evaluated=response.prompt_eval_count,
             finish_reason=response.done_reason or "stop",
             retries=retries,
@@ -306,6 +308,24 @@ class OllamaModel(ChatModel):
         # A client opened under an event loop that has since closed cannot be closed from this one.
         if client is not None and loop is asyncio.get_running_loop():
             await client._client.aclose()
+
+
+def _listening(host: str) -> bool:
+    """Whether something accepts TCP connections at the host's address (a cheap probe before the real client)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(host)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=PROBE_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
+def _seconds(nanoseconds: int | None) -> float | None:
+    return round(nanoseconds / 1e9, 4) if nanoseconds is not None else None
 
 
 def create(name: str, ref: str, options: ModelOptions) -> OllamaModel:
@@ -323,6 +343,9 @@ def available() -> list[ModelInfo]:
         host = resolve_host()
     except ConfigError as exc:
         return [ModelInfo("ollama:*", "ollama", False, str(exc))]
+    if not _listening(host):
+        # Nothing accepts connections there: say so without loading the client (a tenth of a second of imports).
+        return [ModelInfo("ollama:*", "ollama", False, f"Ollama not reachable at {host}: `ollama serve`")]
     import httpx
     import ollama
 
