@@ -160,7 +160,10 @@ class LlamaCppModel(ChatModel):
             loop, on_text = asyncio.get_running_loop(), request.on_text
 
             def emit(piece: str) -> None:
-                loop.call_soon_threadsafe(on_text, piece)
+                try:
+                    loop.call_soon_threadsafe(on_text, piece)
+                except RuntimeError:  # the loop has closed: nobody waits for this call any more
+                    halt.set()
 
         future = self._thread.submit(self._complete_sync, request, halt, emit)
         try:
