@@ -216,8 +216,7 @@ async def execute(request: ComparisonRequest, groups: dict[str, CellGroup], opti
                 if task is not None:
                     tasks.append(task)
     invocation.cells_skipped = len(comparison.cells) - len(tasks)
-    folder.mkdir(parents=True, exist_ok=True)
-    journal = Journal(folder)
+    journal = Journal(folder)  # creates the folder
     save_comparison(folder, comparison)
     journal.clear()  # everything it held is in the summary now
 
@@ -253,17 +252,22 @@ async def execute(request: ComparisonRequest, groups: dict[str, CellGroup], opti
         scheduler.close()
         invocation.ended_at = utc_now()
         invocation.wall_s = round(time.perf_counter() - start, 4)
-        try:
-            save_comparison(folder, comparison)  # also when interrupted: the summary of what finished
-            journal.clear()
-        finally:
-            journal.close()
+        _write_summary(folder, comparison, journal)
 
     comparison.leaderboard = leaderboard(comparison)
     comparison.notes = notes(comparison)
     comparison.status = "complete"
     save_comparison(folder, comparison, csv_too=True)
     return comparison
+
+
+def _write_summary(folder: Path, comparison: Comparison, journal: Journal) -> None:
+    """The summary of what finished (also when interrupted); the journal it now holds is emptied and closed."""
+    try:
+        save_comparison(folder, comparison)
+        journal.clear()
+    finally:
+        journal.close()
 
 
 def _plan_pairs(comparison: Comparison, runs_dir: Path) -> tuple[list[PairJudgment], list[PairTask]]:
