@@ -40,6 +40,7 @@ gemma: install
 
 bench: install
 	$(PY) benchmarks/bench_session.py
+	$(PY) benchmarks/bench_long.py
 	$(PY) benchmarks/bench_compare.py
 	$(PY) benchmarks/bench_ray.py
 	$(PY) benchmarks/bench_import.py

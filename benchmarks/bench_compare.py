@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/bench_compare.py [--cells 20] [--delay 0.2]
 
+0. Scaling: wall time per cell of a compare with the CLI's defaults (pairwise judgments included) at 10, 100
+   and 1,000 scripted cells, and the marginal cost per cell between sizes. Target: < 40 ms per cell, flat.
 1. Overhead: a compare on scripted models (they answer instantly), timed end to end; the time spent inside
    the models' `complete()` (the scripted judge does real work) is measured and subtracted, leaving what the
    framework costs per cell: the AutoGen session, recording, grading bookkeeping, comparison.json rewrites.
@@ -20,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -93,6 +97,49 @@ async def overhead(cells: int, concurrency: int) -> dict[str, Any]:
     }
 
 
+async def scaling_wall(cells: int) -> tuple[float, float]:
+    """Wall and CPU seconds of a compare of `cells` scripted cells with the CLI's defaults (pairwise on)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        common: dict[str, Any] = {"fixed_model": "scripted:default", "evaluator_model": "scripted:judge", "runs_dir": tmp}
+        await compare_models("scalability-issues", ["scripted:average"], **common)  # warm-up
+        start, cpu = time.perf_counter(), time.process_time()
+        comparison = await compare_models(
+            "scalability-issues", ["scripted:strong", "scripted:weak"], repeats=max(1, cells // 2), **common
+        )
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    assert all(c.status == "ok" for c in comparison.cells) and all(p.status == "ok" for p in comparison.pairs)
+    return wall, cpu
+
+
+def print_scaling(sizes: list[int], repeats: int) -> None:
+    """ms per cell at each size (pairs included), sizes interleaved; the marginal cost between sizes.
+
+    Wall time is what the user waits; CPU time (this process) leaves out waiting for other processes on a
+    loaded machine and for fsync, so it shows the flatness best when the machine is shared.
+    """
+    walls: dict[int, list[float]] = {n: [] for n in sizes}
+    cpus: dict[int, list[float]] = {n: [] for n in sizes}
+    for _ in range(repeats):
+        for n in sizes:
+            wall, cpu = asyncio.run(scaling_wall(n))
+            walls[n].append(wall)
+            cpus[n].append(cpu)
+    print(f"compare with the CLI defaults (pairwise on), scripted cells, sizes interleaved x{repeats}")
+    print(f"{'cells':>6} {'wall s (each run)':>22} {'wall ms/cell min, median':>25} {'CPU ms/cell median':>19}  target < 40 ms")
+    for n in sizes:
+        per = [1000 * w / n for w in walls[n]]
+        runs = " ".join(f"{w:.2f}" for w in walls[n])
+        cpu = statistics.median(1000 * c / n for c in cpus[n])
+        print(f"{n:>6} {runs:>22} {min(per):>12.1f} {statistics.median(per):>12.1f} {cpu:>19.1f}")
+    for small, large in itertools.pairwise(sizes):
+        marginal = [1000 * (b - a) / (large - small) for a, b in zip(walls[small], walls[large], strict=True)]
+        cpu_marginal = [1000 * (b - a) / (large - small) for a, b in zip(cpus[small], cpus[large], strict=True)]
+        print(
+            f"  marginal ms/cell {small} -> {large}: wall {' '.join(f'{m:.1f}' for m in marginal)}"
+            f" (median {statistics.median(marginal):.1f}), CPU median {statistics.median(cpu_marginal):.1f}"
+        )
+
+
 async def bare(cells: int) -> dict[str, Any]:
     """The same cells without the compare machinery: run_scenario then evaluate_run, one after another."""
     from interview_sim.grading.evaluate import evaluate_run
@@ -148,11 +195,15 @@ async def throughput(endpoints: int, cells: int, delay: float, max_turns: int) -
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000], help="cells per scaling run")
+    parser.add_argument("--scaling-repeats", type=int, default=1, help="interleaved repetitions of the sizes")
     parser.add_argument("--cells", type=int, default=20, help="cells per overhead measurement")
     parser.add_argument("--ollama-cells", type=int, default=8, help="cells per throughput measurement")
     parser.add_argument("--delay", type=float, default=1.0, help="seconds each fake Ollama chat call takes")
     parser.add_argument("--max-turns", type=int, default=6, help="messages per session in the throughput runs")
     args = parser.parse_args()
+    await asyncio.to_thread(print_scaling, args.sizes, args.scaling_repeats)
+    print()
 
     print(f"framework overhead per cell (scripted models, {os.cpu_count()} cores)")
     print(f"{'concurrency':>11} {'cells':>5} {'calls':>5} {'wall ms/cell':>12} {'in models':>9} {'overhead':>8}  target < 50 ms")

@@ -191,10 +191,13 @@ def _interrupt(out: Path, address: list[str], nodes: list[Node]) -> dict[str, An
 
 
 def _finished_cells(runs: Path) -> int:
+    from interview_sim.compare import load_comparison
+    from interview_sim.errors import RecordError
+
     for record in runs.glob("comparisons/*/comparison.json"):
-        try:
-            return sum(1 for c in json.loads(record.read_text())["cells"] if c["status"] == "ok")
-        except ValueError:
+        try:  # the summary and the cells appended to its journal since
+            return sum(1 for c in load_comparison(record.parent).cells if c.status == "ok")
+        except (RecordError, ValueError):
             return 0
     return 0
 

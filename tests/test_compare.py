@@ -248,7 +248,8 @@ def _wait_for_ok_cells(manifest: Path, proc: subprocess.Popen[bytes], at_least: 
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and proc.poll() is None:
         if manifest.exists():
-            data = json.loads(manifest.read_text())  # always a whole file: it is replaced atomically
+            # The summary is written at the start; finished cells are appended to the journal beside it.
+            data = load_comparison(manifest.parent).model_dump(mode="json")
             if sum(c["status"] == "ok" for c in data["cells"]) >= at_least:
                 return dict(data)
         time.sleep(0.02)
@@ -269,7 +270,7 @@ def test_a_killed_compare_resumes_and_skips_finished_cells(runs_dir: Path) -> No
         proc.wait(timeout=10)
     finally:
         proc.kill()
-    killed = json.loads(manifest.read_text())
+    killed = load_comparison(manifest.parent).model_dump(mode="json")
     assert killed["status"] == "running"
     finished = {c["key"]: c["run_dir"] for c in killed["cells"] if c["status"] == "ok"}
     assert 2 <= len(finished) < 8

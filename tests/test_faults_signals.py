@@ -10,6 +10,7 @@ import json
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,8 @@ from cli_process import (
     wait_for,
 )
 from fake_ollama import DEFAULT_MODEL, FakeOllama
-from interview_sim.compare import COMPARISON_FILE
+from interview_sim.compare import COMPARISON_FILE, load_comparison
+from interview_sim.errors import InterviewSimError
 from interview_sim.record import EVENTS_FILE, TRANSCRIPT_FILE, load_transcript, read_events
 
 EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -104,11 +106,20 @@ def _manifest(runs_dir: Path) -> Path | None:
     return found[0] if found else None
 
 
-def _ok_cells(runs_dir: Path) -> int:
+def _state(runs_dir: Path) -> dict[str, Any] | None:
+    """The comparison as `load_comparison` reads it: the summary plus the cells appended since (records.jsonl)."""
     manifest = _manifest(runs_dir)
     if manifest is None:
-        return 0
-    return sum(c["status"] == "ok" for c in json.loads(manifest.read_text())["cells"])
+        return None
+    try:
+        return load_comparison(manifest.parent).model_dump(mode="json")
+    except InterviewSimError:  # caught between the summary's write and its rename
+        return None
+
+
+def _ok_cells(runs_dir: Path) -> int:
+    state = _state(runs_dir)
+    return 0 if state is None else sum(c["status"] == "ok" for c in state["cells"])
 
 
 COMPARE = ["compare", "scalability-issues", "--models", "scripted:strong,scripted:weak", "--repeats", "3"]
@@ -125,9 +136,8 @@ def test_a_signal_stops_compare_keeping_finished_cells_and_the_same_command_resu
     assert stopped.code == EXIT[signum]
     assert one_line(stopped.stderr).startswith(f"interrupted ({signal.Signals(signum).name}): finished cells are kept")
     assert stopped.seconds < FAILURE_BOUND_S
-    manifest = _manifest(runs_dir)
-    assert manifest is not None
-    killed = json.loads(manifest.read_text())
+    killed = _state(runs_dir)
+    assert killed is not None
     finished = {c["key"] for c in killed["cells"] if c["status"] == "ok"}
     assert killed["status"] == "running" and 1 <= len(finished) < 6
     assert all(c["status"] in ("ok", "pending") for c in killed["cells"])  # a cell in flight is abandoned, not failed

@@ -32,6 +32,10 @@ async def test_real_completion_reports_real_usage_and_reuses_the_kv_cache(model:
     assert 0 < first.completion_tokens <= 24
     assert first.generation_s and first.generation_s > 0
     assert first.metadata["timings"]["eval_count"] >= first.completion_tokens - 1
+    # The split behind the honest speeds: prompt evaluation and generation, adding up to generation_s.
+    assert (
+        first.prompt_eval_s and first.eval_s and first.prompt_eval_s + first.eval_s == pytest.approx(first.generation_s, abs=2e-4)
+    )
 
     # The next turn extends the same conversation: llama.cpp evaluates only the new suffix.
     convo += [ChatMessage("assistant", first.content), ChatMessage("user", "And one way to secure it?")]

@@ -16,7 +16,7 @@ import yaml
 from typer.testing import CliRunner
 
 from interview_sim.cli import app
-from interview_sim.compare import ALL_GROUPS, COMPARISON_FILE, run_sweep
+from interview_sim.compare import ALL_GROUPS, COMPARISON_FILE, load_comparison, run_sweep
 from interview_sim.config import load_sweep, validate_file
 from interview_sim.errors import ConfigError
 from interview_sim.record import load_transcript
@@ -120,7 +120,7 @@ def test_a_killed_sweep_resumes_where_it_stopped(runs_dir: Path) -> None:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and proc.poll() is None:
             found = list((runs_dir / "comparisons").glob(f"*/{COMPARISON_FILE}"))
-            if found and sum(c["status"] == "ok" for c in json.loads(found[0].read_text())["cells"]) >= 3:
+            if found and sum(c.status == "ok" for c in load_comparison(found[0].parent).cells) >= 3:
                 manifest = found[0]
                 break
             time.sleep(0.02)
@@ -129,7 +129,7 @@ def test_a_killed_sweep_resumes_where_it_stopped(runs_dir: Path) -> None:
         proc.wait(timeout=10)
     finally:
         proc.kill()
-    killed = json.loads(manifest.read_text())
+    killed = load_comparison(manifest.parent).model_dump(mode="json")  # the summary and the journal after it
     finished = {c["key"]: c["run_dir"] for c in killed["cells"] if c["status"] == "ok"}
     assert killed["status"] == "running" and 3 <= len(finished) < 14
 

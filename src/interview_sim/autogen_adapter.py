@@ -102,16 +102,25 @@ class ClientAdapter(ChatCompletionClient):
         self._in_flight = in_flight or InFlightCalls()
         self._usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
         self._total = RequestUsage(prompt_tokens=0, completion_tokens=0)
+        self._converted: dict[int, tuple[LLMMessage, ChatMessage]] = {}
 
     def _to_chat(self, messages: Sequence[LLMMessage]) -> list[ChatMessage]:
+        # AutoGen passes the same message objects on every call: each is converted once (the entry keeps the
+        # object alive, so its id cannot be reused), which keeps a long session's calls from growing with it.
         chat: list[ChatMessage] = []
         for m in messages:
+            seen = self._converted.get(id(m))
+            if seen is not None and seen[0] is m:
+                chat.append(seen[1])
+                continue
             if isinstance(m, SystemMessage):
-                chat.append(ChatMessage("system", m.content))
+                converted = ChatMessage("system", m.content)
             elif isinstance(m, AssistantMessage) or (isinstance(m, UserMessage) and m.source == self._role):
-                chat.append(ChatMessage("assistant", str(m.content)))
+                converted = ChatMessage("assistant", str(m.content))
             else:
-                chat.append(ChatMessage("user", str(m.content)))
+                converted = ChatMessage("user", str(m.content))
+            self._converted[id(m)] = (m, converted)
+            chat.append(converted)
         return chat
 
     async def create(

@@ -53,7 +53,16 @@ class Usage(_Record):
     completion_tokens: int = 0
     calls: int = 0
     generation_s: float = 0.0
-    """Seconds the backends spent generating (their own timings where reported, else wall time)."""
+    """Seconds the backends spent on the calls, prompt and generation (their own timings where reported,
+    else wall time)."""
+    prompt_eval_tokens: int = 0
+    """Prompt tokens the backends actually evaluated, over the calls that report how long that took."""
+    prompt_eval_s: float = 0.0
+    """Seconds those calls spent evaluating their prompts."""
+    eval_tokens: int = 0
+    """Completion tokens of the calls that report how long generating them took."""
+    eval_s: float = 0.0
+    """Seconds those calls spent generating."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -63,15 +72,28 @@ class Usage(_Record):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def tokens_per_second(self) -> float | None:
+        """Generation speed: completion tokens / generation time. Records from before the split (or backends
+        that report one total) fall back to completion tokens / prompt + generation time."""
+        if self.eval_s > 0 and self.eval_tokens:
+            return round(self.eval_tokens / self.eval_s, 2)
         if self.generation_s <= 0 or self.completion_tokens == 0:
             return None
         return round(self.completion_tokens / self.generation_s, 2)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def prompt_tokens_per_second(self) -> float | None:
+        """Prompt speed: prompt tokens evaluated / prompt evaluation time."""
+        if self.prompt_eval_s <= 0 or self.prompt_eval_tokens == 0:
+            return None
+        return round(self.prompt_eval_tokens / self.prompt_eval_s, 2)
 
     @model_validator(mode="before")
     @classmethod
     def _drop_computed(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            data = {k: v for k, v in data.items() if k not in ("total_tokens", "tokens_per_second")}
+            computed = ("total_tokens", "tokens_per_second", "prompt_tokens_per_second")
+            data = {k: v for k, v in data.items() if k not in computed}
         return data
 
     def __add__(self, other: Usage) -> Usage:
@@ -80,6 +102,10 @@ class Usage(_Record):
             completion_tokens=self.completion_tokens + other.completion_tokens,
             calls=self.calls + other.calls,
             generation_s=round(self.generation_s + other.generation_s, 6),
+            prompt_eval_tokens=self.prompt_eval_tokens + other.prompt_eval_tokens,
+            prompt_eval_s=round(self.prompt_eval_s + other.prompt_eval_s, 6),
+            eval_tokens=self.eval_tokens + other.eval_tokens,
+            eval_s=round(self.eval_s + other.eval_s, 6),
         )
 
 
@@ -161,6 +187,10 @@ class CallRecord(_Record):
     prompt_tokens_evaluated: int | None = None
     latency_s: float
     generation_s: float | None = None
+    prompt_eval_s: float | None = None
+    """Of generation_s, the time spent evaluating the prompt (backends that report it)."""
+    eval_s: float | None = None
+    """Of generation_s, the time spent generating the completion (backends that report it)."""
     cached: bool = False
     retries: list[RetryInfo] = Field(default_factory=list)
     trimmed_messages: int = 0
@@ -178,6 +208,10 @@ class CallRecord(_Record):
             completion_tokens=self.completion_tokens,
             calls=1,
             generation_s=self.generation_s if self.generation_s is not None else self.latency_s,
+            prompt_eval_tokens=(self.prompt_tokens_evaluated or 0) if self.prompt_eval_s else 0,
+            prompt_eval_s=self.prompt_eval_s or 0.0,
+            eval_tokens=self.completion_tokens if self.eval_s else 0,
+            eval_s=self.eval_s or 0.0,
         )
 
 
@@ -375,6 +409,17 @@ def parse_event(line: str) -> RunStarted | ModelCalled | ModelFailed | MessageAd
 # ---------------------------------------------------------------------------------------------- files
 
 
+def _process_umask() -> int:
+    # Reading the umask means setting it; done once, at import, before any thread writes files.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_process_umask()
+"""The mode `open()` would give a new file: the temporary file's 0600 would otherwise end up on the record."""
+
+
 def write_text_atomic(path: Path, text: str, *, durable: bool = True) -> None:
     """Write text through a temporary file and a rename, so a reader never sees half a file.
 
@@ -384,6 +429,7 @@ def write_text_atomic(path: Path, text: str, *, durable: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()

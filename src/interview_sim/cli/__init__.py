@@ -12,6 +12,7 @@ import functools
 import sqlite3
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -26,6 +27,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Simulated whiteboard interviews between local language models: run, grade, replay, compare.",
 )
+
+
+@app.callback()
+def _group() -> None:
+    # A group callback keeps `interview-sim COMMAND` a group even when only one command module is imported
+    # (see _register): a Typer app with a single command and no callback runs that command without its name.
+    return None
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -79,12 +88,35 @@ def describe_os_error(exc: OSError) -> tuple[str, int]:
     return text, 2
 
 
-def _register() -> None:
-    # Importing a command module registers its commands on `app`.
-    from interview_sim.cli import compare, evaluate, replay, report, run, runs  # noqa: F401
+COMMAND_MODULES = {
+    "run": "run", "models": "run", "validate": "run",
+    "compare": "compare", "sweep": "compare",
+    "evaluate": "evaluate", "calibrate": "evaluate",
+    "replay": "replay", "import": "replay", "export": "replay",
+    "report": "report",
+    "runs": "runs",
+}  # fmt: skip
+"""Which module of this package defines each command; importing a module registers its commands."""
 
 
-_register()
+def _register(argv: list[str]) -> None:
+    """Import the command modules: only the one holding the command when the CLI runs one, else all of them.
+
+    Each command module pulls in its feature (AutoGen, the grading stack, the report templates); a command
+    should pay only for its own. Help, no command, an unknown one, and `app` used from Python see them all,
+    registered in the same order.
+    """
+    import importlib
+
+    program = Path(argv[0]).name if argv else ""
+    running_cli = program == "interview-sim" or argv[0:1] == [str(Path(__file__).parents[1] / "__main__.py")]
+    command = next((a for a in argv[1:] if not a.startswith("-")), None) if running_cli else None
+    modules = [COMMAND_MODULES[command]] if command in COMMAND_MODULES else dict.fromkeys(COMMAND_MODULES.values())
+    for module in modules:
+        importlib.import_module(f"interview_sim.cli.{module}")
+
+
+_register(sys.argv)
 
 
 def main() -> None:

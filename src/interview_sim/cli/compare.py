@@ -185,7 +185,7 @@ def render_comparison(out: Console, comparison: Comparison, folder: Path) -> Non
         table = Table(title=escape(f"{group} · {request.role}s · judge {judges}"), title_justify="left")
         table.add_column("#", justify="right")
         table.add_column("model", overflow="fold")
-        for column in ("n", "mean", "95% CI", "win", "tokens in/out", "tok/s", "failed"):
+        for column in ("n", "mean", "95% CI", "win", "tokens in/out", "gen tok/s", "prompt tok/s", "failed"):
             table.add_column(column, justify="right", no_wrap=True)
         for r in rows:
             table.add_row(
@@ -197,6 +197,7 @@ def render_comparison(out: Console, comparison: Comparison, folder: Path) -> Non
                 _fmt(r.win_rate),
                 f"{r.prompt_tokens}/{r.completion_tokens}",
                 _fmt(r.tokens_per_second, 1),
+                _fmt(r.prompt_tokens_per_second, 1),
                 str(r.failed),
             )
         out.print(table)

@@ -62,13 +62,21 @@ def usage_table(title: str, view: UsageView, key: str) -> Any:
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
-    for column in (key, "calls", "prompt", "completion", "total", "gen s", "tok/s"):
+    for column in (key, "calls", "prompt", "completion", "total", "gen s", "gen tok/s", "prompt tok/s"):
         table.add_column(column, justify="left" if column == key else "right")
     rows = view.by_model if key == "model" else view.by_role
     for name, u in rows.items():
         tps = f"{u.tokens_per_second:.1f}" if u.tokens_per_second is not None else "-"
+        pps = f"{u.prompt_tokens_per_second:.1f}" if u.prompt_tokens_per_second is not None else "-"
         table.add_row(
-            name, str(u.calls), str(u.prompt_tokens), str(u.completion_tokens), str(u.total_tokens), f"{u.generation_s:.2f}", tps
+            name,
+            str(u.calls),
+            str(u.prompt_tokens),
+            str(u.completion_tokens),
+            str(u.total_tokens),
+            f"{u.generation_s:.2f}",
+            tps,
+            pps,
         )
     return table
 

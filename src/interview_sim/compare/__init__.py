@@ -8,6 +8,7 @@ Modules:
     comparison   the comparison record (`comparison.json`, `.csv`) and the leaderboard.
     corpus       `leaderboard_from_runs`: rank the models of existing runs (a filter of the runs folder) by their grades.
     lock         one command at a time per comparison (an flock beside its folder).
+    journal      `records.jsonl`: cells and pairs appended as they finish, read back on top of the summary.
 
 May import: catalog, config, errors, models, record, session, grading. Never report or cli.
 """

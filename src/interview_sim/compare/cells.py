@@ -360,6 +360,9 @@ class Scheduler:
             # spawn, not fork: this process has threads (asyncio's executor, httpx) that fork would copy half-way.
             # Each worker's llama.cpp gets its share of the cores, so N workers don't each start one thread per core.
             threads = max(1, (os.cpu_count() or 1) // self.processes)
+            # Workers stopped mid-cell (Ctrl-C, a lost parent) leave semaphores that multiprocessing's resource
+            # tracker cleans up itself; its "leaked semaphore" warning would be a second line on the terminal.
+            os.environ.setdefault("PYTHONWARNINGS", "ignore:resource_tracker:UserWarning")
             self._pool = ProcessPoolExecutor(
                 max_workers=self.processes,
                 mp_context=multiprocessing.get_context("spawn"),

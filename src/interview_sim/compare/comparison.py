@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from interview_sim.compare.journal import JOURNAL_FILE, read_journal
 from interview_sim.errors import RecordError
 from interview_sim.grading import stats
 from interview_sim.record import Usage, dump_record, utc_now, write_json_atomic, write_text_atomic
@@ -167,7 +168,10 @@ class LeaderboardRow(_Record):
     completion_tokens: int
     generation_s: float
     tokens_per_second: float | None
-    """The model's own usage in its role, cached calls included (a cached answer still took those tokens)."""
+    """The model's own usage in its role, cached calls included (a cached answer still took those tokens);
+    the speed is generation tok/s: completion tokens / generation time."""
+    prompt_tokens_per_second: float | None = None
+    """Prompt tokens evaluated / prompt evaluation time."""
     health: dict[str, HealthStat] = Field(default_factory=dict)
     """Per health figure (interview_sim.health headline), its mean over the model's recorded runs and interval."""
 
@@ -269,11 +273,44 @@ def load_comparison(path: str | Path) -> Comparison:
     if not file.exists():
         raise RecordError(f"{path}: no comparison there (no {COMPARISON_FILE})")
     try:
-        return Comparison.model_validate_json(file.read_text(encoding="utf-8"))
+        comparison = Comparison.model_validate_json(file.read_text(encoding="utf-8"))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"]) or "(top level)"
-        raise RecordError(f"{file}: {loc}: {first['msg']}") from None
+        raise RecordError(f"{file}: {_first_error(exc)}") from None
+    return apply_journal(comparison, file.parent)
+
+
+def apply_journal(comparison: Comparison, folder: Path) -> Comparison:
+    """The comparison with the cells and pairs appended to its journal since the summary was written."""
+    records = read_journal(folder)
+    if not records:
+        return comparison
+    cells = {c.key: i for i, c in enumerate(comparison.cells)}
+    pairs = {p.key: i for i, p in enumerate(comparison.pairs)}
+    for number, (kind, data) in enumerate(records, start=1):
+        try:
+            if kind == "cell":
+                cell = Cell.model_validate(data)
+                if cell.key in cells:
+                    comparison.cells[cells[cell.key]] = cell
+                else:
+                    cells[cell.key] = len(comparison.cells)
+                    comparison.cells.append(cell)
+            else:
+                pair = PairJudgment.model_validate(data)
+                if pair.key in pairs:
+                    comparison.pairs[pairs[pair.key]] = pair
+                else:
+                    pairs[pair.key] = len(comparison.pairs)
+                    comparison.pairs.append(pair)
+        except ValidationError as exc:
+            raise RecordError(f"{folder / JOURNAL_FILE}: record {number}: {_first_error(exc)}") from None
+    return comparison
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    loc = ".".join(str(x) for x in first["loc"]) or "(top level)"
+    return f"{loc}: {first['msg']}"
 
 
 def leaderboard_csv(comparison: Comparison) -> str:
@@ -282,6 +319,7 @@ def leaderboard_csv(comparison: Comparison) -> str:
     columns = [
         "group", "rank", "model", "n", "cells", "failed", "mean", "stdev", "ci_low", "ci_high", "win_rate",
         "wins", "losses", "ties", "prompt_tokens", "completion_tokens", "generation_s", "tokens_per_second",
+        "prompt_tokens_per_second",
     ]  # fmt: skip
     buffer = io.StringIO()
     health = sorted({name for row in comparison.leaderboard for name in row.health})
@@ -357,6 +395,7 @@ def leaderboard(comparison: Comparison) -> list[LeaderboardRow]:
                     completion_tokens=usage.completion_tokens,
                     generation_s=round(usage.generation_s, 4),
                     tokens_per_second=usage.tokens_per_second,
+                    prompt_tokens_per_second=usage.prompt_tokens_per_second,
                     health=health,
                 )
             )

@@ -38,11 +38,12 @@ from interview_sim.compare.comparison import (
     save_comparison,
 )
 from interview_sim.compare.executors import ExecutorChoice, make_executor
+from interview_sim.compare.journal import Journal
 from interview_sim.compare.lock import comparison_lock
 from interview_sim.config import LoadedScenario
 from interview_sim.errors import BatchError
 from interview_sim.models import ModelOptions, parse_ref
-from interview_sim.record import utc_now
+from interview_sim.record import dump_record, utc_now
 
 FINISHED_RUN = ("max_turns", "time_budget", "end_marker")
 """Stop reasons of a run that finished: its evaluation can be retried without running it again."""
@@ -226,8 +227,9 @@ async def _execute(request: ComparisonRequest, groups: dict[str, CellGroup], opt
                 if task is not None:
                     tasks.append(task)
     invocation.cells_skipped = len(comparison.cells) - len(tasks)
-    folder.mkdir(parents=True, exist_ok=True)
+    journal = Journal(folder)  # creates the folder
     save_comparison(folder, comparison)
+    journal.clear()  # everything it held is in the summary now
 
     from interview_sim.models.cache import default_cache_dir
 
@@ -249,25 +251,34 @@ async def _execute(request: ComparisonRequest, groups: dict[str, CellGroup], opt
             invocation.cells_run += 1
             invocation.model_calls += outcome.meter.model_calls
             invocation.cached_calls += outcome.meter.cached_calls
-            save_comparison(folder, comparison)
+            journal.append("cell", dump_record(comparison.cells[i]))
             cells_progress.finished(outcome.status == "ok", outcome.meter.completion_tokens)
 
         cells_progress.emit()
         await executor.run(tasks, on_start=cells_progress.started, on_done=cell_done)
         if request.pairwise and len(request.models) > 1:
-            await _judge_pairs(comparison, scheduler, cache_dir, options, invocation, folder, start)
+            await _judge_pairs(comparison, scheduler, cache_dir, options, invocation, journal, start)
     finally:
         executor.close()
         scheduler.close()
         invocation.ended_at = utc_now()
         invocation.wall_s = round(time.perf_counter() - start, 4)
-        save_comparison(folder, comparison)
+        _write_summary(folder, comparison, journal)
 
     comparison.leaderboard = leaderboard(comparison)
     comparison.notes = notes(comparison)
     comparison.status = "complete"
     save_comparison(folder, comparison, csv_too=True)
     return comparison
+
+
+def _write_summary(folder: Path, comparison: Comparison, journal: Journal) -> None:
+    """The summary of what finished (also when interrupted); the journal it now holds is emptied and closed."""
+    try:
+        save_comparison(folder, comparison)
+        journal.clear()
+    finally:
+        journal.close()
 
 
 def _plan_pairs(comparison: Comparison, runs_dir: Path) -> tuple[list[PairJudgment], list[PairTask]]:
@@ -320,7 +331,7 @@ async def _judge_pairs(
     cache_dir: Path | None,
     options: RunOptions,
     invocation: Invocation,
-    folder: Path,
+    journal: Journal,
     start: float,
 ) -> None:
     pairs, tasks = _plan_pairs(comparison, options.runs_dir)
@@ -351,7 +362,7 @@ async def _judge_pairs(
         invocation.pairs_run += 1
         invocation.model_calls += outcome.meter.model_calls
         invocation.cached_calls += outcome.meter.cached_calls
-        save_comparison(folder, comparison)
+        journal.append("pair", dump_record(comparison.pairs[i]))
         progress.finished(outcome.status == "ok", outcome.meter.completion_tokens)
 
     progress.emit()

@@ -8,8 +8,9 @@ repeat r uses seed `seed + r` for every agent, so the models of one repeat see t
 A comparison lives in `runs/comparisons/<id>/`: `comparison.json` (the request, every cell and pairwise
 judgment, the leaderboard) and `comparison.csv` (the leaderboard). The id is a hash of the request, so
 running the same command again resumes: finished cells are kept, failed and unfinished ones run again.
-`comparison.json` is rewritten atomically after every cell, so a killed batch loses at most the cells in
-flight.
+Each finished cell and pair is appended to `records.jsonl` at once (see `journal`), and `comparison.json` is
+written when the batch starts, ends or is interrupted, so a killed batch loses at most the cells in flight
+and a big batch costs the same per cell as a small one.
 """
 
 from __future__ import annotations

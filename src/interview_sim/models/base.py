@@ -63,7 +63,12 @@ class Completion:
     latency_s: float
     """Wall time of the call, retries included."""
     generation_s: float | None = None
-    """Time the backend spent generating, when it reports it (Ollama eval_duration, llama.cpp perf counters)."""
+    """Time the backend spent on the call, prompt and generation, when it reports it (Ollama's durations,
+    llama.cpp's perf counters)."""
+    prompt_eval_s: float | None = None
+    """Of generation_s, the time spent evaluating the prompt."""
+    eval_s: float | None = None
+    """Of generation_s, the time spent generating the completion."""
     prompt_tokens_evaluated: int | None = None
     """Prompt tokens actually run through the model; fewer than prompt_tokens when a KV cache was reused."""
     finish_reason: str = "stop"
@@ -87,6 +92,8 @@ class Completion:
             "prompt_tokens_evaluated": self.prompt_tokens_evaluated,
             "latency_s": round(self.latency_s, 4),
             "generation_s": self.generation_s,
+            "prompt_eval_s": self.prompt_eval_s,
+            "eval_s": self.eval_s,
             "cached": self.cached,
             "retries": [RetryInfo(attempt=r.attempt, error=r.error, wait_s=r.wait_s) for r in self.retries],
             "finish_reason": self.finish_reason,
@@ -290,13 +297,16 @@ def fit_to_context(model: ChatModel, messages: list[ChatMessage], max_tokens: in
 
     dropped = 0
     if middle:
-        sizes = [_message_tokens(model, m) for m in messages]
-        fixed = sum(sizes[:head]) + sum(sizes[tail_start:])
-        # The estimate's guess: the fewest oldest turns whose removal brings the per-message sum within budget.
-        remaining, guess = fixed + sum(sizes[head:tail_start]), 0
-        while guess < len(middle) and remaining > budget:
-            remaining -= sizes[head + guess]
-            guess += 1
+        # The estimate's guess: the fewest oldest turns to drop so that the per-message counts add up to the
+        # budget. Summed from the newest turn back, so only about a context's worth of messages is looked at.
+        room = budget - sum(_message_tokens(model, m) for m in messages[:head] + messages[tail_start:])
+        fitting = 0
+        while fitting < len(middle):
+            room -= _message_tokens(model, middle[-1 - fitting])
+            if room < 0:
+                break
+            fitting += 1
+        guess = len(middle) - fitting
         dropped = _fewest_drops(lambda d: model.count_tokens(kept_after(d)) <= budget, guess, len(middle))
     kept = kept_after(dropped)
     for _ in range(6):

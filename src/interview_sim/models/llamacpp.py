@@ -160,7 +160,10 @@ class LlamaCppModel(ChatModel):
             loop, on_text = asyncio.get_running_loop(), request.on_text
 
             def emit(piece: str) -> None:
-                loop.call_soon_threadsafe(on_text, piece)
+                try:
+                    loop.call_soon_threadsafe(on_text, piece)
+                except RuntimeError:  # the loop has closed: nobody waits for this call any more
+                    halt.set()
 
         future = self._thread.submit(self._complete_sync, request, halt, emit)
         try:
@@ -227,6 +230,8 @@ class LlamaCppModel(ChatModel):
             completion_tokens=int(usage.get("completion_tokens", 0)),
             latency_s=0.0,
             generation_s=round((perf.t_p_eval_ms + perf.t_eval_ms) / 1000, 4),
+            prompt_eval_s=round(perf.t_p_eval_ms / 1000, 4),
+            eval_s=round(perf.t_eval_ms / 1000, 4),
             prompt_tokens_evaluated=int(perf.n_p_eval),
             finish_reason=str(choice.get("finish_reason") or "stop"),
             metadata={

@@ -360,6 +360,8 @@ class OllamaModel(ChatModel):
             completion_tokens=completion_tokens,
             latency_s=round(wall, 4),
             generation_s=round(sum(durations) / 1e9, 4) if durations else None,
+            prompt_eval_s=_seconds(response.prompt_eval_duration),
+            eval_s=_seconds(response.eval_duration),
             prompt_tokens_evaluated=response.prompt_eval_count,
             finish_reason=response.done_reason or "stop",
             retries=retries,
@@ -396,6 +398,24 @@ class OllamaModel(ChatModel):
             await client._client.aclose()
 
 
+def _listening(host: str) -> bool:
+    """Whether something accepts TCP connections at the host's address (a cheap probe before the real client)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(host)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=PROBE_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
+def _seconds(nanoseconds: int | None) -> float | None:
+    return round(nanoseconds / 1e9, 4) if nanoseconds is not None else None
+
+
 def create(name: str, ref: str, options: ModelOptions) -> OllamaModel:
     """Build `ollama:<tag>`; nothing is contacted until check_ready() or complete()."""
     try:
@@ -419,6 +439,9 @@ def available() -> list[ModelInfo]:
         ollama = _import_ollama()
     except ConfigError as exc:
         return [ModelInfo("ollama:*", "ollama", False, str(exc))]
+    if not _listening(host):
+        # Nothing accepts connections there: say so without loading the client (a tenth of a second of imports).
+        return [ModelInfo("ollama:*", "ollama", False, f"Ollama not reachable at {host}: `ollama serve`")]
     import httpx
 
     failures: tuple[type[BaseException], ...] = (*_transport_errors(), ollama.ResponseError, ValueError)

@@ -7,6 +7,7 @@ each, plus a fixed overhead per message, and `max_tokens` truncates the output l
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable
@@ -23,6 +24,12 @@ CONTEXT_LENGTH = 8192
 
 def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text)
+
+
+@functools.lru_cache(maxsize=65536)
+def _text_tokens(text: str) -> int:
+    """Tokens in one message's text, counted once: a long session counts the same turns on every call."""
+    return len(tokenize(text))
 
 
 def detokenize(tokens: list[str]) -> str:
@@ -206,10 +213,15 @@ JUDGE_WORDS = frozenset(
 
 def _stem_words(text: str) -> list[tuple[str, str]]:
     """(word, Snowball English stem) for each word of the text."""
+    return [(word, _stem(word)) for word in re.findall(r"[a-z0-9]+", text.lower())]
+
+
+@functools.lru_cache(maxsize=65536)
+def _stem(word: str) -> str:
+    """Stemming is pure and a judge sees the same few hundred words in every transcript: each is stemmed once."""
     import snowballstemmer
 
-    words = re.findall(r"[a-z0-9]+", text.lower())
-    return list(zip(words, snowballstemmer.stemmer("english").stemWords(words), strict=True))
+    return str(snowballstemmer.stemmer("english").stemWord(word))
 
 
 def _criterion_keywords(title: str, description: str) -> dict[str, str]:
@@ -368,7 +380,7 @@ class ScriptedModel(ChatModel):
         self.calls = 0
 
     def count_tokens(self, messages: tuple[ChatMessage, ...] | list[ChatMessage]) -> int:
-        return sum(len(tokenize(m.content)) + MESSAGE_OVERHEAD for m in messages)
+        return sum(_text_tokens(m.content) + MESSAGE_OVERHEAD for m in messages)
 
     async def complete(self, request: CompletionRequest) -> Completion:
         self.calls += 1
