@@ -130,6 +130,8 @@ def _apply_cell(cell: Cell, outcome: CellOutcome, runs_dir: Path) -> Cell:
             "evaluation_id": outcome.evaluation_id,
             "overall": outcome.overall,
             "criteria": outcome.criteria,
+            "calibration": outcome.calibration,
+            "calibration_summary": outcome.calibration_summary,
             "usage": outcome.usage,
             "model_calls": outcome.meter.model_calls,
             "cached_calls": outcome.meter.cached_calls,

@@ -154,9 +154,7 @@ def _position_figures(
         if cid in backward.criteria
     }
     mean_abs = round(float(np.mean([abs(d) for d in deltas.values()])), 4) if deltas else None
-    points = [
-        (g.position, g.value) for e in (forward, backward) for j in e.judges for g in j.criteria if g.position is not None
-    ]
+    points = [(g.position, g.value) for e in (forward, backward) for j in e.judges for g in j.criteria if g.position is not None]
     positions, values = [p for p, _ in points], [v for _, v in points]
     if len(points) < 3 or np.ptp(positions) == 0 or np.ptp(values) == 0:
         return deltas, mean_abs, None, "Spearman undefined: the strong control got the same score on every criterion"
@@ -204,9 +202,7 @@ def _control_result(control: str, run_dir: Path, evaluation: Evaluation) -> Cont
     )
 
 
-async def _grade_control(
-    control: str, run_dir: Path, options: dict[str, object]
-) -> tuple[ControlResult, Evaluation | None]:
+async def _grade_control(control: str, run_dir: Path, options: dict[str, object]) -> tuple[ControlResult, Evaluation | None]:
     """One control graded (or its failure recorded), and its evaluation."""
     try:
         evaluation = await evaluate_run(run_dir, **options)  # type: ignore[arg-type]

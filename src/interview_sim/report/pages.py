@@ -347,6 +347,7 @@ def _evaluation_view(e: dict[str, Any], quotes: QuoteIndex, rubric: dict[str, An
                 {
                     "judge": judge.get("judge"),
                     "score": grade.get("score"),
+                    "expected": grade.get("expected_score"),
                     "rationale": grade.get("rationale", ""),
                     "evidence": [quotes.locate(q) for q in grade.get("evidence", [])],
                 }
@@ -360,12 +361,23 @@ def _evaluation_view(e: dict[str, Any], quotes: QuoteIndex, rubric: dict[str, An
     started, ended = e.get("started_at"), e.get("ended_at")
     return {
         **e,
+        "trust": _trust(e),
         "anchor": f"eval-{e.get('evaluation_id', '')}",
         "chart": criterion_chart(e, names) if e.get("criteria") else None,
         "criteria_view": criteria,
         "agreement_view": agreement,
         "duration_s": _duration(started, ended),
     }
+
+
+def _trust(e: dict[str, Any]) -> dict[str, Any]:
+    """The judge's calibration state, shown beside every score (old records: not calibrated)."""
+    from interview_sim.grading.gate import describe
+    from interview_sim.grading.grades import CalibrationState
+
+    raw = e.get("calibration")
+    state = describe(CalibrationState.model_validate(raw) if raw else None)
+    return {"state": state.state, "summary": state.summary, "css": state.state.replace(" ", "-")}
 
 
 def _duration(started: Any, ended: Any) -> float | None:
@@ -559,6 +571,17 @@ def _scope_view(
     }
 
 
+def _comparison_trust(cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """The judges' calibration over the graded cells: passed only when every graded cell's judge passed."""
+    from interview_sim.grading.gate import summary
+
+    graded = [c for c in cells if c.get("status") == "ok" and c.get("overall") is not None]
+    lines = list(dict.fromkeys(c.get("calibration_summary") or summary("not calibrated") for c in graded))
+    passed = bool(graded) and all(c.get("calibration") == "passed" for c in graded)
+    state = "passed" if passed else "not-calibrated" if not any(c.get("calibration") == "failed" for c in graded) else "failed"
+    return {"css": state, "state": state.replace("-", " "), "summary": "; ".join(lines) or "no graded cells"}
+
+
 def _comparison_context(folder: Path, data: dict[str, Any], page: Path) -> dict[str, Any]:
     request = data["request"]
     colours = series_colours(request["models"])
@@ -573,6 +596,7 @@ def _comparison_context(folder: Path, data: dict[str, Any], page: Path) -> dict[
         "models": [{"name": m, "colour": colours[m]} for m in request["models"]],
         "scale": scale,
         "scopes": [_scope_view(folder, page, data, s, colours, scale) for s in scopes],
+        "trust": _comparison_trust(cells),
         "cells_ok": sum(1 for c in cells if c["status"] == "ok"),
         "cells_failed": sum(1 for c in cells if c["status"] == "failed"),
         "data": data,
