@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from fake_ollama import DEFAULT_MODEL, FakeOllama, fake_ollama_fixture  # noqa: F401
 from interview_sim.cli import app
 from interview_sim.config import AgentSpec, load_scenario
 from interview_sim.errors import EvaluationError
@@ -20,11 +21,13 @@ from interview_sim.grading.calibration import INJECTIONS, calibrate, controls_di
 from interview_sim.grading.criterion import presentation_order, score_probabilities
 from interview_sim.grading.evaluate import evaluate_run, load_evaluations
 from interview_sim.models import (
+    ChatMessage,
     ChatModel,
     Completion,
     CompletionRequest,
     ModelOptions,
     TokenAlternatives,
+    create_model,
     register_provider,
 )
 from interview_sim.models import scripted as scripted_backend
@@ -367,3 +370,22 @@ def test_evaluate_cli_shows_the_calibration_state_next_to_the_score(runs_dir: Pa
     )
     data = json.loads(as_json.stdout)
     assert data["calibration"]["state"] == "not calibrated" and data["overall"] == 5.0
+
+
+@pytest.mark.anyio
+async def test_an_ollama_judge_asks_for_top_logprobs_and_gets_expected_scores(fake_ollama: FakeOllama) -> None:
+    fake_ollama.add_model(DEFAULT_MODEL, context_length=4096)
+    content = '{"score": 4, "evidence": ["x y z"], "rationale": "r"}'
+    pieces = ['{"', "score", '":', " ", "4", ', "evidence": ["x y z"], "rationale": "r"}']
+    logprobs = [{"token": t, "logprob": -0.1, "top_logprobs": [{"token": t, "logprob": -0.1}]} for t in pieces]
+    logprobs[4]["top_logprobs"] = [{"token": "4", "logprob": -0.3}, {"token": "5", "logprob": -1.5}]
+    fake_ollama.enqueue(content, extra={"logprobs": logprobs})
+    model = create_model(f"ollama:{DEFAULT_MODEL}", ModelOptions(host=fake_ollama.url))
+    await model.check_ready()
+    messages = (ChatMessage("user", "grade"),)
+    completion = await model.complete(CompletionRequest(messages=messages, max_tokens=64, top_logprobs=20))
+    await model.aclose()
+    assert fake_ollama.chat_requests[-1]["logprobs"] is True and fake_ollama.chat_requests[-1]["top_logprobs"] == 20
+    found, source = score_probabilities(completion, 1, 5)
+    assert source == "token probabilities" and found is not None
+    assert set(k for k, p in found.probabilities.items() if p > 0) == {4, 5} and 4 < found.expected < 4.5

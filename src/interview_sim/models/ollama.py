@@ -28,7 +28,15 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from interview_sim.errors import ConfigError, ModelCallError, ModelNotFoundError, ModelNotReadyError
-from interview_sim.models.base import ChatMessage, ChatModel, Completion, CompletionRequest, ModelInfo, call_with_retries
+from interview_sim.models.base import (
+    ChatMessage,
+    ChatModel,
+    Completion,
+    CompletionRequest,
+    ModelInfo,
+    TokenAlternatives,
+    call_with_retries,
+)
 
 if TYPE_CHECKING:
     import ollama
@@ -137,6 +145,9 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
 class OllamaModel(ChatModel):
     provider = "ollama"
     supports_json_schema = True
+    supports_logprobs = True
+    """Ollama's chat API returns `logprobs` with `top_logprobs` alternatives (servers from v0.12.11; older
+    servers ignore the request and the completion has none)."""
     """Ollama's `format` accepts a JSON schema and constrains decoding to it."""
 
     def __init__(self, ref: str, tag: str, host: str, *, seed: int | None = None, context_length: int | None = None) -> None:
@@ -252,6 +263,8 @@ class OllamaModel(ChatModel):
                 format=request.json_schema or None,
                 stream=False,
                 think=think,
+                logprobs=True if request.top_logprobs else None,
+                top_logprobs=min(20, request.top_logprobs) or None,
             )
 
         try:
@@ -298,6 +311,7 @@ class OllamaModel(ChatModel):
             finish_reason=response.done_reason or "stop",
             retries=retries,
             metadata=metadata,
+            top_logprobs=_alternatives(getattr(response, "logprobs", None)) if request.top_logprobs else None,
         )
 
     async def aclose(self) -> None:
@@ -343,3 +357,15 @@ def available() -> list[ModelInfo]:
     if not infos:
         infos.append(ModelInfo("ollama:*", "ollama", False, f"no models pulled on {host}: `ollama pull <tag>`"))
     return infos
+
+
+def _alternatives(logprobs: Any) -> list[TokenAlternatives] | None:
+    """Ollama's per-token logprobs as alternatives at character offsets of the content (None when absent)."""
+    if not logprobs:
+        return None
+    positions, offset = [], 0
+    for entry in logprobs:
+        top = entry.top_logprobs or [entry]
+        positions.append(TokenAlternatives(offset=offset, top=tuple((t.token, float(t.logprob)) for t in top)))
+        offset += len(entry.token)
+    return positions
