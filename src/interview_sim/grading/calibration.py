@@ -221,6 +221,16 @@ async def _grade_control(control: str, run_dir: Path, options: dict[str, object]
     return _control_result(control, run_dir, evaluation), evaluation
 
 
+async def _check_ready(refs: list[str], model_factory: ModelFactory) -> None:
+    """Unknown or unready judges fail here, before any progress is shown."""
+    for ref in refs:
+        model = model_factory(ref, ModelOptions(role="evaluator"))
+        try:
+            await model.check_ready()
+        finally:
+            await model.aclose()
+
+
 def _concurrency(refs: list[str]) -> int:
     """Controls graded at once. An embedded llama.cpp judge is CPU-bound in this process: as many at once as
     its thread setting leaves cores for (one with the default of every core: two would only split them)."""
@@ -270,12 +280,7 @@ async def calibrate(
     missing = [c for c in CONTROLS if not (source / f"{c}.json").exists()]
     if missing:
         raise InterviewSimError(f"{source}: missing control transcript(s): {', '.join(f'{c}.json' for c in missing)}")
-    for ref in evaluator_models or []:  # unknown or unready judges fail here, before any progress is shown
-        model = model_factory(ref, ModelOptions(role="evaluator"))
-        try:
-            await model.check_ready()
-        finally:
-            await model.aclose()
+    await _check_ready(evaluator_models or [], model_factory)
     started = utc_now()
     calibration_id = new_run_id(started)
     store = Path(runs_dir) / CALIBRATION_DIR
@@ -312,6 +317,25 @@ async def calibrate(
     graded = await asyncio.gather(*(run(name, reverse) for name, _, reverse in jobs))
     results = {name: r for (name, _, _), (r, _) in zip(jobs, graded, strict=True)}
     evaluations = {name: e for (name, _, _), (_, e) in zip(jobs, graded, strict=True)}
+    calibration = _assemble(results, evaluations, refs, judges, scenario, mode, rubric)
+    calibration.calibration_id, calibration.folder, calibration.started_at = calibration_id, str(folder), started
+    write_json_atomic(folder / "calibration.json", dump_record(calibration))
+    for identity in calibration.judge_ids.values():
+        key = gate.key(identity, rubric.content_hash(), PROMPT_VERSION, mode)
+        gate.record(store, key, passed=calibration.passed, failed_checks=calibration.failed_checks, calibration_id=calibration_id)
+    return calibration
+
+
+def _assemble(
+    results: dict[str, ControlResult],
+    evaluations: dict[str, Evaluation | None],
+    refs: list[str],
+    judges: int,
+    scenario: str,
+    mode: Mode,
+    rubric: Rubric,
+) -> Calibration:
+    """The checks and figures over the graded controls (the caller sets the id, folder and start time)."""
     models = list(refs) or next((e.evaluator_models for e in evaluations.values() if e is not None), [])
     deltas, mean_abs, rho, note = _position_figures(evaluations["strong"], evaluations[REVERSED])
     checks = _ordering_checks(results)
@@ -333,8 +357,8 @@ async def calibrate(
     notes = {"position_spearman": note} if rho is None and note else {}
     if judges == 1:
         notes["spread"] = "undefined with one judge per model (use --judges 3)"
-    calibration = Calibration(
-        calibration_id=calibration_id,
+    return Calibration(
+        calibration_id="",
         scenario_id=scenario,
         evaluator_models=models,
         judges_per_model=judges,
@@ -342,8 +366,8 @@ async def calibrate(
         checks=checks,
         passed=passed,
         verdict=_verdict(checks, results, models),
-        folder=str(folder),
-        started_at=started,
+        folder="",
+        started_at=utc_now(),
         ended_at=utc_now(),
         mode=mode,
         prompt_version=PROMPT_VERSION,
@@ -354,11 +378,6 @@ async def calibrate(
         position_deltas=deltas,
         failed_checks=failed_checks,
     )
-    write_json_atomic(folder / "calibration.json", dump_record(calibration))
-    for identity in judge_ids.values():
-        key = gate.key(identity, rubric.content_hash(), PROMPT_VERSION, mode)
-        gate.record(store, key, passed=passed, failed_checks=failed_checks, calibration_id=calibration_id)
-    return calibration
 
 
 def _mean(values: list[float | None]) -> float | None:

@@ -296,6 +296,28 @@ def _calibration_state(evaluation: Evaluation, session: _Session, rubric: Rubric
     return gate.combine(states)
 
 
+def _new_evaluation(
+    transcript: Transcript, rubric: Rubric, refs: list[str], judges: int, seed: int, mode: Mode, notes: list[str]
+) -> Evaluation:
+    return Evaluation(
+        evaluation_id=new_run_id(),
+        run_id=transcript.run_id,
+        scenario_id=transcript.scenario_id,
+        status="failed",
+        evaluator_models=refs,
+        judges_per_model=judges,
+        seed=seed,
+        rubric_hash=rubric.content_hash(),
+        rubric=rubric.model_dump(mode="json"),
+        scale_min=rubric.scale.min,
+        scale_max=rubric.scale.max,
+        mode=mode,
+        prompt_version=judge.PROMPT_VERSION,
+        notes=notes,
+        started_at=utc_now(),
+    )
+
+
 async def evaluate_run(
     run: str | Path,
     *,
@@ -350,23 +372,7 @@ async def evaluate_run(
     base_seed = seed if seed is not None else agent.seed
     temperature, notes = _judge_temperature(agent, judges)
     cap = max_tokens or agent.max_tokens
-    evaluation = Evaluation(
-        evaluation_id=new_run_id(),
-        run_id=transcript.run_id,
-        scenario_id=transcript.scenario_id,
-        status="failed",
-        evaluator_models=refs,
-        judges_per_model=judges,
-        seed=base_seed,
-        rubric_hash=rubric.content_hash(),
-        rubric=rubric.model_dump(mode="json"),
-        scale_min=rubric.scale.min,
-        scale_max=rubric.scale.max,
-        mode=mode,
-        prompt_version=judge.PROMPT_VERSION,
-        notes=notes,
-        started_at=utc_now(),
-    )
+    evaluation = _new_evaluation(transcript, rubric, refs, judges, base_seed, mode, notes)
     grade = grade_criteria if mode == "criterion" else grade_rubric
     session = _Session(transcript, agent, evaluation.evaluation_id, model_factory, base_seed)
     try:

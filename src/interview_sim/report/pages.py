@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from interview_sim.errors import RecordError
 from interview_sim.record import TRANSCRIPT_FILE, Transcript, load_transcript, write_text_atomic
+from interview_sim.report import trust
 from interview_sim.report.charts import QuoteIndex, criterion_chart, hbar_chart, series_colours, turn_chart
 
 if TYPE_CHECKING:
@@ -361,23 +362,13 @@ def _evaluation_view(e: dict[str, Any], quotes: QuoteIndex, rubric: dict[str, An
     started, ended = e.get("started_at"), e.get("ended_at")
     return {
         **e,
-        "trust": _trust(e),
+        "trust": trust.evaluation_badge(e.get("calibration")),
         "anchor": f"eval-{e.get('evaluation_id', '')}",
         "chart": criterion_chart(e, names) if e.get("criteria") else None,
         "criteria_view": criteria,
         "agreement_view": agreement,
         "duration_s": _duration(started, ended),
     }
-
-
-def _trust(e: dict[str, Any]) -> dict[str, Any]:
-    """The judge's calibration state, shown beside every score (old records: not calibrated)."""
-    from interview_sim.grading.gate import describe
-    from interview_sim.grading.grades import CalibrationState
-
-    raw = e.get("calibration")
-    state = describe(CalibrationState.model_validate(raw) if raw else None)
-    return {"state": state.state, "summary": state.summary, "css": state.state.replace(" ", "-")}
 
 
 def _duration(started: Any, ended: Any) -> float | None:
@@ -571,17 +562,6 @@ def _scope_view(
     }
 
 
-def _comparison_trust(cells: list[dict[str, Any]]) -> dict[str, Any]:
-    """The judges' calibration over the graded cells: passed only when every graded cell's judge passed."""
-    from interview_sim.grading.gate import summary
-
-    graded = [c for c in cells if c.get("status") == "ok" and c.get("overall") is not None]
-    lines = list(dict.fromkeys(c.get("calibration_summary") or summary("not calibrated") for c in graded))
-    passed = bool(graded) and all(c.get("calibration") == "passed" for c in graded)
-    state = "passed" if passed else "not-calibrated" if not any(c.get("calibration") == "failed" for c in graded) else "failed"
-    return {"css": state, "state": state.replace("-", " "), "summary": "; ".join(lines) or "no graded cells"}
-
-
 def _comparison_context(folder: Path, data: dict[str, Any], page: Path) -> dict[str, Any]:
     request = data["request"]
     colours = series_colours(request["models"])
@@ -596,7 +576,7 @@ def _comparison_context(folder: Path, data: dict[str, Any], page: Path) -> dict[
         "models": [{"name": m, "colour": colours[m]} for m in request["models"]],
         "scale": scale,
         "scopes": [_scope_view(folder, page, data, s, colours, scale) for s in scopes],
-        "trust": _comparison_trust(cells),
+        "trust": trust.comparison_badge(cells),
         "cells_ok": sum(1 for c in cells if c["status"] == "ok"),
         "cells_failed": sum(1 for c in cells if c["status"] == "failed"),
         "data": data,
