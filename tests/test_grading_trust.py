@@ -389,3 +389,16 @@ async def test_an_ollama_judge_asks_for_top_logprobs_and_gets_expected_scores(fa
     found, source = score_probabilities(completion, 1, 5)
     assert source == "token probabilities" and found is not None
     assert set(k for k, p in found.probabilities.items() if p > 0) == {4, 5} and 4 < found.expected < 4.5
+
+
+@pytest.mark.anyio
+async def test_the_run_page_shows_the_calibration_state_beside_the_score(runs_dir: Path) -> None:
+    from interview_sim.report import write_run_report
+
+    run_dir = await _run(runs_dir, "scripted:strong")
+    await evaluate_run(run_dir, evaluator_models=["scripted:judge"])
+    html = write_run_report(run_dir).read_text(encoding="utf-8")
+    score_fact = html[html.index('data-fact="score"') :]
+    badge = 'data-calibration="not calibrated">judge not calibrated - this score is not evidence<'
+    assert badge in score_fact[: score_fact.index("latest evaluation")]
+    assert html.count('data-calibration="not calibrated"') == 2  # the header fact and the evaluation itself

@@ -95,8 +95,13 @@ def grade_table(evaluation: Evaluation) -> Any:
     table.add_column("rationale (judge 1)" if several else "rationale")
     first = {g.criterion: g for g in evaluation.judges[0].criteria} if evaluation.judges else {}
     for cid, s in evaluation.criteria.items():
-        score = f"{s.mean:.2f} ± {s.stdev:.2f} ({s.min:g}-{s.max:g})" if several else f"{s.mean:g}"
         grade = first.get(cid)
+        if several:
+            score = f"{s.mean:.2f} ± {s.stdev:.2f} ({s.min:.2f}-{s.max:.2f})"
+        elif grade is not None and grade.expected_score is not None:
+            score = f"{s.mean:.2f} (sampled {grade.score})"
+        else:
+            score = f"{s.mean:g}"
         text = escape(grade.rationale) if grade else ""
         if grade and grade.evidence:
             text += f'\n[dim]"{escape(grade.evidence[0])}"[/]'
