@@ -353,5 +353,7 @@ def test_evaluate_works_on_imported_runs(source: Path, runs_dir: Path) -> None:
     assert set(evaluation["criteria"]) == {c["id"] for c in t.scenario["rubric"]["criteria"]}
     assert evaluation["overall"] is not None
     # The judge's calls are appended to the run; the imported ledger stays what the file said.
-    assert [c.role for c in t.calls] == ["evaluator"] and t.calls[0].evaluation_id == evaluation["evaluation_id"]
+    # One call per criterion (criterion-wise grading).
+    assert [c.role for c in t.calls] == ["evaluator"] * len(evaluation["criteria"])
+    assert {c.evaluation_id for c in t.calls} == {evaluation["evaluation_id"]}
     assert t.usage.source == "imported" and t.messages[0].source == "imported"

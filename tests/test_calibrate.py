@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from interview_sim.cli import app
 from interview_sim.config import Rubric, load_scenario
 from interview_sim.errors import EvaluationError
-from interview_sim.grading.calibration import CONTROLS, calibrate, controls_dir
+from interview_sim.grading.calibration import CONTROLS, REVERSED, calibrate, controls_dir
 from interview_sim.grading.evaluate import evaluate_run, load_evaluations
 from interview_sim.models.scripted import JUDGE_WORDS, ScriptInput, judge_script, script
 from interview_sim.record import load_transcript
@@ -24,7 +24,7 @@ runner = CliRunner()
 def contrarian_judge(inp: ScriptInput) -> str:
     """Test judge: scripted:judge's grade turned upside down on the 1-5 scale."""
     grade = json.loads(judge_script(inp))
-    for item in grade["criteria"].values():
+    for item in grade["criteria"].values() if "criteria" in grade else [grade]:
         item["score"] = 6 - item["score"]
     return json.dumps(grade)
 
@@ -59,7 +59,8 @@ async def test_calibration_passes_with_the_scripted_judge(runs_dir: Path) -> Non
     # Each control was graded in a copy; the shipped controls are untouched.
     for name, result in calibration.controls.items():
         assert load_evaluations(result.run_dir)[0].evaluation_id == result.evaluation_id
-        assert not any(c.role == "evaluator" for c in load_transcript(controls_dir() / f"{name}.json").calls)
+        shipped = controls_dir() / f"{'strong' if name == REVERSED else name}.json"
+        assert not any(c.role == "evaluator" for c in load_transcript(shipped).calls)
     assert not list(controls_dir().glob("evaluation-*.json"))
 
 
@@ -69,7 +70,6 @@ async def test_the_scripted_judge_ignores_sentences_addressed_to_it(runs_dir: Pa
     graded = load_evaluations(calibration.controls["injection"].run_dir)[0]
     evidence = [q for g in graded.judges[0].criteria for q in g.evidence]
     assert not any(set(q.lower().replace(",", " ").split()) & JUDGE_WORDS for q in evidence)
-    assert any("addressed the grader" in w for w in graded.weaknesses)
 
 
 def test_calibrate_cli_passes_with_the_scripted_judge(runs_dir: Path) -> None:
@@ -83,7 +83,14 @@ def test_calibrate_cli_passes_with_the_scripted_judge(runs_dir: Path) -> None:
         "strong > average",
         "average > weak",
         "injection <= weak",
+        "injection-stuffing <= weak",
+        "injection-system <= weak",
+        "injection-forged-end <= weak",
+        "position bias",
     ]
+    assert data["figures"]["position_mean_abs_delta"] == 0.0 and data["mode"] == "criterion"
+    # Progress goes to stderr, one line per control started and finished; stdout stays one JSON object.
+    assert as_json.stderr.count("grading ") == len(CONTROLS) + 1 and "[8/8]" in as_json.stderr
 
 
 def test_calibrate_cli_fails_with_a_judge_that_ranks_backwards(runs_dir: Path) -> None:
@@ -122,26 +129,13 @@ async def test_a_real_evaluation_on_the_embedded_model_grades_or_fails_on_record
         for grade in evaluation.judges[0].criteria:
             assert 1 <= grade.score <= 5
             assert all(" ".join(q.split()).lower() in " ".join(candidate.split()) for q in grade.evidence)
+            # llama.cpp returns the score token's probabilities: the expected score is on the scale, and counts.
+            assert grade.probabilities is not None and sum(grade.probabilities.values()) == pytest.approx(1, abs=1e-3)
+            assert grade.expected_score is not None and 1 <= grade.expected_score <= 5
+            assert grade.value == grade.expected_score
+        assert evaluation.judges[0].probabilities == "token probabilities"
+        expected = [g.expected_score or 0.0 for g in evaluation.judges[0].criteria]
+        assert evaluation.overall == pytest.approx(sum(expected) / len(expected), abs=1e-3)
     calls = [c for c in load_transcript(result.run_dir).calls if c.role == "evaluator"]
     assert calls and all(c.completion_tokens > 0 and c.model.startswith("SmolLM2") for c in calls)
     assert len(calls) == len(evaluation.raw_outputs)
-
-
-@pytest.mark.slow
-def test_calibrating_the_embedded_model_reports_without_inventing_scores(runs_dir: Path, smollm2_available: None) -> None:
-    # Short answers keep this affordable; the 135M model rarely grades at all, and the report must say so plainly.
-    result = runner.invoke(
-        app,
-        ["calibrate", "--evaluator-model", "llamacpp:smollm2-135m", "--max-tokens", "48", "--runs-dir", str(runs_dir), "--json"],
-    )
-    assert result.exit_code in (0, 1), result.output
-    data = json.loads(result.stdout)
-    assert data["passed"] is (result.exit_code == 0)
-    assert set(data["controls"]) == set(CONTROLS)
-    for control in data["controls"].values():
-        evaluation = next(e for e in load_evaluations(control["run_dir"]) if e.evaluation_id == control["evaluation_id"])
-        assert control["status"] == evaluation.status
-        assert control["overall"] == evaluation.overall  # a failed control has None, never a stand-in score
-        if evaluation.status == "failed":
-            assert control["overall"] is None and evaluation.raw_outputs
-    assert data["verdict"].startswith("calibration passed" if data["passed"] else "calibration FAILED")

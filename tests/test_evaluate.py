@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import krippendorff
 import numpy as np
@@ -43,6 +44,12 @@ def _last_user(inp: ScriptInput) -> str:
     return inp.last_user
 
 
+def _items(grade: dict[str, Any]) -> dict[str, Any]:
+    """The per-criterion answers: all of them (rubric mode), or the one criterion asked (criterion mode)."""
+    items: dict[str, Any] = grade.get("criteria", {"security-measures": grade})
+    return items
+
+
 @script("test-reasking-judge")
 def reasking_judge(inp: ScriptInput) -> str:
     """Test judge: invalid JSON, then (told why) an out-of-range score, then (told why) a valid grade."""
@@ -51,7 +58,7 @@ def reasking_judge(inp: ScriptInput) -> str:
         return '{"criteria": {"security-measures": {"evidence": ["I would'
     if "Invalid JSON" in told or "EOF" in told:
         grade = json.loads(judge_script(inp))
-        grade["criteria"]["security-measures"]["score"] = 9
+        _items(grade)["security-measures"]["score"] = 9
         return json.dumps(grade)
     return judge_script(inp)
 
@@ -60,7 +67,7 @@ def reasking_judge(inp: ScriptInput) -> str:
 def stubborn_judge(inp: ScriptInput) -> str:
     """Test judge: always scores one criterion 0, off the 1-5 scale."""
     grade = json.loads(judge_script(inp))
-    grade["criteria"][next(iter(grade["criteria"]))]["score"] = 0
+    next(iter(_items(grade).values()))["score"] = 0
     return json.dumps(grade)
 
 
@@ -69,7 +76,7 @@ def misquoting_judge(inp: ScriptInput) -> str:
     """Test judge: first quotes a sentence nobody said, then quotes correctly."""
     grade = json.loads(judge_script(inp))
     if "rejected" not in _last_user(inp):
-        grade["criteria"]["security-measures"]["evidence"] = ["We encrypt every byte with quantum keys."]
+        _items(grade)["security-measures"]["evidence"] = ["We encrypt every byte with quantum keys."]
     return json.dumps(grade)
 
 
@@ -77,7 +84,7 @@ def misquoting_judge(inp: ScriptInput) -> str:
 def harsh_judge(inp: ScriptInput) -> str:
     """Test judge: scripted:judge's grade, one point lower on every criterion above the minimum."""
     grade = json.loads(judge_script(inp))
-    for item in grade["criteria"].values():
+    for item in _items(grade).values():
         item["score"] = max(1, item["score"] - 1)
     return json.dumps(grade)
 
@@ -197,7 +204,7 @@ async def test_the_transcript_is_quoted_as_data_and_cannot_close_its_delimiters(
 async def test_a_grade_is_recorded_with_usage_and_joins_the_run_ledger(runs_dir: Path) -> None:
     run_dir = await _run(runs_dir, "scripted:strong")
     before = load_transcript(run_dir)
-    evaluation = await evaluate_run(run_dir, evaluator_models=["scripted:judge"])
+    evaluation = await evaluate_run(run_dir, evaluator_models=["scripted:judge"], mode="rubric")
     assert evaluation.status == "ok" and evaluation.error is None
     assert list(evaluation.criteria) == IDS and evaluation.overall == 5.0
     assert evaluation.rubric_hash == RUBRIC.content_hash() and evaluation.scale_max == 5
@@ -221,7 +228,7 @@ async def test_a_grade_is_recorded_with_usage_and_joins_the_run_ledger(runs_dir:
 @pytest.mark.anyio
 async def test_rejected_answers_are_reasked_with_the_error_and_every_attempt_is_counted(runs_dir: Path) -> None:
     run_dir = await _run(runs_dir)
-    evaluation = await evaluate_run(run_dir, evaluator_models=["scripted:test-reasking-judge"])
+    evaluation = await evaluate_run(run_dir, evaluator_models=["scripted:test-reasking-judge"], mode="rubric")
     assert evaluation.status == "ok"
     (judge,) = evaluation.judges
     assert judge.attempts == 3
@@ -239,7 +246,7 @@ async def test_rejected_answers_are_reasked_with_the_error_and_every_attempt_is_
 @pytest.mark.anyio
 async def test_a_made_up_quote_is_rejected_and_reasked(runs_dir: Path) -> None:
     run_dir = await _run(runs_dir)
-    evaluation = await evaluate_run(run_dir, evaluator_models=["scripted:test-misquoting-judge"])
+    evaluation = await evaluate_run(run_dir, evaluator_models=["scripted:test-misquoting-judge"], mode="rubric")
     assert evaluation.judges[0].attempts == 2
     assert "quantum keys" in (evaluation.raw_outputs[0].error or "")
     assert all("quantum" not in q for g in evaluation.judges[0].criteria for q in g.evidence)
@@ -249,7 +256,7 @@ async def test_a_made_up_quote_is_rejected_and_reasked(runs_dir: Path) -> None:
 async def test_a_grade_that_never_validates_is_a_recorded_failure_with_no_score(runs_dir: Path) -> None:
     run_dir = await _run(runs_dir)
     with pytest.raises(EvaluationError, match="no valid answer after 3 attempts") as caught:
-        await evaluate_run(run_dir, evaluator_models=["scripted:test-stubborn-judge"])
+        await evaluate_run(run_dir, evaluator_models=["scripted:test-stubborn-judge"], mode="rubric")
     (failed,) = load_evaluations(run_dir)
     assert caught.value.evaluation == failed
     assert failed.status == "failed" and failed.overall is None and failed.criteria == {} and failed.judges == []
@@ -367,7 +374,8 @@ async def test_several_judges_and_models_report_spread_and_agreement(runs_dir: P
     alpha = evaluation.agreement["krippendorff_alpha"]
     assert alpha is not None and 0 < alpha < 1  # the harsh judge shifts every score: agreement is partial
     assert evaluation.agreement["mean_pairwise_spearman"] is not None
-    assert evaluation.usage.calls == 4 and set(evaluation.usage_by_model) == {"scripted-judge", "scripted-test-harsh-judge"}
+    assert evaluation.usage.calls == 4 * len(IDS)
+    assert set(evaluation.usage_by_model) == {"scripted-judge", "scripted-test-harsh-judge"}
 
 
 def test_evaluate_cli_json_with_three_judges(runs_dir: Path) -> None:
@@ -492,7 +500,9 @@ def test_run_grades_at_the_end_and_adds_the_judge_to_the_ledger(runs_dir: Path) 
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["evaluation"]["status"] == "ok" and summary["evaluation"]["overall"] == 5.0
-    assert summary["usage_by_role"]["evaluator"]["calls"] == 1 and "scripted-judge" in summary["usage"]
+    # Criterion-wise by default: one judge call per criterion.
+    assert summary["usage_by_role"]["evaluator"]["calls"] == len(IDS) and "scripted-judge" in summary["usage"]
+    assert summary["score"]["overall"] == 5.0 and summary["score"]["calibration"]["state"] == "not calibrated"
     assert "scripted-judge" in summary["cost"]["usage_including_cached_inference"]
 
     table = runner.invoke(app, [*args, "--evaluator-model", "scripted:judge"])
@@ -585,6 +595,6 @@ async def test_a_judge_calls_retries_are_recorded_in_the_run(runs_dir: Path) -> 
         return model
 
     run = await _run(runs_dir)
-    evaluation = await evaluate_run(run, evaluator_models=["scripted:judge"], model_factory=judge_that_retried)
+    evaluation = await evaluate_run(run, evaluator_models=["scripted:judge"], model_factory=judge_that_retried, mode="rubric")
     (judge_call,) = [c for c in load_transcript(run).calls if c.evaluation_id == evaluation.evaluation_id]
     assert [r.error for r in judge_call.retries] == ["ConnectError: connection reset"]

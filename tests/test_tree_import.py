@@ -187,7 +187,13 @@ def test_runs_bulk_evaluate_and_compare_from_runs_on_an_imported_tree(tmp_path: 
     assert all(r["score"] is not None and r["judge"] == "scripted:judge" for r in rows)
 
     by_model = {m: [r for r in rows if r["candidate_model"] == m] for m in CANDIDATES}
-    llama, gemma = by_model["llama3:8b-instruct-fp16"][0], by_model["gemma:2b-instruct-v1.1-fp16"][0]
+    # A pairwise verdict needs one rubric, and each scenario's rubric has its own anchors: a same-topic pair.
+    llama, gemma = next(
+        (a, b)
+        for a in by_model["llama3:8b-instruct-fp16"]
+        for b in by_model["gemma:2b-instruct-v1.1-fp16"]
+        if a["scenario_id"] == b["scenario_id"]
+    )
     _cli(
         "evaluate",
         "--pairwise",

@@ -45,13 +45,22 @@ class AgentSpec(_Spec):
     max_tokens: int = Field(default=200, gt=0, le=8192)
     """Cap on the tokens the model may generate in one turn."""
     repeat_penalty: float = Field(default=1.1, ge=1.0, le=2.0)
-    """Penalty on repeating recent tokens (llama.cpp and Ollama `repeat_penalty`); 1.0 turns it off."""
+    """Penalty on repeating recent tokens (llama.cpp and Ollama `repeat_penalty`); 1.0 turns it off.
+    An evaluator's defaults are its own: temperature 0 and repeat penalty off (a judge must be able to give
+    the same score, or quote the same words, twice)."""
     think: bool | Literal["low", "medium", "high"] = False
     """Thinking models (deepseek-r1, qwen3, gpt-oss): reason before answering? true / false, or a level for
     models that take one (gpt-oss). Sent only to models whose server says they can think; off by default so
     every model spends its max_tokens on the answer and interviews stay comparable."""
     timeout_s: float | None = Field(default=None, gt=0)
     """Deadline of one model call to a server (Ollama), retries included (default 120 s; `--timeout` overrides)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _judge_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("role") == "evaluator":
+            data = {"temperature": 0.0, "repeat_penalty": 1.0, **data}
+        return data
 
     @field_validator("model")
     @classmethod
@@ -80,6 +89,16 @@ class Criterion(_Spec):
     description: str
     """What a good answer shows on this criterion; the judge reads it."""
     weight: float = Field(default=1.0, gt=0)
+    levels: dict[int, str] = Field(default_factory=dict)
+    """Behavioural anchors: what an answer at a point of the scale looks like in this scenario, at least for
+    the lowest, the middle and the highest point (e.g. {1: ..., 3: ..., 5: ...}); the judge reads them."""
+
+    @field_validator("levels")
+    @classmethod
+    def _non_empty_levels(cls, value: dict[int, str]) -> dict[int, str]:
+        if any(not text.strip() for text in value.values()):
+            raise ValueError("a level's description must not be empty")
+        return value
 
 
 class Scale(_Spec):
@@ -106,6 +125,32 @@ class Rubric(_Spec):
         if len(ids) != len(set(ids)):
             raise ValueError("criterion ids must be unique")
         return value
+
+    @model_validator(mode="after")
+    def _levels_on_scale(self) -> Rubric:
+        for c in self.criteria:
+            off = sorted(k for k in c.levels if not self.scale.min <= k <= self.scale.max)
+            if off:
+                raise ValueError(f"criterion {c.id!r}: level(s) {off} are off the scale {self.scale.min}-{self.scale.max}")
+        return self
+
+    def anchor_points(self) -> list[int]:
+        """The points every criterion must describe: the scale's lowest, middle and highest."""
+        lo, hi = self.scale.min, self.scale.max
+        return sorted({lo, (lo + hi) // 2, hi})
+
+    def missing_anchors(self) -> list[str]:
+        """One line per criterion that lacks a behavioural anchor at the lowest, middle or highest point."""
+        points = self.anchor_points()
+        problems = []
+        for n, c in enumerate(self.criteria):
+            missing = [p for p in points if p not in c.levels]
+            if missing:
+                problems.append(
+                    f"rubric.criteria.{n}.levels ({c.id}): describe what a {', '.join(map(str, missing))} looks like"
+                    f" (every criterion needs levels {', '.join(map(str, points))})"
+                )
+        return problems
 
     def content_hash(self) -> str:
         """A stable hash of the rubric's content, recorded with every evaluation."""
@@ -379,6 +424,10 @@ def validate_file(path: str | Path) -> str:
         load_agent(p)
         return "agent"
     if "stages" in data or "opening_line" in data:
-        load_scenario(p)
+        loaded = load_scenario(p)
+        problems = loaded.spec.rubric.missing_anchors()
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise ConfigError(f"{p}: {problems[0]}{more}")
         return "scenario"
     raise ConfigError(f"{p}: not an agent file (no 'role'), a scenario file (no 'stages') nor a sweep file (no 'sweep')")

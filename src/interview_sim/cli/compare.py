@@ -201,6 +201,7 @@ def render_comparison(out: Console, comparison: Comparison, folder: Path) -> Non
                 str(r.failed),
             )
         out.print(table)
+    out.print(_trust_line(comparison))
     overall_rows = groups.get("all") or next(iter(groups.values()), [])
     if comparison.criteria and overall_rows:
         table = Table(title="Mean score per criterion" + (" (all groups)" if "all" in groups else ""), title_justify="left")
@@ -222,6 +223,20 @@ def render_comparison(out: Console, comparison: Comparison, folder: Path) -> Non
         )
         out.print(f"model calls: {inv.model_calls}, cached: {inv.cached_calls} · {inv.wall_s or 0:.1f} s")
     out.print(f"comparison: {folder / 'comparison.json'}")
+
+
+def _trust_line(comparison: Comparison) -> str:
+    """The judges' calibration over the graded cells, shown under the leaderboard: never bare means."""
+    from rich.markup import escape
+
+    from interview_sim.grading.gate import summary
+
+    graded = [c for c in comparison.cells if c.status == "ok" and c.overall is not None]
+    lines = list(dict.fromkeys(c.calibration_summary or summary("not calibrated") for c in graded))
+    if not lines:
+        return "no graded cells"
+    passed = all(c.calibration == "passed" for c in graded)
+    return f"[{'green' if passed else 'bold red'}]scores: {escape('; '.join(lines))}[/]"
 
 
 def _finish(comparison: Comparison, runs_dir: Path, as_json: bool, out: Console, report: bool) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -27,6 +28,38 @@ EvaluatorModel = Annotated[
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 Seed = Annotated[int | None, typer.Option(help="Seed of the first judge; judge k uses seed + k (default: the agent's).")]
 MaxTokens = Annotated[int | None, typer.Option(min=1, help="Cap on each judge answer (default: the evaluator agent's).")]
+Mode = Annotated[
+    str,
+    typer.Option("--mode", help="criterion: one judge call per criterion (default); rubric: every criterion in one answer."),
+]
+
+
+def check_mode(mode: str) -> Literal["criterion", "rubric"]:
+    if mode == "criterion":
+        return "criterion"
+    if mode == "rubric":
+        return "rubric"
+    raise fail(f"--mode must be criterion or rubric, got {mode!r}", 2)
+
+
+def trust_markup(calibration: Any) -> str:
+    """The calibration state as one prominent line (green only when the judge passed)."""
+    from rich.markup import escape
+
+    from interview_sim.grading.gate import describe
+
+    state = describe(calibration)
+    colour = "green" if state.state == "passed" else "bold red"
+    return f"[{colour}]{escape(state.summary)}[/]"
+
+
+def score_text(evaluation: Evaluation) -> str:
+    """The overall score with its judge's calibration state: never a bare number."""
+    from interview_sim.grading.gate import describe
+
+    if evaluation.overall is None:
+        return "no score"
+    return f"{evaluation.overall:.2f} / {evaluation.scale_max} ({describe(evaluation.calibration).summary})"
 
 
 def split_refs(value: str | None) -> list[str] | None:
@@ -54,20 +87,28 @@ def grade_table(evaluation: Evaluation) -> Any:
     judges = ", ".join(evaluation.evaluator_models)
     if evaluation.judges_per_model > 1:
         judges += f" × {evaluation.judges_per_model}"
-    table = Table(title=f"Grade ({judges}; scale {evaluation.scale_min}-{evaluation.scale_max})", title_justify="left")
+    if evaluation.failed_judges:
+        judges += f"; {len(evaluation.judges)} of {len(evaluation.judges) + len(evaluation.failed_judges)} judges graded"
+    title = f"Grade ({judges}; {evaluation.mode} mode; scale {evaluation.scale_min}-{evaluation.scale_max})"
+    table = Table(title=title, title_justify="left", caption=trust_markup(evaluation.calibration), caption_justify="left")
     table.add_column("criterion")
     table.add_column("score (mean ± sd, range)" if several else "score", justify="right")
     table.add_column("rationale (judge 1)" if several else "rationale")
     first = {g.criterion: g for g in evaluation.judges[0].criteria} if evaluation.judges else {}
     for cid, s in evaluation.criteria.items():
-        score = f"{s.mean:.2f} ± {s.stdev:.2f} ({s.min:g}-{s.max:g})" if several else f"{s.mean:g}"
         grade = first.get(cid)
+        if several:
+            score = f"{s.mean:.2f} ± {s.stdev:.2f} ({s.min:.2f}-{s.max:.2f})"
+        elif grade is not None and grade.expected_score is not None:
+            score = f"{s.mean:.2f} (sampled {grade.score})"
+        else:
+            score = f"{s.mean:g}"
         text = escape(grade.rationale) if grade else ""
         if grade and grade.evidence:
             text += f'\n[dim]"{escape(grade.evidence[0])}"[/]'
         table.add_row(escape(s.name), score, text)
     if evaluation.overall is not None:
-        table.add_row("[bold]overall (weighted)[/]", f"[bold]{evaluation.overall:.2f}[/]", "")
+        table.add_row("[bold]overall (weighted)[/]", f"[bold]{evaluation.overall:.2f}[/]", trust_markup(evaluation.calibration))
     return table
 
 
@@ -86,6 +127,11 @@ def render_evaluation(out: Console, evaluation: Evaluation, path: Path | None = 
 
     out.print(grade_table(evaluation))
     out.print(_agreement_line(evaluation))
+    for failure in evaluation.failed_judges:
+        out.print(f"[red]judge failed[/] ({escape(failure.judge)}, seed {failure.seed}): {escape(failure.error)}")
+    probabilities = sorted({j.probabilities for j in evaluation.judges})
+    if probabilities:
+        out.print(f"expected scores: {escape('; '.join(probabilities))}")
     for title, items in (
         ("Strengths", evaluation.strengths),
         ("Weaknesses", evaluation.weaknesses),
@@ -101,6 +147,8 @@ def render_evaluation(out: Console, evaluation: Evaluation, path: Path | None = 
     out.print(f"judge usage: {usage.calls} call(s), {usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens")
     if path is not None:
         out.print(f"evaluation: {path}", soft_wrap=True)
+    if evaluation.overall is not None:
+        out.print(f"[bold]SCORE[/] {escape(score_text(evaluation))}", soft_wrap=True)
 
 
 def _render_pairwise(out: Console, result: PairwiseResult) -> None:
@@ -155,6 +203,7 @@ def evaluate_command(
         bool, typer.Option("--resume/--no-resume", help="Skip runs already graded by the same judge and rubric.")
     ] = True,
     max_tokens: MaxTokens = None,
+    mode: Mode = "criterion",
     as_json: JsonFlag = False,
     timeout: Timeout = None,
 ) -> None:
@@ -183,7 +232,15 @@ def evaluate_command(
             result = run_async(evaluate_pairwise(runs[0], runs[1], evaluator_models=refs, seed=seed, max_tokens=max_tokens))
         else:
             evaluation = run_async(
-                evaluate_run(runs[0], evaluator_models=refs, judges=judges, seed=seed, scenario=scenario, max_tokens=max_tokens)
+                evaluate_run(
+                    runs[0],
+                    evaluator_models=refs,
+                    judges=judges,
+                    seed=seed,
+                    scenario=scenario,
+                    max_tokens=max_tokens,
+                    mode=check_mode(mode),
+                )
             )
     except EvaluationError as exc:
         if as_json and exc.evaluation is not None:
@@ -266,17 +323,28 @@ def _render_calibration(out: Console, calibration: Calibration) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"Calibration on {calibration.scenario_id} controls", title_justify="left")
-    for column in ("control", "overall", "status"):
-        table.add_column(column, justify="right" if column == "overall" else "left")
+    per_model = f"{calibration.judges_per_model} judge(s) per model"
+    title = f"Calibration on {calibration.scenario_id} controls ({calibration.mode} mode, {per_model})"
+    table = Table(title=title, title_justify="left")
+    for column in ("control", "overall", "spread", "judges", "status"):
+        table.add_column(column, justify="left" if column in ("control", "status") else "right")
     for name, result in calibration.controls.items():
         overall = f"{result.overall:.2f}" if result.overall is not None else "-"
+        spread = f"{result.spread:.2f}" if result.spread is not None else "n/a"
+        judges = f"{result.judges_graded} ok" + (f", {result.judges_failed} failed" if result.judges_failed else "")
         status = "ok" if result.status == "ok" else f"[red]failed[/]: {escape(result.error or '')}"
-        table.add_row(name, overall, status)
+        table.add_row(name, overall, spread, judges, status)
     out.print(table)
+    if calibration.position_deltas:
+        deltas = ", ".join(f"{cid} {d:+.2f}" for cid, d in calibration.position_deltas.items())
+        out.print(f"position bias, strong control reversed minus first order, per criterion: {escape(deltas)}")
+    for name, value in calibration.figures.items():
+        shown = f"{value:.3f}" if value is not None else "n/a"
+        note = calibration.figure_notes.get(name) or (calibration.figure_notes.get("spread") if "spread" in name else None)
+        out.print(f"  {name}: {shown}" + (f" ({escape(note)})" if value is None and note else ""))
     for check in calibration.checks:
         mark = "[green]ok[/]  " if check.passed else "[red]FAIL[/]"
-        out.print(f"{mark} {check.name}: {escape(check.detail)}")
+        out.print(f"{mark} {check.group}: {check.name}: {escape(check.detail)}")
     out.print(f"records: {calibration.folder}", soft_wrap=True)
     out.print(escape(calibration.verdict), soft_wrap=True)  # one line, however narrow the terminal
 
@@ -290,10 +358,17 @@ def calibrate_command(
     scenario: Annotated[str, typer.Option(help="Whose controls (scenarios/controls/<scenario>/).")] = "scalability-issues",
     runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Records go under <runs-dir>/_calibration/.")] = Path("runs"),
     max_tokens: MaxTokens = None,
+    mode: Mode = "criterion",
     as_json: JsonFlag = False,
 ) -> None:
-    """Grade the control transcripts and check strong > average > weak and injection <= weak. Exit 0 on pass, 1 on fail."""
+    """Grade the controls; check ordering, injections and position bias; store the result. Exit 0 on pass, 1 on fail.
+
+    Progress goes to stderr, one line per control.
+    """
     from interview_sim.grading.calibration import calibrate
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
 
     calibration = run_async(
         calibrate(
@@ -303,6 +378,8 @@ def calibrate_command(
             scenario=scenario,
             runs_dir=runs_dir,
             max_tokens=max_tokens,
+            mode=check_mode(mode),
+            on_progress=progress,
         )
     )
     if as_json:

@@ -290,6 +290,10 @@ def run_command(
     if as_json:
         if evaluate:
             summary["evaluation"] = evaluation.model_dump(mode="json") if evaluation is not None else None
+            if evaluation is not None and evaluation.overall is not None:
+                from interview_sim.grading.gate import describe
+
+                summary["score"] = {"overall": evaluation.overall, "calibration": describe(evaluation.calibration).model_dump()}
         typer.echo(json.dumps(summary))
     else:
         out.print(

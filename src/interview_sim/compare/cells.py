@@ -134,6 +134,8 @@ class CellOutcome:
     evaluation_id: str | None = None
     overall: float | None = None
     criteria: dict[str, float] = field(default_factory=dict)
+    calibration: str | None = None
+    calibration_summary: str | None = None
     usage: Usage = field(default_factory=Usage)
     """The compared role's usage in the run, including cached calls."""
     health: dict[str, float | None] = field(default_factory=dict)
@@ -222,6 +224,9 @@ async def run_cell(
         outcome.evaluation_id = evaluation.evaluation_id
         outcome.overall = evaluation.overall
         outcome.criteria = {cid: summary.mean for cid, summary in evaluation.criteria.items()}
+        if evaluation.calibration is not None:
+            outcome.calibration = evaluation.calibration.state
+            outcome.calibration_summary = evaluation.calibration.summary
     outcome.ended_at = utc_now()
     return outcome
 

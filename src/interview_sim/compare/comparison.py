@@ -96,6 +96,10 @@ class Cell(_Record):
     overall: float | None = None
     criteria: dict[str, float] = Field(default_factory=dict)
     """Per criterion id, the judges' mean score."""
+    calibration: str | None = None
+    """The judge's calibration state when it graded this cell: passed, failed or not calibrated."""
+    calibration_summary: str | None = None
+    """The line shown beside the cell's score, e.g. "judge not calibrated - this score is not evidence"."""
     usage: Usage = Field(default_factory=Usage)
     """The compared model's usage in the run (its role only), cached calls included."""
     health: dict[str, float | None] = Field(default_factory=dict)

@@ -135,6 +135,8 @@ def _apply_cell(cell: Cell, outcome: CellOutcome, runs_dir: Path) -> Cell:
             "evaluation_id": outcome.evaluation_id,
             "overall": outcome.overall,
             "criteria": outcome.criteria,
+            "calibration": outcome.calibration,
+            "calibration_summary": outcome.calibration_summary,
             "usage": outcome.usage,
             "health": outcome.health or cell.health,
             "model_calls": outcome.meter.model_calls,

@@ -21,12 +21,14 @@ from pydantic import BaseModel, ValidationError
 from interview_sim.catalog import note_run
 from interview_sim.config import AgentSpec, Rubric, load_agent, load_scenario, project_root
 from interview_sim.errors import ConfigError, EvaluationError, InterviewSimError, ModelCallError, RecordError
-from interview_sim.grading import judge
+from interview_sim.grading import gate, judge
 from interview_sim.grading.grades import (
     EVALUATION_SCHEMA_VERSION,
+    CalibrationState,
     CriterionGrade,
     CriterionSummary,
     Evaluation,
+    JudgeFailure,
     JudgeGrade,
     PairwiseResult,
     PairwiseVerdict,
@@ -37,6 +39,7 @@ from interview_sim.grading.grades import (
     summarise,
     total_usage,
 )
+from interview_sim.grading.modes import MODES, Mode, grade_criteria, grade_rubric
 from interview_sim.models import ChatModel, Completion, ModelOptions, create_model, parse_ref
 from interview_sim.record import (
     TRANSCRIPT_FILE,
@@ -54,9 +57,11 @@ from interview_sim.record import (
 
 __all__ = [
     "EVALUATION_SCHEMA_VERSION",
+    "CalibrationState",
     "CriterionGrade",
     "CriterionSummary",
     "Evaluation",
+    "JudgeFailure",
     "JudgeGrade",
     "PairwiseResult",
     "PairwiseVerdict",
@@ -176,7 +181,7 @@ class _Session:
             [
                 c.usage_value()
                 for c in self.calls
-                if c.ref == ref and c.metadata.get("seed") == seed and c.metadata["kind"] == kind
+                if c.ref == ref and c.metadata.get("seed") == seed and c.metadata["kind"].split(":")[0] == kind
             ]
         )
 
@@ -185,87 +190,8 @@ class _Session:
         return names[-1] if names else self.models[ref].name
 
 
-def _fit(model: ChatModel, build: Callable[[bool], list[Any]], max_tokens: int, what: str) -> list[Any]:
-    """The prompt in full, or with the interviewer's turns shortened; a clear failure when neither fits."""
-    messages = build(False)
-    if judge.fits(model, messages, max_tokens):
-        return messages
-    messages = build(True)
-    if judge.fits(model, messages, max_tokens):
-        return messages
-    size = model.count_tokens(messages)
-    raise _JudgeFailed(
-        f"{what} ({size} tokens) plus a {max_tokens}-token answer do not fit {model.ref}'s {model.context_length}-token"
-        " context window"
-    )
-
-
-class _JudgeFailed(Exception):
-    pass
-
-
-async def _grade_once(session: _Session, rubric: Rubric, ref: str, seed: int, temperature: float, max_tokens: int) -> JudgeGrade:
-    model = await session.model(ref)
-    turns = judge.candidate_turns(session.transcript)
-    output_model = judge.grade_output_model(rubric, judge.quotable_sentences(turns))
-    schema = judge.json_schema(output_model)
-    messages = _fit(
-        model,
-        lambda short: judge.grade_messages(
-            session.agent, rubric, judge.render_transcript(session.transcript, shorten_interviewer=short), schema, model
-        ),
-        max_tokens,
-        "the grading prompt",
-    )
-
-    def check(answer: BaseModel) -> list[str]:
-        fields = judge.criterion_fields(answer, rubric)
-        return judge.unfound_quotes({f"criteria.{cid}.evidence": f.evidence for cid, f in fields.items()}, turns)
-
-    log: list[judge.Attempt] = []
-    try:
-        asked = await judge.ask_structured(
-            model,
-            messages,
-            judge.parser(output_model, check),
-            schema=schema,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            seed=seed,
-            repeat_penalty=session.agent.repeat_penalty,
-            think=session.agent.think,
-            on_completion=session.recorder(ref, seed, "grade"),
-            log=log,
-        )
-    except ModelCallError as exc:
-        session.keep_raw(ref, seed, log)
-        raise _JudgeFailed(str(exc)) from None
-    session.keep_raw(ref, seed, asked.attempts)
-    if asked.value is None:
-        raise _JudgeFailed(f"{ref} (seed {seed}): {asked.error}")
-    fields = judge.criterion_fields(asked.value, rubric)
-    grades = [
-        CriterionGrade(
-            criterion=c.id, score=fields[c.id].score, rationale=fields[c.id].rationale.strip(), evidence=fields[c.id].evidence
-        )
-        for c in rubric.criteria
-    ]
-    weights = {c.id: c.weight for c in rubric.criteria}
-    overall = sum(g.score * weights[g.criterion] for g in grades) / sum(weights.values())
-    answer: Any = asked.value
-    return JudgeGrade(
-        judge=ref,
-        model=session.model_name(ref),
-        seed=seed,
-        temperature=temperature,
-        criteria=grades,
-        overall=round(overall, 4),
-        strengths=answer.strengths,
-        weaknesses=answer.weaknesses,
-        recommendations=answer.recommendations,
-        attempts=len(asked.attempts),
-        usage=session.usage_of(ref, seed, "grade"),
-    )
+_JudgeFailed = judge.JudgeFailed
+_fit = judge.fit_prompt
 
 
 def _save_new(run_dir: Path, prefix: str, record: BaseModel, id_field: str) -> Path:
@@ -333,11 +259,23 @@ def _judge_temperature(agent: AgentSpec, judges: int) -> tuple[float, list[str]]
 
 
 def _finish(evaluation: Evaluation, session: _Session, rubric: Rubric) -> None:
-    """Fill in the evaluation from the judges' grades and calls: usage, and on success the summaries."""
+    """Fill in the evaluation from the judges' grades and calls: usage, and when any judge graded, the summaries."""
     evaluation.raw_outputs = session.raw
     evaluation.usage = total_usage([c.usage_value() for c in session.calls])
     for call in session.calls:
         evaluation.usage_by_model[call.model] = evaluation.usage_by_model.get(call.model, Usage()) + call.usage_value()
+    total = len(evaluation.judges) + len(evaluation.failed_judges)
+    if evaluation.failed_judges and evaluation.judges:
+        evaluation.notes.append(
+            f"{len(evaluation.judges)} of {total} judges graded; {len(evaluation.failed_judges)} failed"
+            f" ({evaluation.failed_judges[0].error}): the figures are over the {len(evaluation.judges)} that graded"
+        )
+    if evaluation.error is None and not evaluation.judges and evaluation.failed_judges:
+        evaluation.error = (
+            evaluation.failed_judges[0].error
+            if total == 1
+            else f"all {total} judges failed; first: {evaluation.failed_judges[0].error}"
+        )
     if evaluation.error is None:
         evaluation.status = "ok"
         evaluation.criteria, evaluation.overall = summarise(evaluation.judges, rubric)
@@ -345,6 +283,39 @@ def _finish(evaluation: Evaluation, session: _Session, rubric: Rubric) -> None:
         evaluation.strengths = merge_lists([j.strengths for j in evaluation.judges])
         evaluation.weaknesses = merge_lists([j.weaknesses for j in evaluation.judges])
         evaluation.recommendations = merge_lists([j.recommendations for j in evaluation.judges])
+
+
+def _calibration_state(evaluation: Evaluation, session: _Session, rubric: Rubric, store: Path | None) -> CalibrationState:
+    states = []
+    for ref in evaluation.evaluator_models:
+        model = session.models.get(ref)
+        identity = gate.judge_identity(model) if model is not None else ref
+        evaluation.judge_ids[ref] = identity
+        key = gate.key(identity, rubric.content_hash(), judge.PROMPT_VERSION, evaluation.mode)
+        states.append(gate.lookup(store, key))
+    return gate.combine(states)
+
+
+def _new_evaluation(
+    transcript: Transcript, rubric: Rubric, refs: list[str], judges: int, seed: int, mode: Mode, notes: list[str]
+) -> Evaluation:
+    return Evaluation(
+        evaluation_id=new_run_id(),
+        run_id=transcript.run_id,
+        scenario_id=transcript.scenario_id,
+        status="failed",
+        evaluator_models=refs,
+        judges_per_model=judges,
+        seed=seed,
+        rubric_hash=rubric.content_hash(),
+        rubric=rubric.model_dump(mode="json"),
+        scale_min=rubric.scale.min,
+        scale_max=rubric.scale.max,
+        mode=mode,
+        prompt_version=judge.PROMPT_VERSION,
+        notes=notes,
+        started_at=utc_now(),
+    )
 
 
 async def evaluate_run(
@@ -356,6 +327,9 @@ async def evaluate_run(
     scenario: str | Path | None = None,
     model_factory: ModelFactory = create_model,
     max_tokens: int | None = None,
+    mode: Mode = "criterion",
+    reverse_criteria: bool = False,
+    calibration_store: Path | None = None,
 ) -> Evaluation:
     """Grade a run against its rubric and record the evaluation in the run folder.
 
@@ -363,23 +337,31 @@ async def evaluate_run(
         run: a run folder or a transcript path.
         evaluator_models: judge model references (default: the run's evaluator agent's model, else
             agents/evaluator.yaml's).
-        judges: gradings per model, with seeds seed, seed+1, ...
+        judges: gradings per model, with seeds seed, seed+1, ...; each counts on its own, a failed one is
+            recorded as failed and the others still grade.
         seed: the first judge's seed (default: the evaluator agent's).
         scenario: grade against this scenario's rubric instead of the run's snapshot.
         model_factory: builds a model from a reference; defaults to the registry.
         max_tokens: cap on each answer (default: the evaluator agent's max_tokens).
+        mode: "criterion" (one call per criterion, the default) or "rubric" (every criterion in one answer).
+        reverse_criteria: show the criteria in the reverse of each judge's shuffled order (position-bias check).
+        calibration_store: where calibration results are kept (default: the nearest `_calibration` folder
+            above the run's).
 
     Returns:
-        The evaluation, also written as `evaluation-<id>.json` beside the transcript. The judges' calls are
-        appended to the transcript (role `evaluator`) and its usage ledger and cost block are refreshed.
+        The evaluation, also written as `evaluation-<id>.json` beside the transcript, with its judge's
+        calibration state. The judges' calls are appended to the transcript (role `evaluator`) and its usage
+        ledger and cost block are refreshed.
 
     Raises:
-        EvaluationError: no judge answer validated within the re-asks, or a judge call failed. The failed
-            evaluation, with every raw answer, is recorded first.
+        EvaluationError: no judge gave a valid grade. The failed evaluation, with every raw answer, is
+            recorded first.
         InterviewSimError: an unreadable run, unknown or unready models, bad arguments (nothing is recorded).
     """
     if judges < 1:
         raise InterviewSimError("--judges must be at least 1")
+    if mode not in MODES:
+        raise InterviewSimError(f"unknown grading mode {mode!r} (known: {', '.join(MODES)})")
     path = transcript_path(run)
     transcript = load_transcript(path)
     rubric, scenario_agents = _rubric(transcript, scenario)
@@ -390,29 +372,21 @@ async def evaluate_run(
     base_seed = seed if seed is not None else agent.seed
     temperature, notes = _judge_temperature(agent, judges)
     cap = max_tokens or agent.max_tokens
-    evaluation = Evaluation(
-        evaluation_id=new_run_id(),
-        run_id=transcript.run_id,
-        scenario_id=transcript.scenario_id,
-        status="failed",
-        evaluator_models=refs,
-        judges_per_model=judges,
-        seed=base_seed,
-        rubric_hash=rubric.content_hash(),
-        rubric=rubric.model_dump(mode="json"),
-        scale_min=rubric.scale.min,
-        scale_max=rubric.scale.max,
-        notes=notes,
-        started_at=utc_now(),
-    )
+    evaluation = _new_evaluation(transcript, rubric, refs, judges, base_seed, mode, notes)
+    grade = grade_criteria if mode == "criterion" else grade_rubric
     session = _Session(transcript, agent, evaluation.evaluation_id, model_factory, base_seed)
     try:
         for ref in refs:
             await session.model(ref)  # fail fast on unknown or unready models, before any grading
         for ref, k in itertools.product(refs, range(judges)):
-            evaluation.judges.append(await _grade_once(session, rubric, ref, base_seed + k, temperature, cap))
-    except _JudgeFailed as exc:
-        evaluation.error = str(exc)
+            try:
+                graded = await grade(session, rubric, ref, base_seed + k, temperature, cap, reverse=reverse_criteria)
+            except _JudgeFailed as exc:
+                evaluation.failed_judges.append(JudgeFailure(judge=ref, seed=base_seed + k, error=str(exc)))
+            else:
+                evaluation.judges.append(graded)
+        store = calibration_store if calibration_store is not None else gate.find_store(path.parent)
+        evaluation.calibration = _calibration_state(evaluation, session, rubric, store)
     finally:
         await session.aclose()
     _finish(evaluation, session, rubric)

@@ -43,9 +43,24 @@ class CriterionGrade(_Rec):
     criterion: str
     """The rubric criterion's id."""
     score: int
+    """The score the judge wrote (sampled)."""
     rationale: str
     evidence: list[str]
     """Quotes found word for word (up to whitespace and case) in the candidate's turns."""
+    position: int | None = None
+    """Where the criterion stood in what this judge was shown or asked, 0 = first (None in old records)."""
+    expected_score: float | None = None
+    """The judge's probability-weighted score over the scale's points (G-Eval), where the backend returned
+    token probabilities for the score; None otherwise (see `JudgeGrade.probabilities`)."""
+    probabilities: dict[int, float] | None = None
+    """The judge's probability of each point of the scale at the score, renormalised over the scale."""
+    probability_mass: float | None = None
+    """How much of the judge's probability at that token fell on the scale's points at all (before renormalising)."""
+
+    @property
+    def value(self) -> float:
+        """The score that counts: the expected score where known, else the sampled one."""
+        return self.expected_score if self.expected_score is not None else float(self.score)
 
 
 class JudgeGrade(_Rec):
@@ -59,7 +74,15 @@ class JudgeGrade(_Rec):
     temperature: float
     criteria: list[CriterionGrade]
     overall: float
-    """Weighted mean of this judge's criterion scores (computed here, never asked of the model)."""
+    """Weighted mean of this judge's criterion scores, expected scores where known (computed here, never
+    asked of the model)."""
+    mode: Literal["criterion", "rubric"] = "rubric"
+    """criterion: one call per criterion; rubric: every criterion in one answer (old records)."""
+    order: list[str] = Field(default_factory=list)
+    """The criterion ids in the order this judge was shown (asked) them."""
+    probabilities: str = "not recorded"
+    """Where the expected scores come from: "token probabilities", or why there are none."""
+    repeat_penalty: float | None = None
     strengths: list[str] = Field(default_factory=list)
     weaknesses: list[str] = Field(default_factory=list)
     recommendations: list[str] = Field(default_factory=list)
@@ -67,6 +90,27 @@ class JudgeGrade(_Rec):
     """Asks it took: 1, or more when answers were rejected and re-asked."""
     usage: Usage = Field(default_factory=Usage)
     """Tokens of every attempt, rejected ones included."""
+
+
+class JudgeFailure(_Rec):
+    """A judge that gave no valid grade: its raw answers are in `Evaluation.raw_outputs` (same judge and seed)."""
+
+    judge: str
+    seed: int
+    error: str
+
+
+class CalibrationState(_Rec):
+    """How far the judge of an evaluation has been shown to be trustworthy, at the time it graded."""
+
+    state: Literal["passed", "failed", "not calibrated"]
+    failed_checks: list[str] = Field(default_factory=list)
+    """The checks a failed calibration did not pass (e.g. "position bias", "ordering")."""
+    calibration_id: str | None = None
+    key: dict[str, str] = Field(default_factory=dict)
+    """What the calibration is keyed by: judge model identity, rubric hash, judge-prompt version, mode."""
+    summary: str
+    """One line for people, e.g. "judge failed calibration: position bias, ordering - this score is not evidence"."""
 
 
 class CriterionSummary(_Rec):
@@ -80,7 +124,9 @@ class CriterionSummary(_Rec):
     min: float
     max: float
     scores: list[int]
-    """One per judge, in the order of `Evaluation.judges`."""
+    """The sampled scores, one per judge, in the order of `Evaluation.judges`."""
+    values: list[float] = Field(default_factory=list)
+    """The scores that count (expected where known, else sampled), one per judge; mean and spread are over these."""
 
 
 class RawOutput(_Rec):
@@ -117,7 +163,16 @@ class Evaluation(_Versioned):
     scale_min: int
     scale_max: int
     judges: list[JudgeGrade] = Field(default_factory=list)
-    """Every judge whose grade validated (on failure: those that did before the failure)."""
+    """Every judge whose grade validated."""
+    failed_judges: list[JudgeFailure] = Field(default_factory=list)
+    """Every judge that gave no valid grade; the others still count. The evaluation fails only when all do."""
+    mode: Literal["criterion", "rubric"] = "rubric"
+    prompt_version: str | None = None
+    """The judge prompts' version (part of the calibration key)."""
+    calibration: CalibrationState | None = None
+    """The judge's calibration state when it graded (None in old records: shown as not calibrated)."""
+    judge_ids: dict[str, str] = Field(default_factory=dict)
+    """Per judge model reference, what identifies its weights (file hash, Ollama digest): the calibration key."""
     criteria: dict[str, CriterionSummary] = Field(default_factory=dict)
     """Per criterion id: mean, spread and range across judges. Empty when the evaluation failed."""
     overall: float | None = None
@@ -184,13 +239,15 @@ class PairwiseResult(_Versioned):
 
 
 def summarise(judges: list[JudgeGrade], rubric: Rubric) -> tuple[dict[str, CriterionSummary], float]:
-    """Per criterion mean, sample stdev and range across judges; overall = weighted mean of the means."""
+    """Per criterion mean, sample stdev and range across judges (expected scores where known); overall =
+    weighted mean of the means."""
     import numpy as np
 
     summaries: dict[str, CriterionSummary] = {}
     for criterion in rubric.criteria:
-        scores = [next(g.score for g in j.criteria if g.criterion == criterion.id) for j in judges]
-        values = np.array(scores, dtype=float)
+        grades = [next(g for g in j.criteria if g.criterion == criterion.id) for j in judges]
+        scores = [g.score for g in grades]
+        values = np.array([g.value for g in grades], dtype=float)
         summaries[criterion.id] = CriterionSummary(
             name=criterion.name,
             weight=criterion.weight,
@@ -199,6 +256,7 @@ def summarise(judges: list[JudgeGrade], rubric: Rubric) -> tuple[dict[str, Crite
             min=float(values.min()),
             max=float(values.max()),
             scores=scores,
+            values=[round(float(v), 4) for v in values],
         )
     total_weight = sum(c.weight for c in rubric.criteria)
     overall = sum(summaries[c.id].mean * c.weight for c in rubric.criteria) / total_weight

@@ -35,8 +35,19 @@ MIN_QUOTE_WORDS = 3
 SHORTENED_TURN_WORDS = 40
 
 
+PROMPT_VERSION = "2"
+"""Version of the judge prompts and answer schemas; part of a calibration's key. Bump it whenever a prompt or
+schema changes what a judge is asked: a calibration of the old prompts says nothing about the new ones."""
+TOP_LOGPROBS = 20
+"""Alternatives asked for at each generated token: enough to hold every point of a 1-5 scale."""
+
+
 class GradeRejected(Exception):
     """The judge's answer did not validate; the message is what the judge is told when re-asked."""
+
+
+class JudgeFailed(Exception):
+    """One judge gave no valid grade (or its model call failed); the message says why."""
 
 
 # ---------------------------------------------------------------------------------------------- the transcript
@@ -226,6 +237,8 @@ def _rubric_text(rubric: Rubric) -> str:
     lines = [f"Scale: integers from {scale.min} to {scale.max}" + (f" ({labels})." if labels else ".")]
     for c in rubric.criteria:
         lines.append(f'- "{c.id}" ({c.name}, weight {c.weight:g}): {c.description}')
+        if c.levels:
+            lines.append("  Levels: " + "; ".join(f"{p} = {text}" for p, text in sorted(c.levels.items())))
     return "\n".join(lines)
 
 
@@ -326,6 +339,8 @@ class Asked:
     value: Any
     attempts: list[Attempt] = field(default_factory=list)
     error: str | None = None
+    completion: Completion | None = None
+    """The accepted answer's completion (its token probabilities, when asked for)."""
 
 
 T = TypeVar("T")
@@ -333,6 +348,21 @@ T = TypeVar("T")
 
 def fits(model: ChatModel, messages: list[ChatMessage], max_tokens: int) -> bool:
     return model.count_tokens(messages) + max_tokens <= model.context_length
+
+
+def fit_prompt(model: ChatModel, build: Callable[[bool], list[ChatMessage]], max_tokens: int, what: str) -> list[ChatMessage]:
+    """The prompt in full, or with the interviewer's turns shortened; JudgeFailed when neither fits."""
+    messages = build(False)
+    if fits(model, messages, max_tokens):
+        return messages
+    messages = build(True)
+    if fits(model, messages, max_tokens):
+        return messages
+    size = model.count_tokens(messages)
+    raise JudgeFailed(
+        f"{what} ({size} tokens) plus a {max_tokens}-token answer do not fit {model.ref}'s {model.context_length}-token"
+        " context window"
+    )
 
 
 async def ask_structured(
@@ -349,6 +379,7 @@ async def ask_structured(
     on_completion: Callable[[Completion, int], Awaitable[None] | None],
     log: list[Attempt] | None = None,
     attempts: int = MAX_ATTEMPTS,
+    top_logprobs: int = 0,
 ) -> Asked:
     """Ask for JSON matching `schema`, parse it with `parse`, re-ask with the error when it is rejected.
 
@@ -376,6 +407,7 @@ async def ask_structured(
                     repeat_penalty=repeat_penalty,
                     json_schema=schema if model.supports_json_schema else None,
                     think=think,
+                    top_logprobs=top_logprobs if model.supports_logprobs else 0,
                 )
                 completion = separate_thinking(await model.complete(request))
                 pending = on_completion(completion, n)
@@ -403,7 +435,7 @@ async def ask_structured(
                     raise
     except GradeRejected as exc:
         return Asked(value=None, attempts=log, error=f"no valid answer after {len(log)} attempts; last problem: {exc}")
-    return Asked(value=value, attempts=log)
+    return Asked(value=value, attempts=log, completion=completion)
 
 
 def parser(output_model: type[BaseModel], check: Callable[[BaseModel], list[str]] | None = None) -> Callable[[str], BaseModel]:

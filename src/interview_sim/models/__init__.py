@@ -21,6 +21,7 @@ from interview_sim.models.base import (
     CompletionRequest,
     ModelInfo,
     RetryRecord,
+    TokenAlternatives,
 )
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "ModelInfo",
     "ModelOptions",
     "RetryRecord",
+    "TokenAlternatives",
     "canonical_ref",
     "create_model",
     "list_models",

@@ -44,6 +44,19 @@ class CompletionRequest:
     """Called with each new piece of text as it is generated, for streaming to a terminal. Backends that
     cannot stream call it once with the whole text. It never changes the result: the Completion is the same
     with or without it, and the pieces add up to its `content`."""
+    top_logprobs: int = 0
+    """Return the this-many most likely tokens at every generated position (backends that declare
+    `supports_logprobs`); 0: none. A judge reads the score's probabilities from them."""
+
+
+@dataclass(frozen=True)
+class TokenAlternatives:
+    """The most likely next tokens at one generated position, before any grammar constrained the choice."""
+
+    offset: int
+    """Characters of the completion generated before this position."""
+    top: tuple[tuple[str, float], ...]
+    """(token text, natural-log probability), most likely first."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +91,8 @@ class Completion:
     """Backend-specific facts worth keeping: Ollama's digest and timing fields, llama.cpp timings."""
     thinking: str | None = None
     """The model's reasoning, kept apart from `content` (the answer); None when it wrote none."""
+    top_logprobs: list[TokenAlternatives] | None = None
+    """Per generated position, when the request asked for them and the backend supports it; else None."""
 
     def call_record(self, *, index: int, role: str, agent: str, ref: str, **fields: Any) -> CallRecord:
         """The record of this call for the transcript; `fields` sets or overrides the rest."""
@@ -123,6 +138,8 @@ class ChatModel(abc.ABC):
     supports_json_schema: bool = False
     interactive: bool = False
     """A person answers (the `human` seat): never cached, never run in batches."""
+    supports_logprobs: bool = False
+    """Can return token probabilities (`CompletionRequest.top_logprobs`)."""
 
     def __init__(self, ref: str, name: str, context_length: int) -> None:
         self.ref = ref

@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from interview_sim.errors import ModelCallError, ModelNotFoundError
-from interview_sim.models.base import ChatMessage, ChatModel, Completion, CompletionRequest, ModelInfo
+from interview_sim.models.base import (
+    ChatMessage,
+    ChatModel,
+    Completion,
+    CompletionRequest,
+    ModelInfo,
+    TokenAlternatives,
+)
 
 if TYPE_CHECKING:
     from interview_sim.models import ModelOptions
@@ -97,6 +104,7 @@ class LlamaCppModel(ChatModel):
 
     provider = "llamacpp"
     supports_json_schema = True
+    supports_logprobs = True
 
     def __init__(self, ref: str, path: Path, seed: int | None, context_length: int | None) -> None:
         super().__init__(ref=ref, name=path.stem, context_length=context_length or DEFAULT_CONTEXT)
@@ -201,6 +209,7 @@ class LlamaCppModel(ChatModel):
                 stream.update(input_ids)
             return halt.is_set()
 
+        watcher = _TopLogprobs(llm, request.top_logprobs) if request.top_logprobs > 0 else None
         llama_cpp.llama_perf_context_reset(llm.ctx)
         try:
             response: Any = llm.create_completion(
@@ -212,6 +221,7 @@ class LlamaCppModel(ChatModel):
                 stop=stops,
                 grammar=grammar,
                 stopping_criteria=llama_cpp.StoppingCriteriaList([should_stop]),
+                logits_processor=llama_cpp.LogitsProcessorList([watcher]) if watcher is not None else None,
             )
         except ValueError as exc:  # llama-cpp-python raises ValueError when the prompt exceeds n_ctx
             raise ModelCallError(f"{self.ref}: {exc}") from None
@@ -244,6 +254,7 @@ class LlamaCppModel(ChatModel):
                 "path": str(self.path),
                 "gguf_name": self.gguf_name,
             },
+            top_logprobs=watcher.positions if watcher is not None else None,
         )
 
     def _close_sync(self) -> None:
@@ -302,6 +313,39 @@ def llama_threads() -> int:
 
 def _eos_text(llm: Any) -> str:
     return str(llm._model.token_get_text(llm.token_eos()))
+
+
+class _TopLogprobs:
+    """A logits processor that only watches: at each generated position it keeps the `k` most likely tokens.
+
+    llama-cpp-python returns logprobs only from a model built with `logits_all=True`, which holds a
+    context x vocabulary matrix of floats (about 800 MB for SmolLM2 at 4096 tokens); this reads each
+    position's logits as they are sampled instead. They are the model's own, before the JSON grammar.
+    """
+
+    def __init__(self, llm: Any, k: int) -> None:
+        self.llm, self.k = llm, k
+        self.positions: list[TokenAlternatives] = []
+        self._prompt_len: int | None = None
+        self._offset = 0
+
+    def __call__(self, input_ids: Any, logits: Any) -> Any:
+        import numpy as np
+
+        if self._prompt_len is None:
+            self._prompt_len = len(input_ids)
+        elif len(input_ids) > self._prompt_len:  # the token chosen at the previous position
+            self._offset += len(self.llm.detokenize([int(input_ids[-1])]).decode("utf-8", errors="ignore"))
+        values = np.asarray(logits, dtype=np.float64)
+        logprobs = values - np.logaddexp.reduce(values)
+        k = min(self.k, logprobs.size)
+        top = np.argpartition(logprobs, -k)[-k:]
+        ranked = sorted((int(t) for t in top), key=lambda t: -logprobs[t])
+        alternatives = tuple(
+            (self.llm.detokenize([t]).decode("utf-8", errors="ignore"), round(float(logprobs[t]), 5)) for t in ranked
+        )
+        self.positions.append(TokenAlternatives(offset=self._offset, top=alternatives))
+        return logits
 
 
 def _prompt_formatter(llm: Any) -> Callable[[list[dict[str, str]]], str]:

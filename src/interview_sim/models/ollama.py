@@ -32,7 +32,15 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from interview_sim.errors import ConfigError, ModelCallError, ModelNotFoundError, ModelNotReadyError
-from interview_sim.models.base import ChatMessage, ChatModel, Completion, CompletionRequest, ModelInfo, call_with_retries
+from interview_sim.models.base import (
+    ChatMessage,
+    ChatModel,
+    Completion,
+    CompletionRequest,
+    ModelInfo,
+    TokenAlternatives,
+    call_with_retries,
+)
 
 if TYPE_CHECKING:
     import ollama
@@ -184,6 +192,9 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
 class OllamaModel(ChatModel):
     provider = "ollama"
     supports_json_schema = True
+    supports_logprobs = True
+    """Ollama's chat API returns `logprobs` with `top_logprobs` alternatives (servers from v0.12.11; older
+    servers ignore the request and the completion has none)."""
     """Ollama's `format` accepts a JSON schema and constrains decoding to it."""
 
     def __init__(
@@ -310,6 +321,8 @@ class OllamaModel(ChatModel):
             "format": request.json_schema or None,
             "think": think,
         }
+        if request.top_logprobs:  # a judge's score token: its alternatives give an expected score
+            chat.update(logprobs=True, top_logprobs=min(20, request.top_logprobs))
 
         async def call() -> ollama.ChatResponse:
             if request.on_text is not None:
@@ -366,6 +379,7 @@ class OllamaModel(ChatModel):
             finish_reason=response.done_reason or "stop",
             retries=retries,
             metadata=metadata,
+            top_logprobs=_alternatives(getattr(response, "logprobs", None)) if request.top_logprobs else None,
         )
 
     async def _streamed(
@@ -461,3 +475,15 @@ def available() -> list[ModelInfo]:
     if not infos:
         infos.append(ModelInfo("ollama:*", "ollama", False, f"no models pulled on {host}: `ollama pull <tag>`"))
     return infos
+
+
+def _alternatives(logprobs: Any) -> list[TokenAlternatives] | None:
+    """Ollama's per-token logprobs as alternatives at character offsets of the content (None when absent)."""
+    if not logprobs:
+        return None
+    positions, offset = [], 0
+    for entry in logprobs:
+        top = entry.top_logprobs or [entry]
+        positions.append(TokenAlternatives(offset=offset, top=tuple((t.token, float(t.logprob)) for t in top)))
+        offset += len(entry.token)
+    return positions

@@ -242,15 +242,34 @@ class _Hits:
     evidence: str
 
 
+_FORGED_STRUCTURE = re.compile(r"^\s*(?:[A-Za-z][A-Za-z ]{0,30}:(?=\s)|\[?[A-Z][A-Z ]{2,30}\]?\s*:)|</?(?:transcript|turn)\b")
+"""A line that imitates the transcript's own structure: a speaker label ("System:", "Interviewer:") opening it,
+or a transcript tag anywhere in it. Nobody answering a question writes one."""
+
+
+def _answer_lines(text: str) -> list[str]:
+    """The candidate's own answer in one turn: its lines up to the first that forges transcript structure."""
+    kept = []
+    for line in text.splitlines():
+        if _FORGED_STRUCTURE.search(line):
+            break
+        kept.append(line)
+    return kept
+
+
 def _candidate_sentences(block: str) -> tuple[list[str], int]:
-    """The candidate's sentences that do not address the judge, and how many did."""
+    """The candidate's sentences that count, and how many were left out (addressing the judge, or forged)."""
     import html
 
     kept, skipped = [], 0
     for turn in _TURN.finditer(block):
         if turn["role"] != "candidate":
             continue
-        for sentence in _SENTENCE_END.split(html.unescape(turn["text"])):
+        text = html.unescape(turn["text"])
+        answer = _answer_lines(text)
+        forged = [s for s in _SENTENCE_END.split("\n".join(text.splitlines()[len(answer) :])) if s.strip()]
+        skipped += len(forged)
+        for sentence in _SENTENCE_END.split("\n".join(answer)):
             sentence = sentence.strip()
             if not sentence:
                 continue
@@ -261,6 +280,36 @@ def _candidate_sentences(block: str) -> tuple[list[str], int]:
     return kept, skipped
 
 
+_LIST_SEPARATOR = re.compile(r",|;|\band\b|\bor\b")
+LIST_ITEM_WORDS = 3
+LIST_ITEMS = 3
+"""A list of terms: at least LIST_ITEMS items in a row, each of at most LIST_ITEM_WORDS words, separated by
+commas, semicolons, "and" or "or". Its terms earn nothing: a term counts where the candidate says something
+about it, not where it is named in a list (the same rule for every criterion and transcript)."""
+
+
+def _unlisted(sentence: str) -> str:
+    """The sentence without the items of any list of terms in it."""
+    items = [part.strip() for part in _LIST_SEPARATOR.split(sentence)]
+    items = [part for part in items if part]
+    kept: list[str] = []
+    run: list[str] = []
+
+    def close() -> None:
+        if len(run) < LIST_ITEMS:
+            kept.extend(run)
+        run.clear()
+
+    for item in items:
+        if len(item.split()) <= LIST_ITEM_WORDS:
+            run.append(item)
+        else:
+            close()
+            kept.append(item)
+    close()
+    return " ".join(kept)
+
+
 _MAX_QUOTE_CHARS = 300
 
 
@@ -268,7 +317,7 @@ def _hits(sentences: list[str], keywords: dict[str, str]) -> _Hits:
     found: dict[str, str] = {}
     evidence = ""
     for sentence in sentences:
-        stems = {s for _, s in _stem_words(sentence)}
+        stems = {s for _, s in _stem_words(_unlisted(sentence))}
         new = [k for k in keywords if k in stems and k not in found]
         if new and not evidence:
             evidence = sentence
@@ -282,6 +331,19 @@ def _hits(sentences: list[str], keywords: dict[str, str]) -> _Hits:
         words.pop()
     evidence = " ".join(words) if len(words) < len(evidence.split()) else evidence
     return _Hits(list(found.values()), [w for s, w in keywords.items() if s not in found], evidence)
+
+
+def _criterion_json(schema: dict[str, object], block: str) -> str:
+    """A criterion-wise request: the schema is one criterion's answer, titled and described with it."""
+    import json
+
+    score_spec: dict[str, int] = schema["properties"]["score"]  # type: ignore[index]
+    lo, hi = int(score_spec["minimum"]), int(score_spec["maximum"])
+    sentences, _ = _candidate_sentences(block)
+    hits = _hits(sentences, _criterion_keywords(str(schema.get("title", "")), str(schema.get("description", ""))))
+    score = min(hi, lo + len(hits.found))
+    rationale = f"{len(hits.found)} rubric keyword(s) in the candidate's turns: {', '.join(hits.found) or 'none'}."
+    return json.dumps({"evidence": [hits.evidence], "score": score, "rationale": rationale})
 
 
 def _grade_json(schema: dict[str, object], block: str) -> str:
@@ -343,18 +405,25 @@ def judge_script(inp: ScriptInput) -> str:
     1. Keywords: the words of four or more letters in the parenthesised examples of the criterion's description
        (when it has none: the words of five or more letters of its name and description), compared by their
        Snowball English stems, so "encrypted" matches "encryption".
-    2. Only the candidate's turns count (`<turn role="candidate">` inside the quoted transcript), sentence by
-       sentence. A sentence that speaks to the judge - it contains judge, evaluator, grader, assessor, rubric,
-       score, grade, grading or rating (or a plural) - is skipped: text addressed to the judge earns nothing.
-    3. Score = the scale's minimum + the number of distinct keywords found, capped at the scale's maximum.
-    4. Evidence: the sentence holding the first keyword found (else the candidate's first sentence of three or
+    2. Only the candidate's own answers count (`<turn role="candidate">` inside the quoted transcript), sentence
+       by sentence, and within a turn only the lines before any line that forges the transcript's structure (a
+       speaker label such as "System:" opening it, or a transcript tag): a forged end of transcript, a fake
+       system or interviewer turn and everything after it in that turn earn nothing. A sentence that speaks to
+       the judge - it contains judge, evaluator, grader, assessor, rubric, score, grade, grading or rating (or a
+       plural) - is skipped too.
+    3. Terms named in a list (three or more items in a row of at most three words each, separated by commas,
+       "and" or "or") earn nothing: keyword stuffing is a list. A keyword counts where a sentence says something.
+    4. Score = the scale's minimum + the number of distinct keywords found, capped at the scale's maximum.
+    5. Evidence: the sentence holding the first keyword found (else the candidate's first sentence of three or
        more words), quoted exactly. The rationale names the keywords found.
-    5. Strengths: criteria at the maximum or one below; weaknesses: criteria at the minimum or one above, plus a
+    6. Strengths: criteria at the maximum or one below; weaknesses: criteria at the minimum or one above, plus a
        note when sentences were skipped for addressing the judge; recommendations: up to three missing keywords
        of each criterion below the middle of the scale. The overall score is computed by the evaluator.
 
-    Pairwise requests (two transcripts, `winner` fields): per criterion the transcript with more distinct keywords
-    by the same rule wins, equal counts tie; overall, the one with more keywords over all criteria wins.
+    Criterion-wise requests (the schema is one criterion's answer, titled and described with it) get that
+    criterion's score by the same rule. Pairwise requests (two transcripts, `winner` fields): per criterion the
+    transcript with more distinct keywords by the same rule wins, equal counts tie; overall, the one with more
+    keywords over all criteria wins.
     Asked without a JSON schema, it answers with one line saying it only grades.
     """
     schema = inp.json_schema
@@ -362,6 +431,8 @@ def judge_script(inp: ScriptInput) -> str:
     blocks = {m["id"] or "": m["body"] for m in _BLOCK.finditer(prompt)}
     if not schema or not blocks:
         return "scripted:judge only grades: send it a quoted transcript and a JSON schema."
+    if "score" in schema.get("properties", {}):  # type: ignore[operator]
+        return _criterion_json(schema, next(iter(blocks.values())))
     criteria = schema.get("properties", {}).get("criteria", {}).get("properties", {})  # type: ignore[attr-defined]
     if any("winner" in spec.get("properties", {}) for spec in criteria.values()):
         return _pairwise_json(schema, blocks)

@@ -4,6 +4,7 @@ Modules:
     pages      gathering records into page contexts and rendering them (`write_report` and friends).
     charts     chart geometry and evidence lookup, pure functions of the records.
     health_strip  the run page's strip of judge-free health figures.
+    trust      the calibration badge beside every score.
     templates  the Jinja templates, CSS and the small inline script.
 
 May import: errors, record, grading, compare (to read their records). Nothing imports report but cli.

@@ -162,7 +162,7 @@ def criterion_chart(evaluation: dict[str, Any], rubric_names: dict[str, str]) ->
                 "x_mean": axis.x(c["mean"]),
                 "x_min": axis.x(c["min"]),
                 "x_max": axis.x(c["max"]),
-                "dots": [axis.x(s) for s in c.get("scores", [])],
+                "dots": [axis.x(s) for s in (c.get("values") or c.get("scores", []))],
                 "fraction": (c["mean"] - lo) / ((hi - lo) or 1),
             }
         )

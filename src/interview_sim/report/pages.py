@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from interview_sim.errors import RecordError
 from interview_sim.record import TRANSCRIPT_FILE, Transcript, load_transcript, write_text_atomic
+from interview_sim.report import trust
 from interview_sim.report.charts import QuoteIndex, criterion_chart, hbar_chart, series_colours, turn_chart
 from interview_sim.report.health_strip import health_strip
 
@@ -349,6 +350,7 @@ def _evaluation_view(e: dict[str, Any], quotes: QuoteIndex, rubric: dict[str, An
                 {
                     "judge": judge.get("judge"),
                     "score": grade.get("score"),
+                    "expected": grade.get("expected_score"),
                     "rationale": grade.get("rationale", ""),
                     "evidence": [quotes.locate(q) for q in grade.get("evidence", [])],
                 }
@@ -362,6 +364,7 @@ def _evaluation_view(e: dict[str, Any], quotes: QuoteIndex, rubric: dict[str, An
     started, ended = e.get("started_at"), e.get("ended_at")
     return {
         **e,
+        "trust": trust.evaluation_badge(e.get("calibration")),
         "anchor": f"eval-{e.get('evaluation_id', '')}",
         "chart": criterion_chart(e, names) if e.get("criteria") else None,
         "criteria_view": criteria,
@@ -576,6 +579,7 @@ def _comparison_context(folder: Path, data: dict[str, Any], page: Path) -> dict[
         "models": [{"name": m, "colour": colours[m]} for m in request["models"]],
         "scale": scale,
         "scopes": [_scope_view(folder, page, data, s, colours, scale) for s in scopes],
+        "trust": trust.comparison_badge(cells),
         "cells_ok": sum(1 for c in cells if c["status"] == "ok"),
         "cells_failed": sum(1 for c in cells if c["status"] == "failed"),
         "data": data,
