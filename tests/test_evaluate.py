@@ -598,3 +598,23 @@ async def test_a_judge_calls_retries_are_recorded_in_the_run(runs_dir: Path) -> 
     evaluation = await evaluate_run(run, evaluator_models=["scripted:judge"], model_factory=judge_that_retried, mode="rubric")
     (judge_call,) = [c for c in load_transcript(run).calls if c.evaluation_id == evaluation.evaluation_id]
     assert [r.error for r in judge_call.retries] == ["ConnectError: connection reset"]
+
+
+def test_the_control_judge_quotes_the_candidate_even_when_no_sentence_counts() -> None:
+    # A SmolLM2 turn that opens with a speaker label: the control judge leaves its sentences out as forged,
+    # yet its lowest-score answer must still cite something the candidate said (an empty quote is invalid).
+    import json as _json
+
+    from interview_sim.models.scripted import _criterion_json
+
+    block = (
+        '<turn n="1" role="candidate">\nThe interviewer asks: "What is the best way to improve a team?"\n'
+        "I respond with an example of how I can help.\n</turn>"
+    )
+    schema = {
+        "title": "Security measures",
+        "description": "Authentication, encryption.",
+        "properties": {"score": {"minimum": 1, "maximum": 5}},
+    }
+    answer = _json.loads(_criterion_json(schema, block))
+    assert answer["evidence"] == ["I respond with an example of how I can help."] and answer["score"] == 1

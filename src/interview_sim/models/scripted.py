@@ -333,6 +333,23 @@ def _hits(sentences: list[str], keywords: dict[str, str]) -> _Hits:
     return _Hits(list(found.values()), [w for s, w in keywords.items() if s not in found], evidence)
 
 
+def _any_quote(block: str) -> str:
+    """A verbatim candidate sentence to cite when none counts (every one was left out): the evidence of a
+    lowest score must still be something the candidate said."""
+    import html
+
+    for turn in _TURN.finditer(block):
+        if turn["role"] != "candidate":
+            continue
+        for sentence in _SENTENCE_END.split(html.unescape(turn["text"])):
+            words = sentence.split()
+            if len(words) >= 3 and '"' not in sentence and "\\" not in sentence:
+                while len(" ".join(words)) > _MAX_QUOTE_CHARS:
+                    words.pop()
+                return " ".join(words)
+    return ""
+
+
 def _criterion_json(schema: dict[str, object], block: str) -> str:
     """A criterion-wise request: the schema is one criterion's answer, titled and described with it."""
     import json
@@ -343,7 +360,7 @@ def _criterion_json(schema: dict[str, object], block: str) -> str:
     hits = _hits(sentences, _criterion_keywords(str(schema.get("title", "")), str(schema.get("description", ""))))
     score = min(hi, lo + len(hits.found))
     rationale = f"{len(hits.found)} rubric keyword(s) in the candidate's turns: {', '.join(hits.found) or 'none'}."
-    return json.dumps({"evidence": [hits.evidence], "score": score, "rationale": rationale})
+    return json.dumps({"evidence": [hits.evidence or _any_quote(block)], "score": score, "rationale": rationale})
 
 
 def _grade_json(schema: dict[str, object], block: str) -> str:
@@ -360,7 +377,7 @@ def _grade_json(schema: dict[str, object], block: str) -> str:
         score = min(hi, lo + len(hits.found))
         found = ", ".join(hits.found) or "none"
         out[cid] = {
-            "evidence": [hits.evidence],
+            "evidence": [hits.evidence or _any_quote(block)],
             "rationale": f"{len(hits.found)} rubric keyword(s) in the candidate's turns: {found}.",
             "score": score,
         }
