@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
+import string
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from interview_sim.errors import ConfigError
+from interview_sim.files import read_text
 
 Role = Literal["interviewer", "candidate", "evaluator"]
 SESSION_ROLES: tuple[Role, Role] = ("interviewer", "candidate")
@@ -67,7 +68,19 @@ class AgentSpec(_Spec):
     def _has_provider(cls, value: str) -> str:
         if ":" not in value:
             raise ValueError("must be 'provider:name', e.g. 'llamacpp:smollm2-135m'")
+        check_provider(value)
         return value
+
+
+def check_provider(ref: str) -> None:
+    """A model reference must name a registered provider (checked without importing it). Raises ValueError."""
+    from interview_sim.errors import ModelNotFoundError
+    from interview_sim.models import parse_ref
+
+    try:
+        parse_ref(ref)
+    except ModelNotFoundError as exc:
+        raise ValueError(str(exc)) from None
 
 
 class Stage(_Spec):
@@ -200,10 +213,7 @@ class ScenarioSpec(_Spec):
     @field_validator("opening_line")
     @classmethod
     def _known_fields(cls, value: str) -> str:
-        fields = set(re.findall(r"{(\w*)}", value))
-        unknown = fields - _TEMPLATE_FIELDS
-        if unknown:
-            raise ValueError(f"unknown template field(s) {sorted(unknown)}; allowed: {sorted(_TEMPLATE_FIELDS)}")
+        check_template(value)
         return value
 
     @field_validator("stages")
@@ -223,6 +233,26 @@ class ScenarioSpec(_Spec):
             minutes=_fmt_minutes(self.time_budget_minutes),
             title=self.title,
         )
+
+
+def check_template(template: str) -> None:
+    """Accept only `{field}` with a documented field name: no attribute or index access, format spec or conversion.
+
+    `str.format` would otherwise read Python internals (`{candidate.__class__}`) or pad to any width
+    (`{candidate:>300000000}`). Literal braces are written `{{` and `}}`. Raises ValueError.
+    """
+    allowed = f"allowed: {', '.join('{' + f + '}' for f in sorted(_TEMPLATE_FIELDS))} (write {{{{ and }}}} for braces)"
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"not a valid template ({exc}); {allowed}") from None
+    fields = [(name, spec, conversion) for _, name, spec, conversion in parts if name is not None]
+    unknown = sorted({name for name, _, _ in fields} - _TEMPLATE_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown template field(s) {unknown}; {allowed}")
+    for name, spec, conversion in fields:
+        if spec or conversion:
+            raise ValueError(f"template field {{{name}}} may not carry a format spec or conversion; {allowed}")
 
 
 def _fmt_minutes(value: float) -> str:
@@ -255,12 +285,7 @@ def _format_validation(path: Path, err: ValidationError) -> str:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    text = read_text(path, ConfigError)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -268,6 +293,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         where = f"line {mark.line + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{path}: {where}{problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deeply to read") from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        # PyYAML builds some values itself and lets their errors through (a timestamp like 2024-13-45).
+        raise ConfigError(f"{path}: a value YAML cannot build: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
@@ -373,6 +403,8 @@ class SweepSpec(_Spec):
         bad = [ref for ref in value if ":" not in ref]
         if bad:
             raise ValueError(f"{bad[0]!r} must be 'provider:name', e.g. 'llamacpp:smollm2-135m'")
+        for ref in value:
+            check_provider(ref)
         if len(set(value)) != len(value):
             raise ValueError("model references must be unique")
         return value

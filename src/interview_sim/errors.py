@@ -78,3 +78,9 @@ class BatchError(InterviewSimError):
     """A compare or sweep request that cannot run as given (no models, a model listed twice, bad endpoints)."""
 
     exit_code = 2
+
+
+class OutputError(InterviewSimError):
+    """An output path a user named (`-o PATH`) that cannot be written as asked (a folder, no permission)."""
+
+    exit_code = 2

@@ -19,6 +19,7 @@ from typing import IO, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, model_validator
 
 from interview_sim.errors import RecordError
+from interview_sim.files import parse_json, read_text
 
 SCHEMA_VERSION = 2
 """History: 1 = the first release; 2 = optional provenance fields on `imported` (AutoGen 0.2 chat id, summary,
@@ -333,8 +334,10 @@ class Transcript(_Record):
     def _check_version(cls, data: Any) -> Any:
         if isinstance(data, dict):
             version = data.get("schema_version", SCHEMA_VERSION)
-            if not isinstance(version, int):
+            if not isinstance(version, int) or isinstance(version, bool):
                 raise ValueError(f"schema_version must be an integer, got {version!r}")
+            if version < 1:
+                raise ValueError(f"schema_version {version} is not a transcript version (1 to {SCHEMA_VERSION})")
             if version > SCHEMA_VERSION:
                 raise ValueError(
                     f"schema_version {version} is newer than this interview-sim understands ({SCHEMA_VERSION}):"
@@ -480,6 +483,17 @@ class EventLog:
             self.path.parent.rmdir()
 
 
+def append_events(run_dir: Path, events: list[RunStarted | ModelCalled | ModelFailed | MessageAdded | RunFinished]) -> None:
+    """Add events to the log of a run that has no transcript.json (rebuilt from the log when read), so every
+    later reading rebuilds it with them, and no transcript.json appears behind the user's back."""
+    log = EventLog(run_dir / EVENTS_FILE)
+    try:
+        for event in events:
+            log.emit(event)
+    finally:
+        log.close()
+
+
 def run_dir_for(runs_dir: Path, scenario_id: str, run_id: str) -> Path:
     return runs_dir / scenario_id / run_id
 
@@ -501,19 +515,20 @@ def load_transcript(run: str | Path) -> Transcript:
     """Read a transcript from a run folder or a transcript.json path. Raises RecordError."""
     path = transcript_path(run)
     if not path.exists():
-        if (path.parent / EVENTS_FILE).exists():
+        if (path.parent / EVENTS_FILE).is_file():
             return recover_transcript(path.parent)
         raise RecordError(f"{run}: no run there (no {TRANSCRIPT_FILE})")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    data = parse_json(read_text(path, RecordError), RecordError, str(path))
+    if not isinstance(data, dict):
+        raise RecordError(f"{path}: expected a transcript object, got a JSON {type(data).__name__}")
     try:
         return Transcript.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise RecordError(f"{path}: {loc}: {first['msg']}") from None
+        raise RecordError(f"{path}: {loc}: {' '.join(str(first['msg']).split())}") from None
+    except RecursionError:
+        raise RecordError(f"{path}: nested too deeply to read") from None
 
 
 def recover_transcript(run_dir: str | Path) -> Transcript:
@@ -532,11 +547,21 @@ def recover_transcript(run_dir: str | Path) -> Transcript:
             f"{run_dir}: the run header in {EVENTS_FILE} is not a valid transcript: {exc.errors()[0]['msg']}"
         ) from None
     transcript.stop_reason, transcript.error = "interrupted", f"recovered from {EVENTS_FILE}: the run did not finish"
+    # A call is logged before the message it produced, so its `message_index` is still null in the log; link
+    # each model-written message to its role's last unlinked call, as the session did in memory.
+    pending: dict[str, CallRecord] = {}
     for event in events[1:]:
         if isinstance(event, ModelCalled):
             transcript.calls.append(event.call)
+            if event.call.evaluation_id is not None:
+                continue  # a grading's calls, appended after the session: not part of its timeline
+            if event.call.message_index is None:
+                pending[event.call.role] = event.call
         elif isinstance(event, MessageAdded):
             transcript.messages.append(event.message)
+            call = pending.pop(event.message.role, None) if event.message.source == "model" else None
+            if call is not None:
+                call.message_index = event.message.index
             if event.message.clock is not None:
                 transcript.simulated_minutes_used = event.message.clock.elapsed_minutes
         elif isinstance(event, RunFinished):
@@ -550,13 +575,14 @@ def read_events(run_dir: str | Path) -> list[RunStarted | ModelCalled | ModelFai
     """Every complete event of a run; a torn last line (a crash mid-write) is ignored."""
     path = Path(run_dir) / EVENTS_FILE
     events = []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    # Split on newlines only: str.splitlines() would also cut at U+2028 and friends, which JSON keeps raw.
+    lines = read_text(path, RecordError).rstrip("\n").split("\n")
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             events.append(parse_event(line))
-        except (json.JSONDecodeError, ValidationError):
+        except (ValueError, RecursionError):  # JSONDecodeError and ValidationError are ValueErrors
             if n == len(lines):
                 break
             raise RecordError(f"{path}: line {n} is not a valid event") from None

@@ -15,6 +15,9 @@ reported.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -256,6 +259,18 @@ def compare_runs(original: Transcript, rerun: Transcript) -> Difference | None:
     return None
 
 
+@contextmanager
+def _autogen_quiet() -> Iterator[None]:
+    # AutoGen logs a traceback when a model call raises; a rerun that runs out of recorded answers records that
+    # in one line (the run's error and the comparison), so the traceback is noise on the user's terminal.
+    logger = logging.getLogger("autogen_core")
+    before, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = before
+
+
 async def rerun(run: str | Path, *, runs_dir: str | Path | None = None, on_event: EventSink | None = None) -> RerunResult:
     """Re-execute a run offline: the real session engine, every model replaced by its recorded answers.
 
@@ -281,6 +296,8 @@ async def rerun(run: str | Path, *, runs_dir: str | Path | None = None, on_event
             " nothing to re-execute; `interview-sim replay` plays it back"
         )
     scenario = scenario_from_snapshot(original)
+    if original.stop_reason == "interrupted" and not original.messages:
+        raise ReplayError(f"run {original.run_id} was interrupted before its first message: nothing to re-execute")
     original_dir = transcript_path(run).parent
     if runs_dir is not None:
         target = Path(runs_dir)
@@ -291,8 +308,12 @@ async def rerun(run: str | Path, *, runs_dir: str | Path | None = None, on_event
     recording = Recording.from_transcript(original)
     replay_ref = f"replay:{original_dir}"
 
+    made: list[ChatModel] = []
+
     def replay_factory(ref: str, options: ModelOptions) -> ChatModel:
-        return create_model(replay_ref, ModelOptions(role=options.role, seed=options.seed, extra=((RECORDING_KEY, recording),)))
+        extra = ((RECORDING_KEY, recording),)
+        made.append(create_model(replay_ref, ModelOptions(role=options.role, seed=options.seed, extra=extra)))
+        return made[-1]
 
     started: list[str] = []
 
@@ -304,14 +325,15 @@ async def rerun(run: str | Path, *, runs_dir: str | Path | None = None, on_event
 
     error: str | None = None
     try:
-        await run_scenario(
-            scenario,
-            seed=original.seed,
-            max_turns=original.max_turns,
-            runs_dir=target,
-            on_event=sink,
-            model_factory=replay_factory,
-        )
+        with _autogen_quiet():
+            await run_scenario(
+                scenario,
+                seed=original.seed,
+                max_turns=original.max_turns,
+                runs_dir=target,
+                on_event=sink,
+                model_factory=replay_factory,
+            )
     except InterviewSimError as exc:
         if not started:
             raise
@@ -319,6 +341,11 @@ async def rerun(run: str | Path, *, runs_dir: str | Path | None = None, on_event
     run_dir = run_dir_for(target, scenario.spec.id, started[0])
     rerun_transcript = load_transcript(run_dir)
     rerun_transcript.replay_of = original.run_id
+    if not recording.complete and any(getattr(m, "exhausted", False) for m in made):
+        # The original was killed while this call was in flight: the rerun got exactly as far, and stops as it did.
+        error = None
+        rerun_transcript.stop_reason = "interrupted"
+        rerun_transcript.error = f"re-executed up to where run {original.run_id} was interrupted"
     save_transcript(run_dir, rerun_transcript)
     difference = compare_runs(original, rerun_transcript)
     return RerunResult(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from interview_sim.catalog import note_run
 from interview_sim.config import SESSION_ROLES, AgentSpec, LoadedScenario, Stage, load_scenario
-from interview_sim.errors import InterviewSimError, ModelCallError
+from interview_sim.errors import InterviewSimError, ModelCallError, ModelNotFoundError
 from interview_sim.models import ChatModel, Completion, ModelOptions, RetryRecord, canonical_ref, create_model
 from interview_sim.models.human import PersonQuit
 from interview_sim.models.thinking import ThinkSetting
@@ -264,6 +264,8 @@ def _apply_overrides(
     overrides = {"interviewer": interviewer_model, "candidate": candidate_model, "evaluator": evaluator_model}
     agents = dict(scenario.agents)
     for role, ref in overrides.items():
+        if ref is not None and not ref.strip():
+            raise ModelNotFoundError(f"--{role}-model is empty: give a model reference 'provider:name'")
         if ref and role in agents:
             agents[role] = agents[role].model_copy(update={"model": canonical_ref(ref)})
     if think is not None:

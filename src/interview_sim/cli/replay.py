@@ -284,15 +284,15 @@ def _render_import(out: Console, report: ImportReport, runs_dir: Path) -> None:
 def export_command(
     run: Annotated[Path, typer.Argument(help="A run folder or transcript path.")],
     fmt: Annotated[str, typer.Option("--format", help="autogen02-json or autogen02-markdown.")] = "autogen02-json",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of to stdout.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of to stdout ('-': stdout).")] = None,
 ) -> None:
     """Write a run in an AutoGen 0.2 form (ChatResult JSON or the Markdown export) for older tooling."""
     from interview_sim.autogen02 import export_run
-    from interview_sim.record import write_text_atomic
+    from interview_sim.files import write_output
 
     text = export_run(run, fmt)  # type: ignore[arg-type]  # export_run rejects unknown formats in one line
-    if output is None:
+    if output is None or str(output) == "-":
         sys.stdout.write(text)
         return
-    write_text_atomic(output, text)
-    typer.echo(f"exported: {output}")
+    if write_output(output, text).is_file():  # through a device or FIFO (/dev/stdout), the text is the output
+        typer.echo(f"exported: {output}")

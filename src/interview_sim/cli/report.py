@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +19,8 @@ def report_command(
         str, typer.Argument(help="A run (folder, transcript.json or run id) or a comparison (folder, comparison.json or id).")
     ],
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="The HTML file to write (default: report.html beside the record).")
+        Path | None,
+        typer.Option("-o", "--output", help="The HTML file to write (default: report.html beside the record; '-': stdout)."),
     ] = None,
     open_page: Annotated[bool, typer.Option("--open", help="Open the page in the default browser.")] = False,
     run_pages: Annotated[
@@ -30,6 +32,11 @@ def report_command(
     """Write one HTML page (CSS, script and charts inline) for a run or a comparison."""
     from interview_sim.report import write_report
 
+    if output is not None and str(output) == "-":
+        from interview_sim.report.pages import report_text
+
+        sys.stdout.write(report_text(target, runs_dir=runs_dir))
+        return
     result = write_report(target, output, runs_dir=runs_dir, run_pages=run_pages)
     if as_json:
         typer.echo(json.dumps({"kind": result.kind, "path": str(result.path), "run_pages": [str(p) for p in result.run_pages]}))

@@ -28,7 +28,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from interview_sim.config import Rubric, project_root
-from interview_sim.errors import EvaluationError, InterviewSimError
+from interview_sim.errors import EvaluationError, InterviewSimError, RecordError
 from interview_sim.grading import gate
 from interview_sim.grading.evaluate import Evaluation, ModelFactory, evaluate_run
 from interview_sim.grading.judge import PROMPT_VERSION
@@ -274,12 +274,12 @@ async def calibrate(
         on_progress: called with a line of progress text (the CLI prints it).
 
     Raises:
-        InterviewSimError: missing controls, unknown or unready models.
+        RecordError: missing controls (exit 2). InterviewSimError: unknown or unready models.
     """
     source = controls_dir(scenario)
     missing = [c for c in CONTROLS if not (source / f"{c}.json").exists()]
     if missing:
-        raise InterviewSimError(f"{source}: missing control transcript(s): {', '.join(f'{c}.json' for c in missing)}")
+        raise RecordError(f"{source}: missing control transcript(s): {', '.join(f'{c}.json' for c in missing)}")
     await _check_ready(evaluator_models or [], model_factory)
     started = utc_now()
     calibration_id = new_run_id(started)

@@ -44,8 +44,10 @@ from interview_sim.models import ChatModel, Completion, ModelOptions, create_mod
 from interview_sim.record import (
     TRANSCRIPT_FILE,
     CallRecord,
+    ModelCalled,
     Transcript,
     Usage,
+    append_events,
     dump_record,
     load_transcript,
     new_run_id,
@@ -226,7 +228,9 @@ def _append_calls(path: Path, calls: list[CallRecord], record_id: str) -> None:
         for call in calls:
             call.index, call.evaluation_id = len(transcript.calls), record_id
             transcript.calls.append(call)
-        if path.name == TRANSCRIPT_FILE:
+        if path.name == TRANSCRIPT_FILE and not path.exists():
+            append_events(path.parent, [ModelCalled(call=call) for call in calls])  # a run rebuilt from its log
+        elif path.name == TRANSCRIPT_FILE:
             save_transcript(path.parent, transcript)
         else:
             transcript.refresh_usage()

@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from interview_sim.errors import ModelCallError
+from interview_sim.errors import ModelCallError, ReplayError
 from interview_sim.models.base import ChatMessage, ChatModel, Completion, CompletionRequest
 from interview_sim.models.human import MODEL_NAME as HUMAN_MODEL
 from interview_sim.models.human import PersonQuit
@@ -63,6 +63,8 @@ class Recording:
     calls: dict[str, tuple[RecordedCall, ...]] = field(default_factory=dict)
     quit_by: str | None = None
     """The human seat whose person stopped the run (`/quit`): past its last answer, the replay stops there too."""
+    complete: bool = True
+    """False for a run that was interrupted: its recording ends where it was killed, not where the session ended."""
 
     @classmethod
     def from_transcript(cls, transcript: Transcript) -> Recording:
@@ -71,6 +73,11 @@ class Recording:
             # Grading calls (evaluation_id set) and calls whose message was never recorded are not part of the session.
             if call.evaluation_id is not None or call.message_index is None:
                 continue
+            if not 0 <= call.message_index < len(transcript.messages):
+                raise ReplayError(
+                    f"run {transcript.run_id}: call {call.index} wrote message {call.message_index}, which the transcript"
+                    f" does not have ({len(transcript.messages)} messages): the record is inconsistent"
+                )
             message = transcript.messages[call.message_index]
             per_role.setdefault(call.role, []).append(
                 RecordedCall(
@@ -90,7 +97,12 @@ class Recording:
         if transcript.stop_reason == "interrupted":
             # A run a person stopped ends after their last answer, where the session asked them once more.
             quit_by = next((r for r, calls in per_role.items() if calls and calls[-1].model == HUMAN_MODEL), None)
-        return cls(run_id=transcript.run_id, calls={role: tuple(c) for role, c in per_role.items()}, quit_by=quit_by)
+        return cls(
+            run_id=transcript.run_id,
+            calls={role: tuple(c) for role, c in per_role.items()},
+            quit_by=quit_by,
+            complete=transcript.stop_reason != "interrupted",
+        )
 
 
 class ReplayModel(ChatModel):
@@ -107,6 +119,7 @@ class ReplayModel(ChatModel):
         self.role = role
         self._queue: deque[RecordedCall] = deque(calls)
         self.answered = 0
+        self.exhausted = False
 
     def count_tokens(self, messages: tuple[ChatMessage, ...] | list[ChatMessage]) -> int:
         # Only used to fit prompts to the context window, which a replay never needs; a rough size is enough.
@@ -117,6 +130,7 @@ class ReplayModel(ChatModel):
         if not self._queue and self.recording.quit_by == self.role:
             raise PersonQuit(f"the person in the {self.role} seat stopped run {self.recording.run_id} here")
         if not self._queue:
+            self.exhausted = True  # for an interrupted original, this is where it was killed (see replay.rerun)
             recorded = len(self.recording.calls.get(self.role, ()))
             raise ModelCallError(
                 f"replay of run {self.recording.run_id}: the session asked the {self.role} for answer {self.answered + 1},"

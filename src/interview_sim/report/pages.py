@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from interview_sim.errors import RecordError
-from interview_sim.record import TRANSCRIPT_FILE, Transcript, load_transcript, write_text_atomic
+from interview_sim.files import output_target, write_output
+from interview_sim.record import EVENTS_FILE, TRANSCRIPT_FILE, Transcript, load_transcript, write_text_atomic
 from interview_sim.report import trust
 from interview_sim.report.charts import QuoteIndex, criterion_chart, hbar_chart, series_colours, turn_chart
 from interview_sim.report.health_strip import health_strip
@@ -78,7 +79,7 @@ def resolve_target(target: str | Path, runs_dir: str | Path = "runs") -> tuple[L
             return "run", p.parent
         raise RecordError(f"{p}: not a {TRANSCRIPT_FILE} nor a {COMPARISON_FILE}")
     if p.is_dir():
-        if (p / TRANSCRIPT_FILE).exists():
+        if (p / TRANSCRIPT_FILE).exists() or (p / EVENTS_FILE).is_file():  # a killed run is rebuilt from its log
             return "run", p
         if (p / COMPARISON_FILE).exists():
             return "comparison", p
@@ -87,12 +88,18 @@ def resolve_target(target: str | Path, runs_dir: str | Path = "runs") -> tuple[L
     if len(p.parts) == 1:
         if (root / "comparisons" / p.name / COMPARISON_FILE).exists():
             return "comparison", root / "comparisons" / p.name
-        runs = sorted(t.parent for t in root.glob(f"*/{p.name}/{TRANSCRIPT_FILE}"))
+        runs = sorted({t.parent for name in (TRANSCRIPT_FILE, EVENTS_FILE) for t in root.glob(f"*/{p.name}/{name}")})
         if len(runs) == 1:
             return "run", runs[0]
         if len(runs) > 1:
             raise RecordError(f"{target}: ambiguous run id, found under {', '.join(str(r) for r in runs)}")
     raise RecordError(f"{target}: no run or comparison there (not a path, nor an id under {root})")
+
+
+def report_text(target: str | Path, *, runs_dir: str | Path = "runs") -> str:
+    """The page of a run or a comparison, as text (`report -o -`); links to cell runs are relative to the folder."""
+    kind, folder = resolve_target(target, runs_dir)
+    return render_run_report(folder) if kind == "run" else render_comparison_report(folder)
 
 
 def render_run_report(run: str | Path) -> str:
@@ -107,9 +114,11 @@ def render_run_report(run: str | Path) -> str:
 def write_run_report(run: str | Path, out: str | Path | None = None) -> Path:
     """Write a run's page (default `report.html` in the run folder) and return its path. Raises RecordError."""
     run_dir = _run_dir(run)
-    path = Path(out) if out is not None else run_dir / REPORT_FILE
-    write_text_atomic(path, render_run_report(run_dir))
-    return path
+    if out is None:
+        write_text_atomic(run_dir / REPORT_FILE, render_run_report(run_dir))
+        return run_dir / REPORT_FILE
+    write_output(out, render_run_report(run_dir))
+    return Path(out)
 
 
 def render_comparison_report(comparison: str | Path, *, page_path: str | Path | None = None) -> str:
@@ -130,7 +139,10 @@ def write_comparison_report(comparison: str | Path, out: str | Path | None = Non
             run_dir = _cell_run_dir(folder, cell)
             if run_dir is not None:
                 written.append(write_run_report(run_dir))
-    write_text_atomic(path, render_comparison_report(folder, page_path=path))
+    if out is None:
+        write_text_atomic(path, render_comparison_report(folder, page_path=path))
+    else:
+        write_output(path, render_comparison_report(folder, page_path=output_target(path)))
     return ReportResult("comparison", path, written)
 
 
@@ -179,7 +191,7 @@ def _cell_run_dir(folder: Path, cell: dict[str, Any]) -> Path | None:
         return None
     p = Path(raw)
     candidate = p if p.is_absolute() else folder.parent.parent / p
-    return candidate if (candidate / TRANSCRIPT_FILE).exists() else None
+    return candidate if (candidate / TRANSCRIPT_FILE).exists() or (candidate / EVENTS_FILE).is_file() else None
 
 
 # ---------------------------------------------------------------------------------------------- templates
@@ -414,15 +426,21 @@ def _transcript_view(
 def _attachment_views(run_dir: Path, transcript: Transcript) -> list[dict[str, Any]]:
     """Records attached to the run: an imported analysis renders as a conversation of its own."""
     out: list[dict[str, Any]] = []
+    inside = run_dir.resolve()
     for k, name in enumerate(transcript.attachments, 1):
         path = run_dir / name
         entry: dict[str, Any] = {"name": name, "view": None, "raw": None, "error": None}
+        if not path.resolve().is_relative_to(inside):
+            # A transcript names its attachments; only files of its own run folder are ever read into the page.
+            entry["error"] = "not read: an attachment must be a file inside the run folder"
+            out.append(entry)
+            continue
         try:
             entry["view"] = _transcript_view(load_transcript(path), [], f"a{k}-")[0]
         except RecordError as exc:
             try:
                 entry["raw"] = json.dumps(json.loads(path.read_text(encoding="utf-8")), indent=2, ensure_ascii=False)
-            except (OSError, ValueError):
+            except (OSError, ValueError, RecursionError):
                 entry["error"] = str(exc)
         out.append(entry)
     return out

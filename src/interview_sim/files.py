@@ -1,0 +1,91 @@
+"""Files that come from outside (read strictly, fail in one line) and files a user names as output.
+
+Reading: every reader of outside data goes through `read_text` (UTF-8 only; a file in another encoding, a
+folder or an unreadable path is the caller's own error type, never a `UnicodeDecodeError`) and, for JSON,
+`parse_json` (nesting too deep for the parser is an error, never a `RecursionError`).
+
+Writing a user-named output (`-o PATH`): an existing symlink writes its target, a device or FIFO is written
+through (never replaced by a regular file), and a regular file is replaced atomically, keeping its mode.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from interview_sim.errors import InterviewSimError, OutputError
+
+
+def read_text(path: Path, error: type[InterviewSimError], *, prefix: str | None = None) -> str:
+    """The file's text, decoded as UTF-8 (a BOM is dropped). Raises `error("<prefix>: <problem>")`.
+
+    Args:
+        path: the file to read.
+        error: the caller's error type (ConfigError, RecordError, ImportFormatError...).
+        prefix: what the message starts with (default: the path).
+    """
+    where = str(path) if prefix is None else prefix
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{where}: file not found") from None
+    except IsADirectoryError:
+        raise error(f"{where}: is a folder, not a file") from None
+    except OSError as exc:
+        raise error(f"{where}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        hint = " (it looks like UTF-16: save it as UTF-8)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+        raise error(f"{where}: not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start}{hint}") from None
+
+
+def parse_json(text: str, error: type[InterviewSimError], where: str) -> Any:
+    """`json.loads`, with every failure as `error`: invalid JSON, or nesting deeper than the parser goes."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{where}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise error(f"{where}: JSON nested too deeply to read") from None
+
+
+def output_target(path: str | Path) -> Path:
+    """The file that writing `path` writes: a symlink's target, else the path itself."""
+    p = Path(path)
+    return p.resolve() if p.is_symlink() else p
+
+
+def write_output(path: str | Path, text: str) -> Path:
+    """Write a user-named output file; returns the file actually written (a symlink's target).
+
+    Raises:
+        OutputError: the path is a folder, or cannot be written.
+    """
+    target = output_target(path)
+    try:
+        st = target.stat()
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    try:
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            raise OutputError(f"{path}: is a folder; name a file to write")
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            # A device, FIFO or socket: write through it, as a shell redirection would.
+            with target.open("w", encoding="utf-8") as fh:
+                fh.write(text)
+            return target
+        from interview_sim.record import write_text_atomic
+
+        write_text_atomic(target, text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(target, stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~umask)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    return target
