@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +26,22 @@ def read_text(path: Path, error: type[InterviewSimError], *, prefix: str | None 
     Args:
         path: the file to read.
         error: the caller's error type (ConfigError, RecordError, ImportFormatError...).
-        prefix: what the message starts with (default: the path).
+        prefix: what the message starts with (default: the path; "" for none).
     """
-    where = str(path) if prefix is None else prefix
+    lead = f"{path}: " if prefix is None else f"{prefix}: " if prefix else ""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise error(f"{where}: file not found") from None
+        raise error(f"{lead}file not found") from None
     except IsADirectoryError:
-        raise error(f"{where}: is a folder, not a file") from None
+        raise error(f"{lead}is a folder, not a file") from None
     except OSError as exc:
-        raise error(f"{where}: cannot read: {exc.strerror or exc}") from None
+        raise error(f"{lead}cannot read: {exc.strerror or exc}") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         hint = " (it looks like UTF-16: save it as UTF-8)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
-        raise error(f"{where}: not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start}{hint}") from None
+        raise error(f"{lead}not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start}{hint}") from None
 
 
 def parse_json(text: str, error: type[InterviewSimError], where: str) -> Any:
@@ -51,6 +52,38 @@ def parse_json(text: str, error: type[InterviewSimError], where: str) -> Any:
         raise error(f"{where}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
     except RecursionError:
         raise error(f"{where}: JSON nested too deeply to read") from None
+
+
+def _process_umask() -> int:
+    # Reading the umask means setting it; done once, at import, before any thread writes files.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_process_umask()
+"""The mode `open()` would give a new file: the temporary file's 0600 would otherwise end up on the record."""
+
+
+def write_text_atomic(path: Path, text: str, *, durable: bool = True) -> None:
+    """Write text through a temporary file and a rename, so a reader never sees half a file.
+
+    `durable=False` skips the fsync before the rename, for a writer of many files that syncs once at the end
+    (the tree import): still never half a file for a reader, only not yet on disk if the power fails.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, _FILE_MODE)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            if durable:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def output_target(path: str | Path) -> Path:
@@ -80,8 +113,6 @@ def write_output(path: str | Path, text: str) -> Path:
             with target.open("w", encoding="utf-8") as fh:
                 fh.write(text)
             return target
-        from interview_sim.record import write_text_atomic
-
         write_text_atomic(target, text)
         umask = os.umask(0)
         os.umask(umask)

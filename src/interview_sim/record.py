@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
-import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_fie
 
 from interview_sim.errors import RecordError
 from interview_sim.files import parse_json, read_text
+from interview_sim.files import write_text_atomic as write_text_atomic  # its home before files.py; still imported from here
 
 SCHEMA_VERSION = 2
 """History: 1 = the first release; 2 = optional provenance fields on `imported` (AutoGen 0.2 chat id, summary,
@@ -410,38 +409,6 @@ def parse_event(line: str) -> RunStarted | ModelCalled | ModelFailed | MessageAd
 
 
 # ---------------------------------------------------------------------------------------------- files
-
-
-def _process_umask() -> int:
-    # Reading the umask means setting it; done once, at import, before any thread writes files.
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_process_umask()
-"""The mode `open()` would give a new file: the temporary file's 0600 would otherwise end up on the record."""
-
-
-def write_text_atomic(path: Path, text: str, *, durable: bool = True) -> None:
-    """Write text through a temporary file and a rename, so a reader never sees half a file.
-
-    `durable=False` skips the fsync before the rename, for a writer of many files that syncs once at the end
-    (the tree import): still never half a file for a reader, only not yet on disk if the power fails.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, _FILE_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            if durable:
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_json_atomic(path: Path, data: Any, *, durable: bool = True) -> None:

@@ -103,6 +103,8 @@ def parse_json(text: str) -> Chat:
         if exc.pos >= len(text.rstrip()):
             raise ImportFormatError(f"truncated JSON: the file ends early (line {exc.lineno})") from None
         raise ImportFormatError(f"not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise ImportFormatError("JSON nested too deeply to read") from None
     if not isinstance(data, dict):
         raise ImportFormatError(f"expected a ChatResult object, got a JSON {type(data).__name__}")
     try:
@@ -127,6 +129,17 @@ def _literal(text: str, what: str) -> Any:
     except (ValueError, TypeError, MemoryError, RecursionError):
         # literal_eval refuses names, calls and operators: whatever the text is, it is never run.
         raise ImportFormatError(f"{what} is not a plain Python literal (it holds names, calls or operators)") from None
+
+
+def _chat_id(raw: str) -> int | str | None:
+    if raw == "None":
+        return None
+    if raw.lstrip("-").isascii() and raw.lstrip("-").isdigit():
+        try:
+            return int(raw)
+        except ValueError:  # longer than Python converts (4300 digits): kept as the text it is
+            return raw
+    return raw
 
 
 def _sections(text: str, plain: bool) -> list[re.Match[str]]:
@@ -197,8 +210,7 @@ def parse_markdown(text: str, *, plain: bool = False) -> Chat:
     human_input = _literal(trailer["Human_input"], f"{bold}Human_input{bold}")
     if not isinstance(human_input, list):
         raise ImportFormatError(f"{bold}Human_input{bold} must be a list literal, got {type(human_input).__name__}")
-    raw_id = trailer["Chat_id"].strip()
-    chat_id: int | str | None = None if raw_id == "None" else int(raw_id) if raw_id.lstrip("-").isdigit() else raw_id
+    chat_id = _chat_id(trailer["Chat_id"].strip())
     if not turns:
         raise ImportFormatError("the export holds no turns: nothing to import")
     return Chat(

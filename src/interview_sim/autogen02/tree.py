@@ -35,7 +35,8 @@ from pydantic import BaseModel, Field
 from interview_sim.autogen02.formats import alternating, embedded_history, parse_json, parse_markdown
 from interview_sim.autogen02.importer import _ANALYSIS, _analysis, _Built, _interview, _Origin, _Scenarios, _write
 from interview_sim.catalog import Catalog, chat_fingerprint, name_key, open_catalog
-from interview_sim.errors import ImportFormatError, RecordError
+from interview_sim.errors import ImportFormatError, InterviewSimError
+from interview_sim.files import read_text
 from interview_sim.record import TRANSCRIPT_FILE, Transcript, dump_record, load_transcript, save_transcript, write_json_atomic
 
 Status = Literal["imported", "merged", "attached", "skipped", "failed"]
@@ -214,11 +215,10 @@ def parse_file(name: str) -> _Parsed:
     if path.name.startswith(".") or path.suffix.lower() not in EXTENSIONS:
         return _Parsed(name, "other", skip=f"not a transcript: {f'a {path.suffix} file' if path.suffix else 'no extension'}")
     try:
-        text = path.read_bytes().decode("utf-8-sig").replace("\r\n", "\n")
-    except UnicodeDecodeError:
-        return _Parsed(name, "other", error="not UTF-8 text")
-    except OSError as exc:
-        return _Parsed(name, "other", error=f"cannot read: {exc.strerror}")
+        # Strict UTF-8 (a BOM is dropped); the failure is reported with the file's name beside it.
+        text = read_text(path, ImportFormatError, prefix="").replace("\r\n", "\n")
+    except ImportFormatError as exc:
+        return _Parsed(name, "other", error=str(exc))
     if not text.strip():
         return _Parsed(name, "other", skip="empty file")
     form, skip = _classify(path, text)
@@ -451,7 +451,7 @@ def import_transcripts(
                 before = len(report.files)
                 try:
                     writer.handle(group)
-                except (ImportFormatError, RecordError, OSError) as exc:
+                except (InterviewSimError, OSError) as exc:  # each file on its own: the others still count
                     done = {f.path for f in report.files[before:]}
                     failed = [p for p in group if p.path not in done]
                     report.files.extend(FileResult(path=p.path, status="failed", form=p.form, reason=str(exc)) for p in failed)

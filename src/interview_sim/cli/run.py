@@ -337,14 +337,16 @@ def models_command(as_json: JsonFlag = False) -> None:
 @user_errors
 def validate_command(paths: Annotated[list[Path], typer.Argument(help="Agent, scenario or sweep files.")]) -> None:
     """Check agent and scenario files; one line per problem, exit 2 if any."""
-    from interview_sim.config import validate_file
-    from interview_sim.errors import ConfigError
+    from interview_sim.config import load_any
+    from interview_sim.errors import ConfigError, ModelNotFoundError
+    from interview_sim.models import check_references
 
     bad = 0
     for path in paths:
         try:
-            kind = validate_file(path)
-        except ConfigError as exc:
+            kind, loaded = load_any(path)
+            check_references(loaded, path)
+        except (ConfigError, ModelNotFoundError) as exc:
             bad += 1
             typer.echo(f"error: {exc}", err=True)
         else:

@@ -28,7 +28,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from interview_sim.config import Rubric, project_root
-from interview_sim.errors import EvaluationError, InterviewSimError, RecordError
+from interview_sim.errors import EvaluationError, RecordError
 from interview_sim.grading import gate
 from interview_sim.grading.evaluate import Evaluation, ModelFactory, evaluate_run
 from interview_sim.grading.judge import PROMPT_VERSION

@@ -10,9 +10,11 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from interview_sim.config import AgentSpec, LoadedScenario, LoadedSweep
 from interview_sim.errors import ModelNotFoundError
 from interview_sim.models.base import (
     ChatMessage,
@@ -34,6 +36,7 @@ __all__ = [
     "RetryRecord",
     "TokenAlternatives",
     "canonical_ref",
+    "check_references",
     "create_model",
     "list_models",
     "parse_ref",
@@ -103,6 +106,30 @@ def parse_ref(ref: str) -> tuple[str, str]:
 def canonical_ref(ref: str) -> str:
     """The full `provider:name` form of a reference (`human` → `human:human`); others unchanged."""
     return f"{ref}:{_BARE[ref]}" if ref in _BARE else ref
+
+
+def check_references(loaded: AgentSpec | LoadedScenario | LoadedSweep, path: str | Path) -> None:
+    """Every model a loaded agent, scenario or sweep file names must have a known provider (`validate`).
+
+    Raises:
+        ModelNotFoundError: naming the file and field of the first unknown one.
+    """
+    refs: list[tuple[str, str]] = []
+    if isinstance(loaded, AgentSpec):
+        refs.append((f"{path}: model", loaded.model))
+    elif isinstance(loaded, LoadedScenario):
+        refs.extend((f"{loaded.path}: {role} agent: model", agent.model) for role, agent in loaded.agents.items())
+    else:
+        fixed = ("evaluator_model", "interviewer_model", "candidate_model")
+        refs.extend((f"{loaded.path}: models.{n}", ref) for n, ref in enumerate(loaded.spec.models))
+        refs.extend((f"{loaded.path}: {name}", ref) for name in fixed if (ref := getattr(loaded.spec, name)) is not None)
+        for scenario in loaded.scenarios:
+            check_references(scenario, scenario.path)
+    for where, ref in refs:
+        try:
+            parse_ref(ref)
+        except ModelNotFoundError as exc:
+            raise ModelNotFoundError(f"{where}: {exc}") from None
 
 
 def create_model(ref: str, options: ModelOptions | None = None) -> ChatModel:

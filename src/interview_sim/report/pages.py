@@ -20,16 +20,22 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from interview_sim.errors import RecordError
 from interview_sim.files import output_target, write_output
-from interview_sim.record import EVENTS_FILE, TRANSCRIPT_FILE, Transcript, load_transcript, write_text_atomic
+from interview_sim.record import Transcript, load_transcript, write_text_atomic
 from interview_sim.report import trust
 from interview_sim.report.charts import QuoteIndex, criterion_chart, hbar_chart, series_colours, turn_chart
 from interview_sim.report.health_strip import health_strip
+from interview_sim.report.records import (
+    cell_run_dir,
+    comparison_dir,
+    resolve_target,
+    run_folder,
+    scenario_view,
+)
 
 if TYPE_CHECKING:
     from jinja2 import Environment
 
 REPORT_FILE = "report.html"
-COMPARISON_FILE = "comparison.json"
 
 
 @dataclass
@@ -69,33 +75,6 @@ def write_report(
     return write_comparison_report(folder, out, run_pages=run_pages)
 
 
-def resolve_target(target: str | Path, runs_dir: str | Path = "runs") -> tuple[Literal["run", "comparison"], Path]:
-    """Tell a run from a comparison; returns its kind and folder. Raises RecordError."""
-    p = Path(target)
-    if p.is_file():
-        if p.name == COMPARISON_FILE:
-            return "comparison", p.parent
-        if p.name == TRANSCRIPT_FILE:
-            return "run", p.parent
-        raise RecordError(f"{p}: not a {TRANSCRIPT_FILE} nor a {COMPARISON_FILE}")
-    if p.is_dir():
-        if (p / TRANSCRIPT_FILE).exists() or (p / EVENTS_FILE).is_file():  # a killed run is rebuilt from its log
-            return "run", p
-        if (p / COMPARISON_FILE).exists():
-            return "comparison", p
-        raise RecordError(f"{p}: not a run folder (no {TRANSCRIPT_FILE}) nor a comparison folder (no {COMPARISON_FILE})")
-    root = Path(runs_dir)
-    if len(p.parts) == 1:
-        if (root / "comparisons" / p.name / COMPARISON_FILE).exists():
-            return "comparison", root / "comparisons" / p.name
-        runs = sorted({t.parent for name in (TRANSCRIPT_FILE, EVENTS_FILE) for t in root.glob(f"*/{p.name}/{name}")})
-        if len(runs) == 1:
-            return "run", runs[0]
-        if len(runs) > 1:
-            raise RecordError(f"{target}: ambiguous run id, found under {', '.join(str(r) for r in runs)}")
-    raise RecordError(f"{target}: no run or comparison there (not a path, nor an id under {root})")
-
-
 def report_text(target: str | Path, *, runs_dir: str | Path = "runs") -> str:
     """The page of a run or a comparison, as text (`report -o -`); links to cell runs are relative to the folder."""
     kind, folder = resolve_target(target, runs_dir)
@@ -104,7 +83,7 @@ def report_text(target: str | Path, *, runs_dir: str | Path = "runs") -> str:
 
 def render_run_report(run: str | Path) -> str:
     """The HTML page of one run (a run folder or its transcript.json). Raises RecordError."""
-    run_dir = _run_dir(run)
+    run_dir = run_folder(run)
     transcript = load_transcript(run_dir)
     evaluations = [_as_dict(e) for e in _load_evaluations(run_dir)]
     context = _run_context(run_dir, transcript, evaluations)
@@ -113,7 +92,7 @@ def render_run_report(run: str | Path) -> str:
 
 def write_run_report(run: str | Path, out: str | Path | None = None) -> Path:
     """Write a run's page (default `report.html` in the run folder) and return its path. Raises RecordError."""
-    run_dir = _run_dir(run)
+    run_dir = run_folder(run)
     if out is None:
         write_text_atomic(run_dir / REPORT_FILE, render_run_report(run_dir))
         return run_dir / REPORT_FILE
@@ -123,7 +102,7 @@ def write_run_report(run: str | Path, out: str | Path | None = None) -> Path:
 
 def render_comparison_report(comparison: str | Path, *, page_path: str | Path | None = None) -> str:
     """The HTML page of a comparison; links to cell runs are relative to `page_path` (default: in the folder)."""
-    folder = _comparison_dir(comparison)
+    folder = comparison_dir(comparison)
     data = _load_comparison(folder)
     page = Path(page_path) if page_path is not None else folder / REPORT_FILE
     return _render("comparison.html.j2", _comparison_context(folder, data, page))
@@ -131,12 +110,12 @@ def render_comparison_report(comparison: str | Path, *, page_path: str | Path | 
 
 def write_comparison_report(comparison: str | Path, out: str | Path | None = None, *, run_pages: bool = True) -> ReportResult:
     """Write a comparison's page and, with `run_pages`, the page of every cell run it links to."""
-    folder = _comparison_dir(comparison)
+    folder = comparison_dir(comparison)
     path = Path(out) if out is not None else folder / REPORT_FILE
     written: list[Path] = []
     if run_pages:
         for cell in _load_comparison(folder).get("cells", []):
-            run_dir = _cell_run_dir(folder, cell)
+            run_dir = cell_run_dir(folder, cell)
             if run_dir is not None:
                 written.append(write_run_report(run_dir))
     if out is None:
@@ -147,19 +126,6 @@ def write_comparison_report(comparison: str | Path, out: str | Path | None = Non
 
 
 # ---------------------------------------------------------------------------------------------- loading
-
-
-def _run_dir(run: str | Path) -> Path:
-    p = Path(run)
-    return p.parent if p.is_file() else p
-
-
-def _comparison_dir(comparison: str | Path) -> Path:
-    p = Path(comparison)
-    folder = p.parent if p.is_file() else p
-    if not (folder / COMPARISON_FILE).exists():
-        raise RecordError(f"{comparison}: not a comparison (no {COMPARISON_FILE})")
-    return folder
 
 
 def _as_dict(record: Any) -> dict[str, Any]:
@@ -182,16 +148,6 @@ def _load_comparison(folder: Path) -> dict[str, Any]:
     from interview_sim.compare import load_comparison
 
     return _as_dict(load_comparison(folder))
-
-
-def _cell_run_dir(folder: Path, cell: dict[str, Any]) -> Path | None:
-    """A cell's run folder (recorded relative to the runs directory, `runs/comparisons/<id>/../..`), if it exists."""
-    raw = cell.get("run_dir")
-    if not raw:
-        return None
-    p = Path(raw)
-    candidate = p if p.is_absolute() else folder.parent.parent / p
-    return candidate if (candidate / TRANSCRIPT_FILE).exists() or (candidate / EVENTS_FILE).is_file() else None
 
 
 # ---------------------------------------------------------------------------------------------- templates
@@ -297,7 +253,7 @@ def _usage_view(ledger: Any) -> dict[str, Any]:
 
 
 def _conversation(transcript: Transcript, quotes: QuoteIndex, colours: dict[str, str], prefix: str) -> list[dict[str, Any]]:
-    total = transcript.scenario.get("time_budget_minutes")
+    total = scenario_view(transcript)["time_budget_minutes"]
     out = []
     for m in transcript.messages:
         clock = None
@@ -406,7 +362,7 @@ def _transcript_view(
     """The conversation, usage and header facts of one transcript, and its evaluations' views."""
     quotes = QuoteIndex(transcript.messages, prefix)
     # Evidence first: locating the quotes decides which passages the bubbles mark.
-    evals = [_evaluation_view(e, quotes, transcript.scenario.get("rubric") or {}) for e in evaluations]
+    evals = [_evaluation_view(e, quotes, scenario_view(transcript)["rubric"]) for e in evaluations]
     roles = _roles(transcript)
     colours = series_colours(roles)
     view = {
@@ -452,10 +408,10 @@ def _run_context(run_dir: Path, transcript: Transcript, evaluations: list[dict[s
     data = {"transcript": transcript.model_dump(mode="json"), "evaluations": evaluations}
     return {
         "page_kind": "run",
-        "title": f"{transcript.scenario.get('title') or transcript.scenario_id} · run {transcript.run_id}",
+        "title": f"{scenario_view(transcript)['title'] or transcript.scenario_id} · run {transcript.run_id}",
         "run": view,
         "run_dir": str(run_dir),
-        "scenario": transcript.scenario,
+        "scenario": scenario_view(transcript),
         "imported": transcript.imported,
         "provenance": _provenance(transcript),
         "evaluations": evals,
@@ -496,7 +452,7 @@ def _scale_of(folder: Path, cells: list[dict[str, Any]]) -> tuple[int, int]:
     from interview_sim.errors import InterviewSimError
 
     for cell in cells:
-        run_dir = _cell_run_dir(folder, cell)
+        run_dir = cell_run_dir(folder, cell)
         if run_dir is None or cell.get("evaluation_id") is None:
             continue
         try:
@@ -561,7 +517,7 @@ def _scope_view(
             found = [c for c in cells if c["model"] == model and c["repeat"] == r]
             entries = []
             for c in found:
-                run_dir = _cell_run_dir(folder, c)
+                run_dir = cell_run_dir(folder, c)
                 entries.append({**c, "href": _link(run_dir / REPORT_FILE, page) if run_dir is not None else None})
             row.append(entries)
         matrix.append({"model": model, "colour": colours[model], "repeats": row})
