@@ -44,14 +44,40 @@ def read_text(path: Path, error: type[InterviewSimError], *, prefix: str | None 
         raise error(f"{lead}not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start}{hint}") from None
 
 
+MAX_DEPTH = 64
+"""Deepest nesting of lists and mappings a record or config may have. Ours are under 10 deep; deeper data would
+pass validation (free-form fields) and then fail later, when it is written or shown (pydantic stops at ~250)."""
+
+
+def depth(value: Any) -> int:
+    """How deeply lists and mappings nest in `value` (0 for a scalar), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        if level <= MAX_DEPTH:
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
 def parse_json(text: str, error: type[InterviewSimError], where: str) -> Any:
-    """`json.loads`, with every failure as `error`: invalid JSON, or nesting deeper than the parser goes."""
+    """`json.loads`, with every failure as `error`: invalid JSON, or nested deeper than `MAX_DEPTH`."""
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise error(f"{where}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
     except RecursionError:
-        raise error(f"{where}: JSON nested too deeply to read") from None
+        data = None
+    else:
+        if depth(data) <= MAX_DEPTH:
+            return data
+    raise error(f"{where}: JSON nested too deeply to read (more than {MAX_DEPTH} levels)")
 
 
 def _process_umask() -> int:

@@ -17,7 +17,7 @@ from typing import IO, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, model_validator
 
 from interview_sim.errors import RecordError
-from interview_sim.files import parse_json, read_text
+from interview_sim.files import MAX_DEPTH, depth, parse_json, read_text
 from interview_sim.files import write_text_atomic as write_text_atomic  # its home before files.py; still imported from here
 
 SCHEMA_VERSION = 2
@@ -405,7 +405,11 @@ class _EventLine(BaseModel):
 
 
 def parse_event(line: str) -> RunStarted | ModelCalled | ModelFailed | MessageAdded | RunFinished:
-    return _EventLine.model_validate({"event": json.loads(line)}).event
+    """One line of events.jsonl. Raises ValueError (invalid JSON, too deep, not an event)."""
+    data = json.loads(line)
+    if depth(data) > MAX_DEPTH:
+        raise ValueError(f"nested more than {MAX_DEPTH} levels")
+    return _EventLine.model_validate({"event": data}).event
 
 
 # ---------------------------------------------------------------------------------------------- files

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from interview_sim.errors import ImportFormatError
+from interview_sim.files import MAX_DEPTH, depth
 
 _SECTION = re.compile(r"^\*\*(?P<key>Assistant|User|Chat_id|Cost|Human_input|Summary)\*\*: ?", re.M)
 # The .txt form has no bold to tell a key from text: the pipeline wrote a blank line before each key.
@@ -104,7 +105,9 @@ def parse_json(text: str) -> Chat:
             raise ImportFormatError(f"truncated JSON: the file ends early (line {exc.lineno})") from None
         raise ImportFormatError(f"not valid JSON (line {exc.lineno}: {exc.msg})") from None
     except RecursionError:
-        raise ImportFormatError("JSON nested too deeply to read") from None
+        raise ImportFormatError(f"JSON nested too deeply to read (more than {MAX_DEPTH} levels)") from None
+    if depth(data) > MAX_DEPTH:
+        raise ImportFormatError(f"JSON nested too deeply to read (more than {MAX_DEPTH} levels)")
     if not isinstance(data, dict):
         raise ImportFormatError(f"expected a ChatResult object, got a JSON {type(data).__name__}")
     try:
@@ -123,7 +126,10 @@ def parse_json(text: str) -> Chat:
 
 def _literal(text: str, what: str) -> Any:
     try:
-        return ast.literal_eval(text.strip())
+        value = ast.literal_eval(text.strip())
+        if depth(value) > MAX_DEPTH:
+            raise ImportFormatError(f"{what} is nested too deeply (more than {MAX_DEPTH} levels)")
+        return value
     except SyntaxError as exc:
         raise ImportFormatError(f"{what} is not a complete Python literal (truncated?): {exc.msg}") from None
     except (ValueError, TypeError, MemoryError, RecursionError):
@@ -238,6 +244,8 @@ def embedded_history(text: str) -> tuple[list[Any], str | None]:
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             continue
         if isinstance(value, list):
+            if depth(value) > MAX_DEPTH:
+                raise ImportFormatError(f"analysis export: the embedded Chat History is nested more than {MAX_DEPTH} levels")
             summary = _EMBEDDED_SUMMARY.match(text, end + 1)
             return value, summary["summary"] if summary else None
     raise ImportFormatError("analysis export: the embedded Chat History is not a complete Python list literal (truncated?)")
