@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from interview_sim.errors import ConfigError
-from interview_sim.files import MAX_DEPTH, depth, read_text
+from interview_sim.files import MAX_DEPTH, depth, exists, read_text
 
 Role = Literal["interviewer", "candidate", "evaluator"]
 SESSION_ROLES: tuple[Role, Role] = ("interviewer", "candidate")
@@ -320,10 +320,10 @@ def project_root() -> Path:
 def _resolve_in_scenarios(ref: str | Path, kind: str, is_kind: Callable[[str], bool]) -> Path:
     """A path as given, or an id looked up in `scenarios/`; the error lists the known ids of that kind."""
     p = Path(ref)
-    if p.suffix in {".yaml", ".yml"} or p.exists():
+    if p.suffix in {".yaml", ".yml"} or exists(p):
         return p
     candidate = project_root() / "scenarios" / f"{ref}.yaml"
-    if candidate.exists():
+    if exists(candidate):
         return candidate
     known = ", ".join(sorted(s.stem for s in (project_root() / "scenarios").glob("*.yaml") if is_kind(s.stem)))
     raise ConfigError(f"unknown {kind} {str(ref)!r}: not a file and not an id in scenarios/ (known: {known or 'none'})")
@@ -344,7 +344,7 @@ def load_scenario(ref: str | Path) -> LoadedScenario:
         if rel is None:
             continue
         agent_path = (path.parent / rel).resolve()
-        if not agent_path.exists():
+        if not exists(agent_path):
             raise ConfigError(f"{path}: agents.{role}: agent file {rel!r} not found (looked at {agent_path})")
         agent = load_agent(agent_path)
         if agent.role != role:

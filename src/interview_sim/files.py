@@ -37,11 +37,38 @@ def read_text(path: Path, error: type[InterviewSimError], *, prefix: str | None 
         raise error(f"{lead}is a folder, not a file") from None
     except OSError as exc:
         raise error(f"{lead}cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a NUL character in the name
+        raise error(f"{lead}cannot read: {exc}") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         hint = " (it looks like UTF-16: save it as UTF-8)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
         raise error(f"{lead}not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start}{hint}") from None
+
+
+def exists(path: Path) -> bool:
+    """`Path.exists()`, but False for a path the system cannot look up at all (a name too long, a NUL character), which
+    `Path.exists()` raises for: such paths come from file contents (a scenario's agent file, an attachment)."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # ValueError: a NUL character in the name
+        return False
+
+
+def is_dir(path: Path) -> bool:
+    """`Path.is_dir()`, but False where `exists` is."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):  # ValueError: a NUL character in the name
+        return False
+
+
+def is_file(path: Path) -> bool:
+    """`Path.is_file()`, but False where `exists` is."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # ValueError: a NUL character in the name
+        return False
 
 
 MAX_DEPTH = 64

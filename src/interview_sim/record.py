@@ -17,7 +17,7 @@ from typing import IO, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, model_validator
 
 from interview_sim.errors import RecordError
-from interview_sim.files import MAX_DEPTH, depth, parse_json, read_text
+from interview_sim.files import MAX_DEPTH, depth, exists, is_dir, is_file, parse_json, read_text
 from interview_sim.files import write_text_atomic as write_text_atomic  # its home before files.py; still imported from here
 
 SCHEMA_VERSION = 2
@@ -472,7 +472,7 @@ def run_dir_for(runs_dir: Path, scenario_id: str, run_id: str) -> Path:
 def transcript_path(run: str | Path) -> Path:
     """A run folder or a transcript path → the transcript path."""
     p = Path(run)
-    return p / TRANSCRIPT_FILE if p.is_dir() else p
+    return p / TRANSCRIPT_FILE if is_dir(p) else p
 
 
 def save_transcript(run_dir: Path, transcript: Transcript, *, durable: bool = True) -> Path:
@@ -485,8 +485,8 @@ def save_transcript(run_dir: Path, transcript: Transcript, *, durable: bool = Tr
 def load_transcript(run: str | Path) -> Transcript:
     """Read a transcript from a run folder or a transcript.json path. Raises RecordError."""
     path = transcript_path(run)
-    if not path.exists():
-        if (path.parent / EVENTS_FILE).is_file():
+    if not exists(path):
+        if is_file(path.parent / EVENTS_FILE):
             return recover_transcript(path.parent)
         raise RecordError(f"{run}: no run there (no {TRANSCRIPT_FILE})")
     data = parse_json(read_text(path, RecordError), RecordError, str(path))

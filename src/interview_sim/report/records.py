@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from interview_sim.errors import RecordError
+from interview_sim.files import exists, is_file
 from interview_sim.record import EVENTS_FILE, TRANSCRIPT_FILE, Transcript
 
 COMPARISON_FILE = "comparison.json"
@@ -59,7 +60,7 @@ def cell_run_dir(folder: Path, cell: dict[str, Any]) -> Path | None:
         return None
     p = Path(raw)
     candidate = p if p.is_absolute() else folder.parent.parent / p
-    return candidate if (candidate / TRANSCRIPT_FILE).exists() or (candidate / EVENTS_FILE).is_file() else None
+    return candidate if exists(candidate / TRANSCRIPT_FILE) or is_file(candidate / EVENTS_FILE) else None
 
 
 def scenario_view(transcript: Transcript) -> dict[str, Any]:
