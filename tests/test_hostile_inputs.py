@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from interview_sim.autogen02.formats import parse_markdown
-from interview_sim.config import ScenarioSpec, load_scenario
+from interview_sim.config import ScenarioSpec, load_scenario, load_sweep
 from interview_sim.errors import ConfigError, RecordError, ReplayError
 from interview_sim.record import EVENTS_FILE, TRANSCRIPT_FILE, load_transcript, read_events
 from interview_sim.report import write_run_report
@@ -355,3 +355,23 @@ def test_rerun_of_a_run_interrupted_before_any_message_is_refused(run_dir: Path)
 
     with pytest.raises(ReplayError, match="before its first message"):
         asyncio.run(rerun(run_dir))
+
+
+# ---------------------------------------------------------------------------------------------- found by the fuzz suite
+
+
+def test_fuzz_a_sweep_topic_too_long_for_the_os_is_unknown(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(f"sweep: s\nmodels: [scripted:strong]\ntopics:\n  - scenario: {'s' * 300}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="unknown scenario"):
+        load_sweep(sweep)
+
+
+def test_fuzz_a_transcript_nested_deeper_than_a_record_can_be_is_refused(run_dir: Path) -> None:
+    # 300 levels validate (scenario is free-form) but pydantic cannot write them back: replay/report/export crashed.
+    deep: object = {"interviewer": 1, "candidate": 4}
+    for _ in range(300):
+        deep = [deep]
+    _edit(run_dir, lambda d: d["scenario"].update(minutes_per_turn=deep))
+    with pytest.raises(RecordError, match="nested too deeply"):
+        load_transcript(run_dir)
