@@ -454,13 +454,19 @@ class EventLog:
             self.path.parent.rmdir()
 
 
-def append_events(run_dir: Path, events: list[RunStarted | ModelCalled | ModelFailed | MessageAdded | RunFinished]) -> None:
-    """Add events to the log of a run that has no transcript.json (rebuilt from the log when read), so every
-    later reading rebuilds it with them, and no transcript.json appears behind the user's back."""
+def save_calls(run_dir: Path, transcript: Transcript) -> None:
+    """Keep calls made after a run ended (a grading's), already added to `transcript`: in its transcript.json, or
+    for a run rebuilt from its event log (killed before it wrote transcript.json) appended to that log, so every
+    later reading rebuilds the run with them and no transcript.json appears behind the user's back."""
+    if exists(run_dir / TRANSCRIPT_FILE):
+        save_transcript(run_dir, transcript)
+        return
+    logged = {e.call.index for e in read_events(run_dir) if isinstance(e, ModelCalled)}
     log = EventLog(run_dir / EVENTS_FILE)
     try:
-        for event in events:
-            log.emit(event)
+        for call in transcript.calls:
+            if call.index not in logged:
+                log.emit(ModelCalled(call=call))
     finally:
         log.close()
 

@@ -15,9 +15,6 @@ reported.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -259,18 +256,6 @@ def compare_runs(original: Transcript, rerun: Transcript) -> Difference | None:
     return None
 
 
-@contextmanager
-def _autogen_quiet() -> Iterator[None]:
-    # AutoGen logs a traceback when a model call raises; a rerun that runs out of recorded answers records that
-    # in one line (the run's error and the comparison), so the traceback is noise on the user's terminal.
-    logger = logging.getLogger("autogen_core")
-    before, logger.disabled = logger.disabled, True
-    try:
-        yield
-    finally:
-        logger.disabled = before
-
-
 async def rerun(run: str | Path, *, runs_dir: str | Path | None = None, on_event: EventSink | None = None) -> RerunResult:
     """Re-execute a run offline: the real session engine, every model replaced by its recorded answers.
 
@@ -325,15 +310,14 @@ async def rerun(run: str | Path, *, runs_dir: str | Path | None = None, on_event
 
     error: str | None = None
     try:
-        with _autogen_quiet():
-            await run_scenario(
-                scenario,
-                seed=original.seed,
-                max_turns=original.max_turns,
-                runs_dir=target,
-                on_event=sink,
-                model_factory=replay_factory,
-            )
+        await run_scenario(
+            scenario,
+            seed=original.seed,
+            max_turns=original.max_turns,
+            runs_dir=target,
+            on_event=sink,
+            model_factory=replay_factory,
+        )
     except InterviewSimError as exc:
         if not started:
             raise

@@ -44,14 +44,12 @@ from interview_sim.models import ChatModel, Completion, ModelOptions, create_mod
 from interview_sim.record import (
     TRANSCRIPT_FILE,
     CallRecord,
-    ModelCalled,
     Transcript,
     Usage,
-    append_events,
     dump_record,
     load_transcript,
     new_run_id,
-    save_transcript,
+    save_calls,
     transcript_path,
     utc_now,
     write_json_atomic,
@@ -228,10 +226,8 @@ def _append_calls(path: Path, calls: list[CallRecord], record_id: str) -> None:
         for call in calls:
             call.index, call.evaluation_id = len(transcript.calls), record_id
             transcript.calls.append(call)
-        if path.name == TRANSCRIPT_FILE and not path.exists():
-            append_events(path.parent, [ModelCalled(call=call) for call in calls])  # a run rebuilt from its log
-        elif path.name == TRANSCRIPT_FILE:
-            save_transcript(path.parent, transcript)
+        if path.name == TRANSCRIPT_FILE:
+            save_calls(path.parent, transcript)
         else:
             transcript.refresh_usage()
             write_json_atomic(path, dump_record(transcript))
