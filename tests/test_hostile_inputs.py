@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from interview_sim.autogen02.formats import parse_markdown
-from interview_sim.config import ScenarioSpec, load_scenario, load_sweep
+from interview_sim.config import ScenarioSpec, load_agent, load_scenario, load_sweep
 from interview_sim.errors import ConfigError, RecordError, ReplayError
 from interview_sim.record import EVENTS_FILE, TRANSCRIPT_FILE, load_transcript, read_events
 from interview_sim.report import write_run_report
@@ -375,3 +375,11 @@ def test_fuzz_a_transcript_nested_deeper_than_a_record_can_be_is_refused(run_dir
     _edit(run_dir, lambda d: d["scenario"].update(minutes_per_turn=deep))
     with pytest.raises(RecordError, match="nested too deeply"):
         load_transcript(run_dir)
+
+
+def test_fuzz_an_unknown_key_holding_a_newline_is_still_one_line(tmp_path: Path) -> None:
+    agent = tmp_path / "agent.yaml"
+    agent.write_text('name: A\nrole: candidate\nmodel: scripted:default\nsystem_prompt: hi\n"x\\ny": 1\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_agent(agent)
+    assert "\n" not in str(info.value) and "'x\\ny': unknown field" in str(info.value)

@@ -13,7 +13,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from interview_sim.errors import ConfigError
+from interview_sim.errors import ConfigError, field_path
 from interview_sim.files import MAX_DEPTH, depth, exists, read_text
 
 Role = Literal["interviewer", "candidate", "evaluator"]
@@ -263,7 +263,7 @@ _S = TypeVar("_S", bound=BaseModel)
 
 def _format_validation(path: Path, err: ValidationError) -> str:
     first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    loc = field_path(first["loc"])
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown field (not allowed)"

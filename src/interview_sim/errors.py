@@ -84,3 +84,10 @@ class OutputError(InterviewSimError):
     """An output path a user named (`-o PATH`) that cannot be written as asked (a folder, no permission)."""
 
     exit_code = 2
+
+
+def field_path(loc: tuple[int | str, ...] | list[int | str]) -> str:
+    """A validation error's location as `a.b.0` for a one-line message; a part that is not plain printable text
+    (a key read from a file may hold a newline) is shown quoted, with its escapes."""
+    parts = [str(p) if str(p).isprintable() and str(p).strip() == str(p) and str(p) else repr(p) for p in loc]
+    return ".".join(parts) or "(top level)"

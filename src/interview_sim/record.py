@@ -16,7 +16,7 @@ from typing import IO, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, model_validator
 
-from interview_sim.errors import RecordError
+from interview_sim.errors import RecordError, field_path
 from interview_sim.files import MAX_DEPTH, depth, exists, is_dir, is_file, parse_json, read_text
 from interview_sim.files import write_text_atomic as write_text_atomic  # its home before files.py; still imported from here
 
@@ -502,7 +502,7 @@ def load_transcript(run: str | Path) -> Transcript:
         return Transcript.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        loc = field_path(first["loc"])
         raise RecordError(f"{path}: {loc}: {' '.join(str(first['msg']).split())}") from None
     except RecursionError:
         raise RecordError(f"{path}: nested too deeply to read") from None

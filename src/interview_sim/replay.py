@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from interview_sim.config import AgentSpec, LoadedScenario, ScenarioSpec
-from interview_sim.errors import InterviewSimError, ReplayError
+from interview_sim.errors import InterviewSimError, ReplayError, field_path
 from interview_sim.health import Health, compute_health
 from interview_sim.models import ChatModel, ModelOptions, create_model
 from interview_sim.models.replay import RECORDING_KEY, Recording
@@ -226,7 +226,7 @@ def scenario_from_snapshot(transcript: Transcript) -> LoadedScenario:
         }
     except ValidationError as exc:
         first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        loc = field_path(first["loc"])
         raise ReplayError(f"run {transcript.run_id}: its scenario snapshot does not validate: {loc}: {first['msg']}") from None
     missing = [role for role in ("interviewer", "candidate") if role not in agents]
     if missing:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from interview_sim.errors import ImportFormatError
+from interview_sim.errors import ImportFormatError, field_path
 from interview_sim.files import MAX_DEPTH, depth
 
 _SECTION = re.compile(r"^\*\*(?P<key>Assistant|User|Chat_id|Cost|Human_input|Summary)\*\*: ?", re.M)
@@ -76,7 +76,7 @@ class CostEntry(BaseModel):
 
 def first_error(exc: ValidationError) -> str:
     first = exc.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    loc = field_path(first["loc"])
     return f"{loc}: {first['msg']}"
 
 
