@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from interview_sim.autogen02 import import_transcripts
 from interview_sim.autogen02.formats import parse_markdown
 from interview_sim.config import ScenarioSpec, load_agent, load_scenario, load_sweep
 from interview_sim.errors import ConfigError, RecordError, ReplayError
@@ -383,3 +384,14 @@ def test_fuzz_an_unknown_key_holding_a_newline_is_still_one_line(tmp_path: Path)
     with pytest.raises(ConfigError) as info:
         load_agent(agent)
     assert "\n" not in str(info.value) and "'x\\ny': unknown field" in str(info.value)
+
+
+def test_fuzz_a_5000_digit_number_in_a_transcript_or_chat_result_is_one_line(run_dir: Path, tmp_path: Path) -> None:
+    path = run_dir / TRANSCRIPT_FILE
+    path.write_text(path.read_text(encoding="utf-8").replace('"seed": 5', '"seed": ' + "9" * 5000, 1), encoding="utf-8")
+    with pytest.raises(RecordError, match="not readable JSON"):
+        load_transcript(run_dir)
+    chat = _chat(tmp_path / "chat.json", "hello")
+    chat.write_text(chat.read_text(encoding="utf-8").replace('"chat_id": null', '"chat_id": ' + "9" * 5000), encoding="utf-8")
+    report = import_transcripts([chat], runs_dir=tmp_path / "runs")
+    assert not report.created and "not readable JSON" in report.failures[0].error

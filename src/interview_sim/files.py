@@ -101,6 +101,8 @@ def parse_json(text: str, error: type[InterviewSimError], where: str) -> Any:
         raise error(f"{where}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
     except RecursionError:
         data = None
+    except ValueError as exc:  # an integer longer than Python converts (4300 digits)
+        raise error(f"{where}: not readable JSON ({exc.args[0].split(':')[0]})") from None
     else:
         if depth(data) <= MAX_DEPTH:
             return data

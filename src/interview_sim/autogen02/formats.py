@@ -106,6 +106,8 @@ def parse_json(text: str) -> Chat:
         raise ImportFormatError(f"not valid JSON (line {exc.lineno}: {exc.msg})") from None
     except RecursionError:
         raise ImportFormatError(f"JSON nested too deeply to read (more than {MAX_DEPTH} levels)") from None
+    except ValueError as exc:  # an integer longer than Python converts (4300 digits)
+        raise ImportFormatError(f"not readable JSON ({exc.args[0].split(':')[0]})") from None
     if depth(data) > MAX_DEPTH:
         raise ImportFormatError(f"JSON nested too deeply to read (more than {MAX_DEPTH} levels)")
     if not isinstance(data, dict):
