@@ -204,12 +204,12 @@ def _chat(path: Path, first: str) -> Path:
 
 
 def test_4_the_quadratic_opening_line_imports_at_once(tmp_path: Path) -> None:
-    # 540 KB took 73 s before; the bound only guards against a hang (timings are in benchmarks/bench_import.py).
+    # 540 KB took 73 s before; the bound only guards against a hang (timings are in benchmarks/bench_import_opening.py).
     hostile = "X, whiteboard for me some a" + ". Propose a solution for b." * 20_000
     src = _chat(tmp_path / "hostile.json", hostile)
     proc = cli("import", src, "--runs-dir", tmp_path / "runs", "--json", timeout=30)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)[0]["messages"] == 2
+    assert json.loads(proc.stdout)["runs"][0]["messages"] == 2
 
 
 def test_5_a_batch_import_handles_every_file_on_its_own(tmp_path: Path) -> None:
@@ -222,15 +222,15 @@ def test_5_a_batch_import_handles_every_file_on_its_own(tmp_path: Path) -> None:
     proc = cli("import", good_a, deep, latin, good_d, "--runs-dir", tmp_path / "runs", "--json")
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    created = json.loads(proc.stdout)
+    created = json.loads(proc.stdout)["runs"]
     assert [Path(r["source_file"]).name for r in created] == ["a.json", "d.json"]
     assert all(Path(r["run_dir"], TRANSCRIPT_FILE).is_file() for r in created)
     errors = proc.stderr.strip().splitlines()
     assert errors[0].startswith(f"error: {deep}: ") and "nested too deeply" in errors[0]
     assert errors[1].startswith(f"error: {latin}: ") and "not UTF-8 text" in errors[1]
-    assert errors[2] == "error: 2 of 4 file(s) not imported"
+    assert errors[2] == "error: 2 of 4 file(s) failed"
     table = cli("import", good_a, deep, "--runs-dir", tmp_path / "runs2")
-    assert "Imported 1 record(s)" in table.stdout and "a.json" in table.stdout
+    assert "Created 1 record(s)" in table.stdout and "a.json" in table.stdout
 
 
 # ---------------------------------------------------------------------------------------------- 7. killed runs
@@ -260,7 +260,10 @@ def test_7_a_killed_run_reads_the_same_everywhere_and_reading_never_writes(run_d
     assert graded.returncode == 0, graded.stderr
     assert not (killed / TRANSCRIPT_FILE).exists()
     again = load_transcript(killed)
-    assert [c.evaluation_id is not None for c in again.calls].count(True) == 1
+    # One evaluation appended: its judge calls (one per criterion in criterion-wise grading) share its id.
+    judged = [c.evaluation_id for c in again.calls if c.evaluation_id is not None]
+    assert judged and len(set(judged)) == 1
+    assert len(again.calls) - len(judged) == len(rebuilt.calls)
     assert again.messages == rebuilt.messages and again.ended_at == rebuilt.ended_at
 
 

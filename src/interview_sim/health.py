@@ -202,22 +202,31 @@ def _names(transcript: Transcript) -> dict[str, str]:
     return names
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    """A snapshot's part if it is a mapping, else empty: a run's scenario snapshot may hold anything (issue 10)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _hidden_script(transcript: Transcript, seat: str) -> set[tuple[str, ...]]:
     """Five-word runs of what `seat` is told but the other seat never sees (system prompt, stage notes)."""
-    scenario, agents = transcript.scenario or {}, transcript.agents or {}
-    texts = [str((agents.get(seat) or {}).get("system_prompt", ""))]
+    scenario, agents = _mapping(transcript.scenario), _mapping(transcript.agents)
+    texts = [str(_mapping(agents.get(seat)).get("system_prompt", ""))]
     if seat == "interviewer":
-        texts += [str(s.get("instruction", "")) for s in scenario.get("stages", []) if isinstance(s, dict)]
+        texts += [str(s.get("instruction", "")) for s in _items(scenario.get("stages")) if isinstance(s, dict)]
     script = {g for t in texts for g in _ngrams(words(t), SHINGLE)}
     shown = {g for m in transcript.messages if m.role == seat for g in _ngrams(words(m.content), SHINGLE)}
     return script - shown
 
 
 def _topic_stems(transcript: Transcript) -> set[str]:
-    scenario = transcript.scenario or {}
+    scenario = _mapping(transcript.scenario)
     texts: list[str] = [str(scenario.get(k, "")) for k in ("topic", "solution_topic", "title")]
-    texts += [str(s.get("instruction", "")) for s in scenario.get("stages", []) if isinstance(s, dict)]
-    for criterion in (scenario.get("rubric") or {}).get("criteria", []):
+    texts += [str(s.get("instruction", "")) for s in _items(scenario.get("stages")) if isinstance(s, dict)]
+    for criterion in _items(_mapping(scenario.get("rubric")).get("criteria")):
         if isinstance(criterion, dict):
             texts += [str(criterion.get("name", "")), str(criterion.get("description", ""))]
             texts += [str(v) for v in _level_texts(criterion.get("levels"))]
