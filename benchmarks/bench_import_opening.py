@@ -45,6 +45,12 @@ def chat_file(folder: Path, name: str, first_turn: str) -> Path:
     return path
 
 
+def imported(path: Path, runs_dir: Path) -> None:
+    """Import one file; it must become a run (a skipped or failed file would time nothing)."""
+    report = import_transcripts([path], runs_dir=runs_dir)
+    assert [f.status for f in report.files] == ["imported"], report.files
+
+
 def timed(fn: object) -> float:
     start = time.perf_counter()
     fn()  # type: ignore[operator]
@@ -65,7 +71,7 @@ def main() -> None:
         for r in range(args.repeats):  # interleaved: every file once per round
             for key, path in files.items():
                 runs_dir = folder / f"runs-{r}-{key[0]}-{key[1]}"
-                raw[key].append(timed(lambda p=path, d=runs_dir: import_transcripts([p], runs_dir=d)))
+                raw[key].append(timed(lambda p=path, d=runs_dir: imported(p, d)))
         print(f"{'file':<18}{'size':>10}{'min s':>10}{'median s':>10}  raw s")
         for (kb, kind), times in raw.items():
             size = files[(kb, kind)].stat().st_size
