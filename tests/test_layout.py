@@ -123,5 +123,5 @@ def test_the_readme_parser_reads_the_rules() -> None:
     assert allowed["errors"] == set()
     assert allowed["record"] == {"errors"}
     assert allowed["cli"] is None
-    assert allowed["session"] == {"autogen_adapter", "catalog", "config", "errors", "models", "record"}
+    assert allowed["session"] == {"autogen_adapter", "catalog", "config", "errors", "models", "panel", "record", "whiteboard"}
     assert allowed["catalog"] == {"errors", "record"}

@@ -20,9 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_fie
 
 from interview_sim.errors import RecordError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """History: 1 = the first release; 2 = optional provenance fields on `imported` (AutoGen 0.2 chat id, summary,
-human input, solution topic, how the rubric's scenario was chosen, the analysed interview)."""
+human input, solution topic, how the rubric's scenario was chosen, the analysed interview); 3 = the whiteboard
+(`board`, `board_changes`), the panel (`panel`, `debriefs`, a message's and a call's `seat`) and usage per agent."""
 TRANSCRIPT_FILE = "transcript.json"
 EVENTS_FILE = "events.jsonl"
 
@@ -112,6 +113,8 @@ class Usage(_Record):
 class UsageView(_Record):
     by_model: dict[str, Usage] = Field(default_factory=dict)
     by_role: dict[str, Usage] = Field(default_factory=dict)
+    by_agent: dict[str, Usage] = Field(default_factory=dict)
+    """Per agent name (schema 3): a panel's interviewers share a role but not an agent."""
     total: Usage = Field(default_factory=Usage)
 
 
@@ -140,6 +143,7 @@ class UsageLedger(_Record):
             for view in views:
                 view.by_model[call.model] = view.by_model.get(call.model, Usage()) + usage
                 view.by_role[call.role] = view.by_role.get(call.role, Usage()) + usage
+                view.by_agent[call.agent] = view.by_agent.get(call.agent, Usage()) + usage
                 view.total = view.total + usage
         return cls(including_cached=incl, excluding_cached=excl, notes=notes)
 
@@ -198,6 +202,10 @@ class CallRecord(_Record):
     finish_reason: str = "stop"
     message_index: int | None = None
     evaluation_id: str | None = None
+    seat: str | None = None
+    """The session seat that made the call (schema 3): a panelist's id, else the role."""
+    purpose: Literal["turn", "debrief"] = "turn"
+    """A chat turn, or a panelist's wrap-up debrief (schema 3)."""
     metadata: dict[str, Any] = Field(default_factory=dict)
     thinking: str | None = None
     """The model's reasoning (thinking models), kept apart from the answer; its tokens are in completion_tokens."""
@@ -247,6 +255,54 @@ class Message(_Record):
     cut_off: str | None = None
     """What the model wrote after its last complete sentence when it hit its token cap: cut from `content`
     (which then ends a sentence) and kept here, never hidden."""
+    seat: str | None = None
+    """The seat that spoke (schema 3): a panelist's id in a panel, else the role."""
+
+
+class BoardSection(_Record):
+    """One titled section of the whiteboard: text or an ASCII diagram."""
+
+    title: str
+    text: str
+    author: str
+    """The agent that last wrote it."""
+    turn: int
+    """1-based turn of its last change (0: the scenario's starting board)."""
+
+
+class BoardChange(_Record):
+    """One change to the whiteboard: a section written, replaced or erased."""
+
+    version: int
+    """The board's version after this change (1, 2, ...)."""
+    turn: int
+    """1-based turn whose message made the change (0: the scenario's starting board)."""
+    author: str
+    seat: str | None = None
+    section: str
+    before: str | None
+    """The section's text before (None: it did not exist)."""
+    after: str | None
+    """The section's text after (None: erased)."""
+    via: Literal["block", "tool", "scenario"] = "block"
+    """A fenced `whiteboard` block in the turn, a whiteboard tool call, or the scenario's starting board."""
+
+
+Verdict = Literal["hire", "lean hire", "lean no", "no"]
+
+
+class PanelDebrief(_Record):
+    """One panelist's wrap-up verdict."""
+
+    seat: str
+    agent: str
+    verdict: Verdict | None
+    """None when the panelist's answer never validated (see `error`): no verdict is ever made up."""
+    reason: str | None = None
+    raw: str = ""
+    """The panelist's answer as written."""
+    call_index: int | None = None
+    error: str | None = None
 
 
 class ImportInfo(_Record):
@@ -286,7 +342,22 @@ def _upgrade_1_to_2(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_1_to_2}
+def _upgrade_2_to_3(data: dict[str, Any]) -> dict[str, Any]:
+    # Version 3 added the board and the panel. A version-2 run had one interviewer and no board: every message's
+    # and call's seat is its role, and the usage views gain a per-agent total rebuilt from the calls on save.
+    data = dict(data)
+    data["messages"] = [{**m, "seat": m.get("seat") or m.get("role")} for m in data.get("messages", [])]
+    data["calls"] = [
+        {**c, "seat": c.get("seat") or (c.get("role") if c.get("evaluation_id") is None else None)} for c in data.get("calls", [])
+    ]
+    data.setdefault("board", [])
+    data.setdefault("board_changes", [])
+    data.setdefault("panel", {})
+    data.setdefault("debriefs", [])
+    return data
+
+
+_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_1_to_2, 2: _upgrade_2_to_3}
 """Version n → n+1, applied in turn to older records as they are read."""
 
 
@@ -327,6 +398,14 @@ class Transcript(_Record):
     """Run id of the run this one re-executed offline (`replay --rerun`)."""
     attachments: list[str] = Field(default_factory=list)
     """Other records in the run folder that belong to this run (e.g. an imported analysis)."""
+    board: list[BoardSection] = Field(default_factory=list)
+    """The whiteboard at the end of the run (schema 3)."""
+    board_changes: list[BoardChange] = Field(default_factory=list)
+    """Every change to the whiteboard in order; the board after any turn is rebuilt from them (schema 3)."""
+    panel: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Panel runs: snapshot of each panelist's agent, by seat id, in the panel's order (schema 3)."""
+    debriefs: list[PanelDebrief] = Field(default_factory=list)
+    """Panel runs: each panelist's wrap-up verdict (schema 3)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -387,12 +466,16 @@ class ModelFailed(_Event):
 class MessageAdded(_Event):
     type: Literal["message"] = "message"
     message: Message
+    board_changes: list[BoardChange] = Field(default_factory=list)
+    """The whiteboard changes this message made (schema 3)."""
 
 
 class RunFinished(_Event):
     type: Literal["run_finished"] = "run_finished"
     stop_reason: StopReason
     error: str | None = None
+    debriefs: list[PanelDebrief] = Field(default_factory=list)
+    """Panel runs: the panelists' wrap-up verdicts (schema 3)."""
 
 
 Event = Annotated[RunStarted | ModelCalled | ModelFailed | MessageAdded | RunFinished, Field(discriminator="type")]
@@ -537,13 +620,31 @@ def recover_transcript(run_dir: str | Path) -> Transcript:
             transcript.calls.append(event.call)
         elif isinstance(event, MessageAdded):
             transcript.messages.append(event.message)
+            transcript.board_changes.extend(event.board_changes)
             if event.message.clock is not None:
                 transcript.simulated_minutes_used = event.message.clock.elapsed_minutes
         elif isinstance(event, RunFinished):
             transcript.stop_reason, transcript.error = event.stop_reason, event.error
+            transcript.debriefs = list(event.debriefs)
         transcript.ended_at = event.at
+    transcript.board = board_after(transcript.board_changes)
     transcript.refresh_usage()
     return transcript
+
+
+def board_after(changes: list[BoardChange], version: int | None = None) -> list[BoardSection]:
+    """The whiteboard after the given changes (up to `version`, default all), sections in first-written order."""
+    sections: dict[str, BoardSection] = {}
+    for change in changes:
+        if version is not None and change.version > version:
+            break
+        if change.after is None:
+            sections.pop(change.section, None)
+        else:
+            sections[change.section] = BoardSection(
+                title=change.section, text=change.after, author=change.author, turn=change.turn
+            )
+    return list(sections.values())
 
 
 def read_events(run_dir: str | Path) -> list[RunStarted | ModelCalled | ModelFailed | MessageAdded | RunFinished]:

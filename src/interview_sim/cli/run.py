@@ -115,7 +115,8 @@ def render_health(out: Console, transcript: Transcript) -> None:
 def message_printer(out: Console) -> Any:
     from rich.markup import escape
 
-    from interview_sim.record import MessageAdded, ModelFailed, RunStarted
+    from interview_sim.cli.panel import board_lines, debrief_lines
+    from interview_sim.record import MessageAdded, ModelFailed, RunFinished, RunStarted
 
     colours = {"interviewer": "cyan", "candidate": "green"}
 
@@ -138,6 +139,11 @@ def message_printer(out: Console) -> Any:
             if m.thinking:
                 out.print(f"[dim]▸ reasoning: {len(m.thinking.split())} words (replay --thinking shows it)[/]")
             out.print(escape(m.content))
+            for line in board_lines(event.board_changes):
+                out.print(line)
+        elif isinstance(event, RunFinished):
+            for line in debrief_lines(event.debriefs):
+                out.print(line)
         elif isinstance(event, ModelFailed):
             out.print(f"[red]model call failed[/] ({event.role}, {event.ref}): {escape(event.error)}")
 

@@ -272,6 +272,8 @@ class OllamaModel(ChatModel):
         finally:
             await client._client.aclose()
         self.digest = entry.digest
+        # Declared by the server (/api/show `capabilities`), never guessed from the tag.
+        self.supports_tools = "tools" in (show.capabilities or [])
         self.trained_context_length = _trained_context(show.modelinfo)
         self.capabilities = [str(c) for c in show.capabilities] if show.capabilities is not None else None
         if self._context_override:
@@ -320,6 +322,7 @@ class OllamaModel(ChatModel):
             "options": options,
             "format": request.json_schema or None,
             "think": think,
+            "tools": list(request.tools) if request.tools and self.supports_tools else None,
         }
         if request.top_logprobs:  # a judge's score token: its alternatives give an expected score
             chat.update(logprobs=True, top_logprobs=min(20, request.top_logprobs))
@@ -365,9 +368,13 @@ class OllamaModel(ChatModel):
             metadata["estimated"] = estimated
         if think is not None:
             metadata["think"] = think
+        tool_calls = [
+            {"name": call.function.name, "arguments": dict(call.function.arguments)} for call in response.message.tool_calls or []
+        ]
         return Completion(
             content=response.message.content or "",
             thinking=response.message.thinking or None,
+            tool_calls=tool_calls,
             model=self.tag,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
