@@ -86,7 +86,9 @@ def _run_panel(runs_dir: Path, *extra: str) -> Path:
         ["run", "system-design-panel", *SCRIPTED, "--runs-dir", str(runs_dir), "--json", "--no-evaluate", *extra],
     )
     assert result.exit_code == 0, result.output
-    return Path(json.loads(result.stdout)["run_dir"])
+    summary = json.loads(result.stdout)
+    assert {"Tech-Lead", "Product-Manager", "OpenCorpo-Assistant"} <= set(summary["usage_by_agent"])
+    return Path(summary["run_dir"])
 
 
 def test_a_panel_session_follows_the_stage_owners_and_records_board_and_debriefs(runs_dir: Path) -> None:

@@ -15,6 +15,7 @@ from interview_sim.config import LoadedScenario
 from interview_sim.errors import ModelCallError
 from interview_sim.models import ChatMessage, ChatModel, CompletionRequest
 from interview_sim.models.base import fit_to_context
+from interview_sim.models.thinking import separate_thinking
 from interview_sim.record import PanelDebrief, Transcript, Verdict
 
 if TYPE_CHECKING:
@@ -91,9 +92,10 @@ async def debrief_panel(
             seed=seed if seed is not None else agent.seed,
             repeat_penalty=agent.repeat_penalty,
             json_schema=DEBRIEF_SCHEMA if model.supports_json_schema else None,
+            think=agent.think,
         )
         try:
-            completion = await model.complete(request)
+            completion = separate_thinking(await model.complete(request))
         except ModelCallError as exc:
             recorder.failure("interviewer", agent, model, exc)
             debriefs.append(PanelDebrief(seat=seat, agent=agent.name, verdict=None, error=str(exc)))
