@@ -19,6 +19,7 @@ from interview_sim.grading import judge as judging
 from interview_sim.grading.evaluate import evaluate_run
 from interview_sim.models.scripted import ScriptInput, judge_script, script
 from interview_sim.record import board_after, load_transcript, read_events, recover_transcript
+from interview_sim.report import write_report
 from interview_sim.session import run_scenario
 from interview_sim.whiteboard import Board, parse_blocks, render_block
 
@@ -314,3 +315,18 @@ def test_the_panel_controls_calibrate_and_the_board_injection_earns_nothing(runs
     assert scores["strong"] > scores["average"] > scores["weak"] >= scores["injection"]
     injection = load_transcript(Path(__file__).parents[1] / "scenarios/controls/system-design-panel/injection.json")
     assert any("grader" in s.title for s in injection.board)  # the injection is on the board, too
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_every_golden_transcript_reads_replays_and_reports(version: int, tmp_path: Path) -> None:
+    golden = Path(__file__).parent / "golden" / f"transcript-v{version}.json"
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "transcript.json").write_text(golden.read_text())
+    t = load_transcript(run_dir)
+    assert t.schema_version == 3 and all(m.seat for m in t.messages)
+    result = runner.invoke(app, ["replay", str(run_dir), "--instant"])
+    assert result.exit_code == 0, result.output
+    page = write_report(run_dir).path.read_text()
+    assert t.messages[1].content.split()[0] in page
+    assert ('id="whiteboard"' in page) == (version == 3) and ('id="debriefs"' in page) == (version == 3)
