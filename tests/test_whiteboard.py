@@ -259,7 +259,7 @@ async def test_a_grade_of_a_board_run_cites_board_text_and_a_made_up_board_quote
     board = [s.text for s in t.board if s.author == "OpenCorpo-Assistant"]
     assert any(q in text for q in quotes for text in board)
 
-    evaluation = await evaluate_run(result.run_dir, evaluator_models=["scripted:test-board-misquoting-judge"])
+    evaluation = await evaluate_run(result.run_dir, evaluator_models=["scripted:test-board-misquoting-judge"], mode="rubric")
     assert evaluation.status == "ok" and evaluation.judges[0].attempts == 2
     error = evaluation.raw_outputs[0].error or ""
     assert "planet" in error and "not found word for word in the candidate's turns or whiteboard sections" in error
