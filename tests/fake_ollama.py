@@ -274,6 +274,8 @@ class FakeOllama:
             {**head, "message": {"role": "assistant", "content": "", "thinking": p}, "done": False} for p in _words(thinking)
         ]
         parts += [{**head, "message": {"role": "assistant", "content": p}, "done": False} for p in pieces]
+        if reply.tool_calls:  # like the server: the calls come in a chunk of their own, before the final one
+            parts.append({**head, "message": {"role": "assistant", "content": "", "tool_calls": reply.tool_calls}, "done": False})
         if not reply.cut_stream:
             parts.append({**final, "message": {"role": "assistant", "content": ""}})
         return Streamed(parts, self.chunk_delay_s)

@@ -398,17 +398,20 @@ class OllamaModel(ChatModel):
         parts = await client.chat(**chat, stream=True)
         pieces: list[str] = []
         thinking: list[str] = []
+        tool_calls: list[ollama.Message.ToolCall] = []
         last: ollama.ChatResponse | None = None
         async for part in parts:
             if text := part.message.content or "":
                 pieces.append(text)
                 on_text(text)
             thinking.append(part.message.thinking or "")
+            tool_calls.extend(part.message.tool_calls or [])  # the whiteboard tools: in whichever chunk they come
             last = part
         if last is None or not last.done:
             # A dropped stream: transient, so the call is tried again (its text is then shown again).
             raise ConnectionError(f"Ollama at {self.host} ended the stream before the answer was done")
-        message = last.message.model_copy(update={"content": "".join(pieces), "thinking": "".join(thinking) or None})
+        joined = {"content": "".join(pieces), "thinking": "".join(thinking) or None, "tool_calls": tool_calls or None}
+        message = last.message.model_copy(update=joined)
         return last.model_copy(update={"message": message})
 
     async def aclose(self) -> None:
