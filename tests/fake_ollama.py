@@ -66,6 +66,8 @@ class FakeModel:
     """Takes `think` levels ("low"/"medium"/"high"), as gpt-oss does; other models answer HTTP 400 to them."""
     default_thinking_words: int = 300
     """How long the model reasons, in tokens (one a word), when the reply sets no `thinking` text."""
+    capabilities: list[str] = field(default_factory=lambda: ["completion"])
+    """What /api/show says the model can do ("tools": function calling)."""
 
     def __post_init__(self) -> None:
         self.name = normalize_tag(self.name)
@@ -93,6 +95,8 @@ class Reply:
     """How a streamed answer is cut (default: word by word, each piece with its leading whitespace)."""
     cut_stream: bool = False
     """Stream the pieces but end the response without the final `done` chunk (a dropped stream)."""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    """Function calls in the answer's message, as Ollama sends them: {"function": {"name", "arguments"}}."""
 
 
 @dataclass
@@ -252,7 +256,7 @@ class FakeOllama:
                 f"{model.family}.context_length": model.context_length,
                 f"{model.family}.embedding_length": 4096,
             },
-            "capabilities": ["completion", "thinking"] if model.thinking else ["completion"],
+            "capabilities": [*model.capabilities, *(["thinking"] if model.thinking else [])],
             "modified_at": "2024-06-01T12:00:00.000000000Z",
         }
 
@@ -270,6 +274,8 @@ class FakeOllama:
             {**head, "message": {"role": "assistant", "content": "", "thinking": p}, "done": False} for p in _words(thinking)
         ]
         parts += [{**head, "message": {"role": "assistant", "content": p}, "done": False} for p in pieces]
+        if reply.tool_calls:  # like the server: the calls come in a chunk of their own, before the final one
+            parts.append({**head, "message": {"role": "assistant", "content": "", "tool_calls": reply.tool_calls}, "done": False})
         if not reply.cut_stream:
             parts.append({**final, "message": {"role": "assistant", "content": ""}})
         return Streamed(parts, self.chunk_delay_s)
@@ -296,7 +302,8 @@ class FakeOllama:
         response: dict[str, Any] = {
             "model": body.get("model", model.name),
             "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-            "message": {"role": "assistant", "content": content, **({"thinking": thinking} if thinking else {})},
+            "message": {"role": "assistant", "content": content, **({"thinking": thinking} if thinking else {})}
+            | ({"tool_calls": reply.tool_calls} if reply.tool_calls else {}),
             "done_reason": done_reason,
             "done": True,
             "total_duration": total,

@@ -121,8 +121,8 @@ def test_readme_architecture_names_every_unit() -> None:
 def test_the_readme_parser_reads_the_rules() -> None:
     allowed = _allowed_by_readme()
     assert allowed["errors"] == set()
-    assert allowed["record"] == {"errors", "files"}
+    assert allowed["record"] == {"errors", "files", "usage"}
     assert allowed["files"] == {"errors"}
     assert allowed["cli"] is None
-    assert allowed["session"] == {"autogen_adapter", "catalog", "config", "errors", "models", "record"}
+    assert allowed["session"] == {"autogen_adapter", "catalog", "config", "errors", "models", "panel", "record", "whiteboard"}
     assert allowed["catalog"] == {"errors", "record"}

@@ -127,3 +127,23 @@ async def test_a_thinking_model_streams_its_answer_and_keeps_the_reasoning_apart
         == ("Use a queue.", "The writes pile up, so buffer them.")
     )
     assert (streamed.prompt_tokens, streamed.completion_tokens) == (plain.prompt_tokens, plain.completion_tokens)
+
+
+@pytest.mark.anyio
+async def test_a_streamed_answer_keeps_its_tool_calls(fake_ollama: FakeOllama) -> None:
+    fake_ollama.add_model("tooler:1b", capabilities=["completion", "tools"])
+    model = create_model("ollama:tooler:1b", ModelOptions(host=fake_ollama.url))
+    assert isinstance(model, OllamaModel)
+    call = {"function": {"name": "whiteboard_write", "arguments": {"title": "API", "text": "POST /v1/links"}}}
+    fake_ollama.enqueue("", tool_calls=[call])
+    fake_ollama.enqueue("", tool_calls=[call])
+    tool = {"type": "function", "function": {"name": "whiteboard_write", "parameters": {"type": "object"}}}
+    try:
+        await model.check_ready()
+        plain = await model.complete(request(tools=(tool,)))
+        streamed = await model.complete(request(tools=(tool,), on_text=lambda _piece: None))
+    finally:
+        await model.aclose()
+    assert [b["stream"] for b in fake_ollama.chat_requests] == [False, True]
+    assert all(b["tools"] == [tool] for b in fake_ollama.chat_requests)
+    assert plain.tool_calls == streamed.tool_calls == [{"name": "whiteboard_write", "arguments": call["function"]["arguments"]}]

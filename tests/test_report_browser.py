@@ -224,3 +224,67 @@ def test_comparison_page(browser: Any, records: dict[str, Path]) -> None:  # noq
     assert v.errors == [] and [c for c in v.console if c.startswith("error")] == []
     run_id = json.loads(page.locator("#report-data").text_content() or "{}")["transcript"]["run_id"]
     assert run_id in {c.run_id for c in comparison.cells}
+
+
+@pytest.fixture(scope="module")
+def board_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A graded panel run with a whiteboard, made in subprocesses (Playwright's loop may already be running here)."""
+    import subprocess
+    import sys
+
+    runs = tmp_path_factory.mktemp("board-runs")
+    scripted = ["--interviewer-model", "scripted:default", "--candidate-model", "scripted:default"]
+    run = [sys.executable, "-m", "interview_sim", "run", "system-design-panel", *scripted, "--no-evaluate", "--json"]
+    proc = subprocess.run([*run, "--runs-dir", str(runs)], capture_output=True, text=True, timeout=300, check=True)
+    run_dir = Path(json.loads(proc.stdout)["run_dir"])
+    grade = [sys.executable, "-m", "interview_sim", "evaluate", str(run_dir), "--evaluator-model", "scripted:judge"]
+    subprocess.run(grade, capture_output=True, text=True, timeout=300, check=True)
+    return run_dir
+
+
+def test_whiteboard_run_page_shows_the_board_history_beside_the_conversation(
+    board_run: Path,
+    browser: Any,
+) -> None:
+    v = visit(browser, write_report(board_run).path)
+    page = v.page
+    v.assert_clean()
+    transcript = load_transcript(board_run)
+    turns = sorted({c.turn for c in transcript.board_changes})
+
+    # Beside the conversation: the board column sits to the right of the chat, on the same rows.
+    chat, board = page.locator("#chat").bounding_box(), page.locator("#whiteboard").bounding_box()
+    assert chat and board and board["x"] >= chat["x"] + chat["width"] - 1 and board["y"] < chat["y"] + chat["height"]
+    # One version per turn that changed the board (and the starting board); the latest is shown.
+    versions = page.locator(".board-version")
+    assert versions.count() == len(turns)
+    visible = page.locator(".board-version:visible")
+    assert visible.count() == 1 and visible.get_attribute("data-board-turn") == str(turns[-1])
+    shown = visible.locator(".board-section").evaluate_all("els => els.map(e => [e.dataset.section, e.dataset.state])")
+    last = {c.section for c in transcript.board_changes if c.turn == turns[-1]}
+    assert [s for s, _ in shown] == [s.title for s in transcript.board]
+    assert {s for s, state in shown if state in ("new", "changed")} == last  # this turn's changes are highlighted
+    colours = visible.locator(".board-section").evaluate_all("els => els.map(e => getComputedStyle(e).borderLeftWidth)")
+    assert {c for (s, _), c in zip(shown, colours, strict=True) if s in last} == {"4px"}
+
+    # Stepping back shows the board as it was a turn earlier; a turn's badge shows the board after that turn.
+    page.click("button[data-board-step='-1']")
+    earlier = page.locator(".board-version:visible")
+    assert earlier.get_attribute("data-board-turn") == str(turns[-2])
+    assert earlier.locator(".board-section").count() == len(transcript.board) - len(last)
+    first_write = turns[1]
+    badge = page.locator(f"#m-{first_write - 1} a.board-badge")
+    assert badge.inner_text().startswith("whiteboard: + ")
+    badge.click()
+    assert page.locator(".board-version:visible").get_attribute("data-board-turn") == str(first_write)
+
+    # The panel's debriefs, and usage per agent.
+    assert page.locator("#debriefs li").count() == len(transcript.debriefs) == 2
+    agents = page.locator("table.usage[data-usage=agent] tbody tr td:first-child").all_inner_texts()
+    assert {"Tech-Lead", "Product-Manager", "OpenCorpo-Assistant"} <= set(agents)
+    assert len(agents) == len(transcript.usage.including_cached.by_agent)
+    for _ in turns:
+        page.click("button[data-board-step='1']")  # back to the latest board (steps stop at the last one)
+    assert page.locator(".board-version:visible").get_attribute("data-board-turn") == str(turns[-1])
+    page.evaluate("window.scrollTo(0, 0)")
+    v.screenshot("run-whiteboard.png")

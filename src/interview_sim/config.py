@@ -80,6 +80,8 @@ class Stage(_Spec):
     """What the interviewer is told to do while in this stage."""
     turns: int = Field(default=1, ge=1)
     """How many interviewer turns the stage lasts."""
+    owner: str | None = None
+    """Panel scenarios: the id of the panelist who runs this stage (default: the first panelist)."""
 
 
 class Criterion(_Spec):
@@ -169,9 +171,37 @@ class Clock(_Spec):
 class ScenarioAgents(_Spec):
     """Which agent file plays which role; paths are relative to the scenario file."""
 
-    interviewer: str
+    interviewer: str | None = None
+    """Required unless the scenario has a `panel` (whose first panelist then chairs the interview)."""
     candidate: str
     evaluator: str | None = None
+
+
+class Panelist(_Spec):
+    """One interviewer of a panel."""
+
+    id: str = Field(pattern=_ID_PATTERN)
+    """The panelist's seat, e.g. `tech-lead`; stages name it as their `owner`."""
+    agent: str
+    """Agent file (role interviewer), relative to the scenario file."""
+    persona: str = ""
+    """Added to the agent's system prompt: who this panelist is and what they care about."""
+
+
+class BoardSeed(_Spec):
+    """A section of the whiteboard the scenario asks for."""
+
+    title: str = Field(min_length=1, max_length=60)
+    text: str = ""
+    """Written on the board before the first turn; empty: the section is only asked for."""
+
+
+class WhiteboardSpec(_Spec):
+    """The scenario's whiteboard: which sections it asks for, and how much of it a prompt may carry."""
+
+    sections: list[BoardSeed] = Field(default_factory=list)
+    prompt_tokens: int = Field(default=300, ge=32)
+    """Most tokens the board takes in a prompt (less when the model's context is short)."""
 
 
 class ScenarioSpec(_Spec):
@@ -197,6 +227,30 @@ class ScenarioSpec(_Spec):
     stages: list[Stage] = Field(min_length=1)
     agents: ScenarioAgents
     rubric: Rubric
+    panel: list[Panelist] = Field(default_factory=list)
+    """Several interviewers, each owning stages (`owner` on a stage); empty: one interviewer (`agents.interviewer`)."""
+    whiteboard: WhiteboardSpec | None = None
+    """Ask for a whiteboard: every prompt carries it and says how to write on it. Without it, a board written
+    anyway (a fenced `whiteboard` block) is still kept and shown."""
+
+    @model_validator(mode="after")
+    def _panel_owns_stages(self) -> ScenarioSpec:
+        ids = [p.id for p in self.panel]
+        if len(ids) != len(set(ids)):
+            raise ValueError("panel: panelist ids must be unique")
+        if not self.panel and self.agents.interviewer is None:
+            raise ValueError("agents.interviewer is required unless the scenario has a panel")
+        for n, stage in enumerate(self.stages):
+            if stage.owner is not None and stage.owner not in ids:
+                known = ", ".join(ids) or "none: the scenario has no panel"
+                raise ValueError(f"stages.{n}.owner: {stage.owner!r} is not a panelist (panel: {known})")
+        return self
+
+    def stage_owner(self, stage: Stage) -> str | None:
+        """The panelist who runs a stage (None without a panel)."""
+        if not self.panel:
+            return None
+        return stage.owner or self.panel[0].id
 
     @field_validator("opening_line")
     @classmethod
@@ -253,9 +307,20 @@ class LoadedScenario(_Spec):
     path: str
     spec: ScenarioSpec
     agents: dict[str, AgentSpec]
+    """Per role; in a panel scenario `interviewer` is the first panelist (the chair)."""
+    panel: dict[str, AgentSpec] = Field(default_factory=dict)
+    """Panel scenarios: each panelist's agent (persona included), by seat id in the panel's order."""
 
     def agent(self, role: str) -> AgentSpec:
         return self.agents[role]
+
+    def seats(self) -> dict[str, tuple[str, AgentSpec]]:
+        """Every seat of the session → (role, agent): the panelists (or the interviewer), then the candidate."""
+        seats: dict[str, tuple[str, AgentSpec]] = {seat: ("interviewer", a) for seat, a in self.panel.items()}
+        if not seats:
+            seats["interviewer"] = ("interviewer", self.agents["interviewer"])
+        seats["candidate"] = ("candidate", self.agents["candidate"])
+        return seats
 
 
 _S = TypeVar("_S", bound=BaseModel)
@@ -341,16 +406,27 @@ def load_scenario(ref: str | Path) -> LoadedScenario:
     agents: dict[str, AgentSpec] = {}
     for role in ("interviewer", "candidate", "evaluator"):
         rel = getattr(spec.agents, role)
-        if rel is None:
-            continue
-        agent_path = (path.parent / rel).resolve()
-        if not exists(agent_path):
-            raise ConfigError(f"{path}: agents.{role}: agent file {rel!r} not found (looked at {agent_path})")
-        agent = load_agent(agent_path)
-        if agent.role != role:
-            raise ConfigError(f"{agent_path}: role: is {agent.role!r} but the scenario uses it as {role!r}")
-        agents[role] = agent
-    return LoadedScenario(path=str(path), spec=spec, agents=agents)
+        if rel is not None:
+            agents[role] = _load_role_agent(path, f"agents.{role}", rel, role)
+    panel: dict[str, AgentSpec] = {}
+    for n, member in enumerate(spec.panel):
+        agent = _load_role_agent(path, f"panel.{n}.agent", member.agent, "interviewer")
+        if member.persona.strip():
+            agent = agent.model_copy(update={"system_prompt": f"{agent.system_prompt.strip()}\n\n{member.persona.strip()}"})
+        panel[member.id] = agent
+    if panel:
+        agents["interviewer"] = next(iter(panel.values()))
+    return LoadedScenario(path=str(path), spec=spec, agents=agents, panel=panel)
+
+
+def _load_role_agent(path: Path, where: str, rel: str, role: str) -> AgentSpec:
+    agent_path = (path.parent / rel).resolve()
+    if not exists(agent_path):
+        raise ConfigError(f"{path}: {where}: agent file {rel!r} not found (looked at {agent_path})")
+    agent = load_agent(agent_path)
+    if agent.role != role:
+        raise ConfigError(f"{agent_path}: role: is {agent.role!r} but the scenario uses it as {role!r}")
+    return agent
 
 
 class SweepTopic(_Spec):

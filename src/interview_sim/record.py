@@ -14,15 +14,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from interview_sim.errors import RecordError, field_path
 from interview_sim.files import MAX_DEPTH, depth, exists, is_dir, is_file, parse_json, read_text
 from interview_sim.files import write_text_atomic as write_text_atomic  # its home before files.py; still imported from here
+from interview_sim.usage import Usage as Usage
+from interview_sim.usage import UsageLedger as UsageLedger
+from interview_sim.usage import UsageView as UsageView
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """History: 1 = the first release; 2 = optional provenance fields on `imported` (AutoGen 0.2 chat id, summary,
-human input, solution topic, how the rubric's scenario was chosen, the analysed interview)."""
+human input, solution topic, how the rubric's scenario was chosen, the analysed interview); 3 = the whiteboard
+(`board`, `board_changes`), the panel (`panel`, `debriefs`, a message's and a call's `seat`) and usage per agent."""
 TRANSCRIPT_FILE = "transcript.json"
 EVENTS_FILE = "events.jsonl"
 
@@ -41,126 +45,6 @@ def new_run_id(now: datetime | None = None) -> str:
 
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-# ---------------------------------------------------------------------------------------------- usage
-
-
-class Usage(_Record):
-    """Token usage of one or more model calls; add them with `+`."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    calls: int = 0
-    generation_s: float = 0.0
-    """Seconds the backends spent on the calls, prompt and generation (their own timings where reported,
-    else wall time)."""
-    prompt_eval_tokens: int = 0
-    """Prompt tokens the backends actually evaluated, over the calls that report how long that took."""
-    prompt_eval_s: float = 0.0
-    """Seconds those calls spent evaluating their prompts."""
-    eval_tokens: int = 0
-    """Completion tokens of the calls that report how long generating them took."""
-    eval_s: float = 0.0
-    """Seconds those calls spent generating."""
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def tokens_per_second(self) -> float | None:
-        """Generation speed: completion tokens / generation time. Records from before the split (or backends
-        that report one total) fall back to completion tokens / prompt + generation time."""
-        if self.eval_s > 0 and self.eval_tokens:
-            return round(self.eval_tokens / self.eval_s, 2)
-        if self.generation_s <= 0 or self.completion_tokens == 0:
-            return None
-        return round(self.completion_tokens / self.generation_s, 2)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def prompt_tokens_per_second(self) -> float | None:
-        """Prompt speed: prompt tokens evaluated / prompt evaluation time."""
-        if self.prompt_eval_s <= 0 or self.prompt_eval_tokens == 0:
-            return None
-        return round(self.prompt_eval_tokens / self.prompt_eval_s, 2)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_computed(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            computed = ("total_tokens", "tokens_per_second", "prompt_tokens_per_second")
-            data = {k: v for k, v in data.items() if k not in computed}
-        return data
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
-            completion_tokens=self.completion_tokens + other.completion_tokens,
-            calls=self.calls + other.calls,
-            generation_s=round(self.generation_s + other.generation_s, 6),
-            prompt_eval_tokens=self.prompt_eval_tokens + other.prompt_eval_tokens,
-            prompt_eval_s=round(self.prompt_eval_s + other.prompt_eval_s, 6),
-            eval_tokens=self.eval_tokens + other.eval_tokens,
-            eval_s=round(self.eval_s + other.eval_s, 6),
-        )
-
-
-class UsageView(_Record):
-    by_model: dict[str, Usage] = Field(default_factory=dict)
-    by_role: dict[str, Usage] = Field(default_factory=dict)
-    total: Usage = Field(default_factory=Usage)
-
-
-class UsageLedger(_Record):
-    """Usage of one run, per model and per role; cache hits count in `including_cached` only."""
-
-    source: Literal["measured", "imported"] = "measured"
-    including_cached: UsageView = Field(default_factory=UsageView)
-    excluding_cached: UsageView = Field(default_factory=UsageView)
-    warnings: list[str] = Field(default_factory=list)
-    """Why some figures should not be trusted (e.g. imported counts too large for the chat)."""
-    notes: list[str] = Field(default_factory=list)
-    """What the figures include that a reader might not expect (e.g. thinking tokens in completion tokens)."""
-
-    @classmethod
-    def from_calls(cls, calls: list[CallRecord]) -> UsageLedger:
-        incl, excl = UsageView(), UsageView()
-        thinking_models = sorted({call.model for call in calls if call.thinking})
-        notes = [
-            f"completion tokens of {model} include its thinking (reasoning) tokens, as the backend counts them"
-            for model in thinking_models
-        ]
-        for call in calls:
-            usage = call.usage_value()
-            views = (incl,) if call.cached else (incl, excl)
-            for view in views:
-                view.by_model[call.model] = view.by_model.get(call.model, Usage()) + usage
-                view.by_role[call.role] = view.by_role.get(call.role, Usage()) + usage
-                view.total = view.total + usage
-        return cls(including_cached=incl, excluding_cached=excl, notes=notes)
-
-    def cost_block(self) -> dict[str, Any]:
-        """The AutoGen 0.2 `cost` shape the user's older tooling reads (local models cost 0)."""
-
-        def view(v: UsageView) -> dict[str, Any]:
-            block: dict[str, Any] = {"total_cost": 0}
-            for model, u in v.by_model.items():
-                block[model] = {
-                    "cost": 0,
-                    "prompt_tokens": u.prompt_tokens,
-                    "completion_tokens": u.completion_tokens,
-                    "total_tokens": u.total_tokens,
-                }
-            return block
-
-        return {
-            "usage_including_cached_inference": view(self.including_cached),
-            "usage_excluding_cached_inference": view(self.excluding_cached),
-        }
 
 
 # ---------------------------------------------------------------------------------------------- records
@@ -198,6 +82,10 @@ class CallRecord(_Record):
     finish_reason: str = "stop"
     message_index: int | None = None
     evaluation_id: str | None = None
+    seat: str | None = None
+    """The session seat that made the call (schema 3): a panelist's id, else the role."""
+    purpose: Literal["turn", "debrief"] = "turn"
+    """A chat turn, or a panelist's wrap-up debrief (schema 3)."""
     metadata: dict[str, Any] = Field(default_factory=dict)
     thinking: str | None = None
     """The model's reasoning (thinking models), kept apart from the answer; its tokens are in completion_tokens."""
@@ -247,6 +135,54 @@ class Message(_Record):
     cut_off: str | None = None
     """What the model wrote after its last complete sentence when it hit its token cap: cut from `content`
     (which then ends a sentence) and kept here, never hidden."""
+    seat: str | None = None
+    """The seat that spoke (schema 3): a panelist's id in a panel, else the role."""
+
+
+class BoardSection(_Record):
+    """One titled section of the whiteboard: text or an ASCII diagram."""
+
+    title: str
+    text: str
+    author: str
+    """The agent that last wrote it."""
+    turn: int
+    """1-based turn of its last change (0: the scenario's starting board)."""
+
+
+class BoardChange(_Record):
+    """One change to the whiteboard: a section written, replaced or erased."""
+
+    version: int
+    """The board's version after this change (1, 2, ...)."""
+    turn: int
+    """1-based turn whose message made the change (0: the scenario's starting board)."""
+    author: str
+    seat: str | None = None
+    section: str
+    before: str | None
+    """The section's text before (None: it did not exist)."""
+    after: str | None
+    """The section's text after (None: erased)."""
+    via: Literal["block", "tool", "scenario"] = "block"
+    """A fenced `whiteboard` block in the turn, a whiteboard tool call, or the scenario's starting board."""
+
+
+Verdict = Literal["hire", "lean hire", "lean no", "no"]
+
+
+class PanelDebrief(_Record):
+    """One panelist's wrap-up verdict."""
+
+    seat: str
+    agent: str
+    verdict: Verdict | None
+    """None when the panelist's answer never validated (see `error`): no verdict is ever made up."""
+    reason: str | None = None
+    raw: str = ""
+    """The panelist's answer as written."""
+    call_index: int | None = None
+    error: str | None = None
 
 
 class ImportInfo(_Record):
@@ -286,7 +222,22 @@ def _upgrade_1_to_2(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_1_to_2}
+def _upgrade_2_to_3(data: dict[str, Any]) -> dict[str, Any]:
+    # Version 3 added the board and the panel. A version-2 run had one interviewer and no board: every message's
+    # and call's seat is its role, and the usage views gain a per-agent total rebuilt from the calls on save.
+    data = dict(data)
+    data["messages"] = [{**m, "seat": m.get("seat") or m.get("role")} for m in data.get("messages", [])]
+    data["calls"] = [
+        {**c, "seat": c.get("seat") or (c.get("role") if c.get("evaluation_id") is None else None)} for c in data.get("calls", [])
+    ]
+    data.setdefault("board", [])
+    data.setdefault("board_changes", [])
+    data.setdefault("panel", {})
+    data.setdefault("debriefs", [])
+    return data
+
+
+_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_1_to_2, 2: _upgrade_2_to_3}
 """Version n → n+1, applied in turn to older records as they are read."""
 
 
@@ -327,6 +278,14 @@ class Transcript(_Record):
     """Run id of the run this one re-executed offline (`replay --rerun`)."""
     attachments: list[str] = Field(default_factory=list)
     """Other records in the run folder that belong to this run (e.g. an imported analysis)."""
+    board: list[BoardSection] = Field(default_factory=list)
+    """The whiteboard at the end of the run (schema 3)."""
+    board_changes: list[BoardChange] = Field(default_factory=list)
+    """Every change to the whiteboard in order; the board after any turn is rebuilt from them (schema 3)."""
+    panel: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Panel runs: snapshot of each panelist's agent, by seat id, in the panel's order (schema 3)."""
+    debriefs: list[PanelDebrief] = Field(default_factory=list)
+    """Panel runs: each panelist's wrap-up verdict (schema 3)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -389,12 +348,16 @@ class ModelFailed(_Event):
 class MessageAdded(_Event):
     type: Literal["message"] = "message"
     message: Message
+    board_changes: list[BoardChange] = Field(default_factory=list)
+    """The whiteboard changes this message made (schema 3)."""
 
 
 class RunFinished(_Event):
     type: Literal["run_finished"] = "run_finished"
     stop_reason: StopReason
     error: str | None = None
+    debriefs: list[PanelDebrief] = Field(default_factory=list)
+    """Panel runs: the panelists' wrap-up verdicts (schema 3)."""
 
 
 Event = Annotated[RunStarted | ModelCalled | ModelFailed | MessageAdded | RunFinished, Field(discriminator="type")]
@@ -539,13 +502,31 @@ def recover_transcript(run_dir: str | Path) -> Transcript:
             call = pending.pop(event.message.role, None) if event.message.source == "model" else None
             if call is not None:
                 call.message_index = event.message.index
+            transcript.board_changes.extend(event.board_changes)
             if event.message.clock is not None:
                 transcript.simulated_minutes_used = event.message.clock.elapsed_minutes
         elif isinstance(event, RunFinished):
             transcript.stop_reason, transcript.error = event.stop_reason, event.error
+            transcript.debriefs = list(event.debriefs)
         transcript.ended_at = event.at
+    transcript.board = board_after(transcript.board_changes)
     transcript.refresh_usage()
     return transcript
+
+
+def board_after(changes: list[BoardChange], version: int | None = None) -> list[BoardSection]:
+    """The whiteboard after the given changes (up to `version`, default all), sections in first-written order."""
+    sections: dict[str, BoardSection] = {}
+    for change in changes:
+        if version is not None and change.version > version:
+            break
+        if change.after is None:
+            sections.pop(change.section, None)
+        else:
+            sections[change.section] = BoardSection(
+                title=change.section, text=change.after, author=change.author, turn=change.turn
+            )
+    return list(sections.values())
 
 
 def read_events(run_dir: str | Path) -> list[RunStarted | ModelCalled | ModelFailed | MessageAdded | RunFinished]:

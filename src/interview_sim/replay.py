@@ -26,13 +26,17 @@ from interview_sim.health import Health, compute_health
 from interview_sim.models import ChatModel, ModelOptions, create_model
 from interview_sim.models.replay import RECORDING_KEY, Recording
 from interview_sim.record import (
+    BoardChange,
+    BoardSection,
     Message,
     MessageAdded,
     ModelCalled,
     ModelFailed,
+    PanelDebrief,
     RunFinished,
     RunStarted,
     Transcript,
+    board_after,
     load_transcript,
     run_dir_for,
     save_transcript,
@@ -48,7 +52,7 @@ DEFAULT_SPEED = 10.0
 """Playback runs this many times faster than the recorded latencies unless told otherwise."""
 COMPARED_FIELDS: tuple[str, ...] = ("role", "agent", "content", "stage", "clock")
 
-DifferenceField = Literal["role", "agent", "content", "stage", "clock", "missing", "extra", "stop_reason"]
+DifferenceField = Literal["role", "agent", "content", "stage", "clock", "missing", "extra", "stop_reason", "board", "debriefs"]
 
 
 # ---------------------------------------------------------------------------------------------- playback
@@ -75,6 +79,9 @@ class ReplayTurn(BaseModel):
     content: str
     thinking: str | None = None
     """The reasoning a thinking model wrote before this answer (not part of it)."""
+    seat: str | None = None
+    board_changes: list[BoardChange] = []
+    """The whiteboard changes this turn made."""
 
 
 class Replay(BaseModel):
@@ -97,10 +104,18 @@ class Replay(BaseModel):
     health: Health
     """The run's judge-free health figures (interview_sim.health), over all its turns."""
     turns: list[ReplayTurn]
+    starting_board: list[BoardSection] = []
+    """The whiteboard before the first turn (the scenario's sections)."""
+    board: list[BoardSection] = []
+    """The whiteboard at the end."""
+    debriefs: list[PanelDebrief] = []
+    """Panel runs: each panelist's verdict."""
 
 
-def _turn(message: Message) -> ReplayTurn:
+def _turn(message: Message, changes: list[BoardChange]) -> ReplayTurn:
     return ReplayTurn(
+        seat=message.seat,
+        board_changes=[c for c in changes if c.turn == message.index + 1],
         turn=message.index + 1,
         index=message.index,
         speaker=message.agent,
@@ -152,7 +167,10 @@ def replay_run(run: str | Path, *, turn: int = 1) -> Replay:
         usage=transcript.cost or transcript.usage.cost_block(),
         warnings=list(transcript.usage.warnings),
         health=compute_health(transcript),
-        turns=[_turn(m) for m in transcript.messages[turn - 1 :]],
+        turns=[_turn(m, transcript.board_changes) for m in transcript.messages[turn - 1 :]],
+        starting_board=board_after([c for c in transcript.board_changes if c.turn == 0]),
+        board=transcript.board,
+        debriefs=transcript.debriefs,
     )
 
 
@@ -224,6 +242,10 @@ def scenario_from_snapshot(transcript: Transcript) -> LoadedScenario:
             role: AgentSpec.model_validate({k: v for k, v in snap.items() if k not in ("model_ref", "model_name")})
             for role, snap in transcript.agents.items()
         }
+        panel = {
+            seat: AgentSpec.model_validate({k: v for k, v in snap.items() if k not in ("model_ref", "model_name")})
+            for seat, snap in transcript.panel.items()
+        }
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = field_path(first["loc"])
@@ -231,7 +253,7 @@ def scenario_from_snapshot(transcript: Transcript) -> LoadedScenario:
     missing = [role for role in ("interviewer", "candidate") if role not in agents]
     if missing:
         raise ReplayError(f"run {transcript.run_id}: no agent snapshot for {', '.join(missing)}")
-    return LoadedScenario(path=str(transcript.scenario.get("path", "")), spec=spec, agents=agents)
+    return LoadedScenario(path=str(transcript.scenario.get("path", "")), spec=spec, agents=agents, panel=panel)
 
 
 def _compared(message: Message, name: str) -> Any:
@@ -253,7 +275,21 @@ def compare_runs(original: Transcript, rerun: Transcript) -> Difference | None:
         return Difference(turn=n_a + 1, field="extra", original=None, rerun=rerun.messages[n_a].content)
     if original.stop_reason != rerun.stop_reason:
         return Difference(turn=None, field="stop_reason", original=original.stop_reason, rerun=rerun.stop_reason)
+    # The whiteboard (every change: turn, author, section, before/after) and the panel's verdicts must match too.
+    board_a, board_b = ([_board_key(c) for c in t.board_changes] for t in (original, rerun))
+    for change_a, change_b in zip(board_a, board_b, strict=False):
+        if change_a != change_b:
+            return Difference(turn=change_a["turn"] or None, field="board", original=change_a, rerun=change_b)
+    if len(board_a) != len(board_b):
+        return Difference(turn=None, field="board", original=len(board_a), rerun=len(board_b))
+    debriefs_a, debriefs_b = ([(d.seat, d.verdict, d.reason) for d in t.debriefs] for t in (original, rerun))
+    if debriefs_a != debriefs_b:
+        return Difference(turn=None, field="debriefs", original=debriefs_a, rerun=debriefs_b)
     return None
+
+
+def _board_key(change: Any) -> dict[str, Any]:
+    return {k: getattr(change, k) for k in ("version", "turn", "author", "section", "before", "after")}
 
 
 async def rerun(run: str | Path, *, runs_dir: str | Path | None = None, on_event: EventSink | None = None) -> RerunResult:
@@ -297,7 +333,7 @@ async def rerun(run: str | Path, *, runs_dir: str | Path | None = None, on_event
 
     def replay_factory(ref: str, options: ModelOptions) -> ChatModel:
         extra = ((RECORDING_KEY, recording),)
-        made.append(create_model(replay_ref, ModelOptions(role=options.role, seed=options.seed, extra=extra)))
+        made.append(create_model(replay_ref, ModelOptions(role=options.role, seed=options.seed, seat=options.seat, extra=extra)))
         return made[-1]
 
     started: list[str] = []

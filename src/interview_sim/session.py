@@ -17,15 +17,17 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from interview_sim.catalog import note_run
 from interview_sim.config import SESSION_ROLES, AgentSpec, LoadedScenario, Stage, load_scenario
 from interview_sim.errors import InterviewSimError, ModelCallError, ModelNotFoundError
-from interview_sim.models import ChatModel, Completion, ModelOptions, RetryRecord, canonical_ref, create_model
+from interview_sim.models import ChatMessage, ChatModel, Completion, ModelOptions, RetryRecord, canonical_ref, create_model
 from interview_sim.models.human import PersonQuit
 from interview_sim.models.thinking import ThinkSetting
 from interview_sim.record import (
     EVENTS_FILE,
+    BoardChange,
     CallRecord,
     ClockReading,
     EventLog,
@@ -44,6 +46,7 @@ from interview_sim.record import (
     save_transcript,
     utc_now,
 )
+from interview_sim.whiteboard import Board, board_note, parse_blocks
 
 _AUTOGEN_ERROR_PREFIX = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?\w*(?:Error|Exception): ")
 """AutoGen's re-raised message starts with the original's qualified class name; the user needs only the text."""
@@ -71,6 +74,13 @@ class _Reading:
     role: str
     clock: ClockReading
     stage: str | None
+    seat: str = ""
+    board_changes: list[BoardChange] = field(default_factory=list)
+
+
+def agent_name(seat: str) -> str:
+    """A seat's name in AutoGen (which wants Python identifiers)."""
+    return seat.replace("-", "_")
 
 
 @dataclass
@@ -85,6 +95,37 @@ class SessionState:
     stop_reason: StopReason | None = None
     pending_stage: Stage | None = None
     readings: list[_Reading] = field(default_factory=list)
+    board: Board = field(default_factory=Board)
+
+    def __post_init__(self) -> None:
+        self.seats = self.scenario.seats()
+        self._by_name = {agent_name(seat): seat for seat in self.seats}
+        board = self.scenario.spec.whiteboard
+        seeds = [(s.title, s.text) for s in board.sections if s.text.strip()] if board else []
+        self.board.apply(seeds, turn=0, author="scenario", seat=None, via="scenario")
+
+    def seat_of(self, source: str) -> str:
+        """The seat behind an AutoGen speaker name (or a seat or role name)."""
+        return self._by_name.get(source, source)
+
+    def next_interviewer_seat(self) -> str:
+        """Who speaks for the interviewer next: the owner of the next stage, or the one interviewer."""
+        owner = self.scenario.spec.stage_owner(self.stage_for_next_interviewer_turn())
+        return owner or "interviewer"
+
+    def board_note(self, model: ChatModel) -> str | None:
+        """The whiteboard part of a prompt: None in a scenario without a board while nobody has written one."""
+        spec = self.scenario.spec.whiteboard
+        if spec is None and not self.board.sections:
+            return None
+        budget = min(spec.prompt_tokens if spec else 300, model.context_length // 4)
+        wanted = [s.title for s in spec.sections] if spec else []
+        return board_note(
+            self.board,
+            budget_tokens=budget,
+            count=lambda text: model.count_tokens([ChatMessage("system", text)]),
+            wanted=wanted,
+        )
 
     @property
     def budget(self) -> float:
@@ -121,9 +162,14 @@ class SessionState:
             note += f' To end the interview, write "{self.scenario.spec.end_marker}".'
         return note
 
-    def advance(self, role: str, content: str) -> StopReason | None:
-        """Account for one message; returns why the session stops now, if it does."""
+    def advance(self, source: str, content: str, *, via: str = "block") -> StopReason | None:
+        """Account for one message (clock, script position, whiteboard); returns why the session stops now, if it does."""
         spec = self.scenario.spec
+        seat = self.seat_of(source)
+        role, agent = self.seats.get(seat, (seat, None))
+        changes = self.board.apply(
+            parse_blocks(content), turn=self.messages + 1, author=agent.name if agent else seat, seat=seat, via=via
+        )
         cost = spec.minutes_per_turn.interviewer if role == "interviewer" else spec.minutes_per_turn.candidate
         stage = None
         if role == "interviewer":
@@ -132,7 +178,8 @@ class SessionState:
             self.interviewer_turns += 1
         self.messages += 1
         self.elapsed = round(self.elapsed + cost, 4)
-        self.readings.append(_Reading(role, ClockReading(elapsed_minutes=self.elapsed, remaining_minutes=self.remaining), stage))
+        clock = ClockReading(elapsed_minutes=self.elapsed, remaining_minutes=self.remaining)
+        self.readings.append(_Reading(role, clock, stage, seat, changes))
         if role == "interviewer" and self.messages > 1 and spec.end_marker.lower() in content.lower():
             self.stop_reason = "end_marker"
         elif self.messages >= self.max_turns:
@@ -205,12 +252,29 @@ class SessionRecorder:
         if self.sink is not None:
             self.sink(event)
 
-    def call(self, role: str, agent: AgentSpec, model: ChatModel, completion: Completion, trimmed: int) -> CallRecord:
+    def call(
+        self,
+        role: str,
+        agent: AgentSpec,
+        model: ChatModel,
+        completion: Completion,
+        trimmed: int,
+        *,
+        seat: str | None = None,
+        purpose: str = "turn",
+    ) -> CallRecord:
         record = completion.call_record(
-            index=len(self.transcript.calls), role=role, agent=agent.name, ref=model.ref, trimmed_messages=trimmed
+            index=len(self.transcript.calls),
+            role=role,
+            agent=agent.name,
+            ref=model.ref,
+            trimmed_messages=trimmed,
+            seat=seat or role,
+            purpose=purpose,
         )
         self.transcript.calls.append(record)
-        self.last_call[role] = record
+        if purpose == "turn":
+            self.last_call[seat or role] = record
         self.emit(ModelCalled(call=record))
         return record
 
@@ -222,7 +286,8 @@ class SessionRecorder:
         self.emit(ModelFailed(role=role, agent=agent.name, ref=model.ref, error=str(error), retries=retries))
 
     def message(self, role: str, agent: AgentSpec, content: str, reading: _Reading, *, from_model: bool) -> None:
-        call = self.last_call.pop(role, None) if from_model else None
+        seat = reading.seat or role
+        call = self.last_call.pop(seat, None) if from_model else None
         message = Message(
             index=len(self.transcript.messages),
             role=role,
@@ -243,12 +308,14 @@ class SessionRecorder:
             stage=reading.stage,
             thinking=call.thinking if call else None,
             cut_off=call.metadata.get("cut_at_cap") if call else None,
+            seat=seat,
         )
         if call is not None:
             call.message_index = message.index
         self.transcript.messages.append(message)
+        self.transcript.board_changes.extend(reading.board_changes)
         self.transcript.simulated_minutes_used = reading.clock.elapsed_minutes
-        self.emit(MessageAdded(message=message))
+        self.emit(MessageAdded(message=message, board_changes=reading.board_changes))
 
 
 # ---------------------------------------------------------------------------------------------- public API
@@ -268,11 +335,17 @@ def _apply_overrides(
             raise ModelNotFoundError(f"--{role}-model is empty: give a model reference 'provider:name'")
         if ref and role in agents:
             agents[role] = agents[role].model_copy(update={"model": canonical_ref(ref)})
+    # The interviewer's model (and the think setting) is every panelist's.
+    panel = {
+        seat: a.model_copy(update={"model": canonical_ref(interviewer_model)}) if interviewer_model else a
+        for seat, a in scenario.panel.items()
+    }
     if think is not None:
         for role in SESSION_ROLES:
             if role in agents:
                 agents[role] = agents[role].model_copy(update={"think": think})
-    return scenario.model_copy(update={"agents": agents})
+        panel = {seat: a.model_copy(update={"think": think}) for seat, a in panel.items()}
+    return scenario.model_copy(update={"agents": agents, "panel": panel})
 
 
 def prepare_scenario(
@@ -327,10 +400,9 @@ async def run_scenario(
         raise InterviewSimError("--max-turns must be at least 1")
     models: dict[str, ChatModel] = {}
     try:
-        for role in SESSION_ROLES:
-            spec = loaded.agent(role)
-            options = ModelOptions(role=role, seed=seed if seed is not None else spec.seed, timeout_s=spec.timeout_s)
-            models[role] = model_factory(spec.model, options)
+        for seat, (role, spec) in loaded.seats().items():
+            options = ModelOptions(role=role, seed=seed if seed is not None else spec.seed, timeout_s=spec.timeout_s, seat=seat)
+            models[seat] = model_factory(spec.model, options)
         # Fail fast, before anything is written, when a server is down or a model is missing.
         await asyncio.gather(*(m.check_ready() for m in models.values()))
         return await _run(
@@ -339,29 +411,6 @@ async def run_scenario(
     finally:
         for model in models.values():
             await model.aclose()
-
-
-def _new_transcript(
-    loaded: LoadedScenario, models: dict[str, ChatModel], *, seed: int | None, max_turns: int | None
-) -> Transcript:
-    """The transcript header of a new run: its id, the scenario and agent snapshots, the limits in force."""
-    started = utc_now()
-    return Transcript(
-        run_id=new_run_id(started),
-        scenario_id=loaded.spec.id,
-        scenario={**loaded.spec.model_dump(mode="json"), "path": loaded.path},
-        agents={
-            role: {
-                **agent.model_dump(mode="json"),
-                "model_ref": agent.model,
-                "model_name": models[role].name if role in models else None,
-            }
-            for role, agent in loaded.agents.items()
-        },
-        seed=seed,
-        max_turns=max_turns or loaded.spec.max_turns,
-        started_at=started,
-    )
 
 
 async def _run(
@@ -379,9 +428,10 @@ async def _run(
     run_id = transcript.run_id
     run_dir = run_dir_for(runs_dir, spec.id, run_id)
     interviewer, candidate = loaded.agent("interviewer"), loaded.agent("candidate")
+    state = SessionState(scenario=loaded, max_turns=max_turns or spec.max_turns)
+    transcript.board_changes = list(state.board.changes)  # the scenario's starting board (turn 0)
     log = EventLog(run_dir / EVENTS_FILE)
     recorder = SessionRecorder(transcript, log, on_event, on_text)
-    state = SessionState(scenario=loaded, max_turns=max_turns or spec.max_turns)
     try:
         recorder.emit(
             RunStarted(
@@ -401,10 +451,15 @@ async def _run(
 
         team = build_team(loaded, models, state, recorder, seed)
         seen = 0
-        async for role, text in chat_messages(team, opening):
-            recorder.message(role, loaded.agent(role), text, state.readings[seen], from_model=seen > 0)
+        async for _source, text in chat_messages(team, opening, state.next_interviewer_seat()):
+            reading = state.readings[seen]
+            recorder.message(reading.role, state.seats[reading.seat][1], text, reading, from_model=seen > 0)
             seen += 1
         transcript.stop_reason = state.stop_reason or "max_turns"
+        if loaded.panel:
+            from interview_sim.panel import debrief_panel
+
+            transcript.debriefs = await debrief_panel(loaded, models, transcript, state, recorder, seed)
     except (KeyboardInterrupt, asyncio.CancelledError):
         transcript.stop_reason = "interrupted"
         raise
@@ -423,8 +478,9 @@ async def _run(
         transcript.ended_at = utc_now()
         if transcript.stop_reason is None:
             transcript.stop_reason = "interrupted"
+        transcript.board = state.board.snapshot()
         try:
-            recorder.emit(RunFinished(stop_reason=transcript.stop_reason, error=transcript.error))
+            recorder.emit(RunFinished(stop_reason=transcript.stop_reason, error=transcript.error, debriefs=transcript.debriefs))
         finally:
             log.close()
         path = save_transcript(run_dir, transcript)
@@ -432,3 +488,27 @@ async def _run(
     if error is not None:
         raise type(error)(f"{error} (run recorded in {run_dir})")
     return RunResult(run_dir=run_dir, transcript_path=path, transcript=transcript)
+
+
+def _snapshot(agent: AgentSpec, model: ChatModel | None) -> dict[str, Any]:
+    return {**agent.model_dump(mode="json"), "model_ref": agent.model, "model_name": model.name if model else None}
+
+
+def _new_transcript(
+    loaded: LoadedScenario, models: dict[str, ChatModel], *, seed: int | None, max_turns: int | None
+) -> Transcript:
+    """The transcript header of a new run: its id, the scenario, agent and panel snapshots (seats in a panel
+    share the interviewer role), the limits in force."""
+    chair = next(iter(loaded.panel), "interviewer")
+    by_role = {"interviewer": models.get(chair), "candidate": models.get("candidate")}
+    started = utc_now()
+    return Transcript(
+        run_id=new_run_id(started),
+        scenario_id=loaded.spec.id,
+        scenario={**loaded.spec.model_dump(mode="json"), "path": loaded.path},
+        agents={role: _snapshot(agent, by_role.get(role)) for role, agent in loaded.agents.items()},
+        panel={seat: _snapshot(agent, models.get(seat)) for seat, agent in loaded.panel.items()},
+        seed=seed,
+        max_turns=max_turns or loaded.spec.max_turns,
+        started_at=started,
+    )

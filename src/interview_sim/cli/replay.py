@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from interview_sim.cli import app, fail, user_errors
+from interview_sim.cli.panel import board_lines, debrief_lines
 from interview_sim.cli.run import JsonFlag, console, message_printer
 from interview_sim.cli.signals import run_async
 
@@ -163,7 +164,11 @@ def replay_command(
         elif t.thinking:
             out.print(f"[dim]▸ reasoning: {len(t.thinking.split())} words (--thinking shows it)[/]")
         out.print(escape(t.content))
+        for line in board_lines(t.board_changes):
+            out.print(line)
     out.print(f"\nstopped: {replay.stop_reason} after {replay.total_turns} turns")
+    for line in debrief_lines(replay.debriefs):
+        out.print(line)
     from interview_sim.health import health_line
 
     out.print(f"health: {health_line(replay.health)}")

@@ -64,7 +64,7 @@ def usage_table(title: str, view: UsageView, key: str) -> Any:
     table = Table(title=title, title_justify="left")
     for column in (key, "calls", "prompt", "completion", "total", "gen s", "gen tok/s", "prompt tok/s"):
         table.add_column(column, justify="left" if column == key else "right")
-    rows = view.by_model if key == "model" else view.by_role
+    rows = getattr(view, f"by_{key}")
     for name, u in rows.items():
         tps = f"{u.tokens_per_second:.1f}" if u.tokens_per_second is not None else "-"
         pps = f"{u.prompt_tokens_per_second:.1f}" if u.prompt_tokens_per_second is not None else "-"
@@ -85,6 +85,8 @@ def render_usage(out: Console, transcript: Transcript) -> None:
     ledger = transcript.usage
     out.print(usage_table("Usage per model (including cached)", ledger.including_cached, "model"))
     out.print(usage_table("Usage per role (including cached)", ledger.including_cached, "role"))
+    if transcript.panel:  # several interviewers share a role: show each agent too
+        out.print(usage_table("Usage per agent (including cached)", ledger.including_cached, "agent"))
     cached = ledger.including_cached.total.calls - ledger.excluding_cached.total.calls
     if cached:
         out.print(f"{cached} cached call(s): excluded from usage excluding cached.")
@@ -115,7 +117,8 @@ def render_health(out: Console, transcript: Transcript) -> None:
 def message_printer(out: Console) -> Any:
     from rich.markup import escape
 
-    from interview_sim.record import MessageAdded, ModelFailed, RunStarted
+    from interview_sim.cli.panel import board_lines, debrief_lines
+    from interview_sim.record import MessageAdded, ModelFailed, RunFinished, RunStarted
 
     colours = {"interviewer": "cyan", "candidate": "green"}
 
@@ -138,6 +141,11 @@ def message_printer(out: Console) -> Any:
             if m.thinking:
                 out.print(f"[dim]▸ reasoning: {len(m.thinking.split())} words (replay --thinking shows it)[/]")
             out.print(escape(m.content))
+            for line in board_lines(event.board_changes):
+                out.print(line)
+        elif isinstance(event, RunFinished):
+            for line in debrief_lines(event.debriefs):
+                out.print(line)
         elif isinstance(event, ModelFailed):
             out.print(f"[red]model call failed[/] ({event.role}, {event.ref}): {escape(event.error)}")
 
@@ -159,6 +167,7 @@ def run_summary(transcript: Transcript, run_dir: Path, transcript_path: Path) ->
         "simulated_minutes": transcript.simulated_minutes_used,
         "usage": {model: u.model_dump(mode="json") for model, u in view.by_model.items()},
         "usage_by_role": {role: u.model_dump(mode="json") for role, u in view.by_role.items()},
+        "usage_by_agent": {agent: u.model_dump(mode="json") for agent, u in view.by_agent.items()},
         "cost": transcript.cost,
         "health": compute_health(transcript).model_dump(mode="json"),
     }

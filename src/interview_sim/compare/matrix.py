@@ -36,6 +36,7 @@ from interview_sim.compare.executors import ExecutorChoice, ExecutorKind, check_
 from interview_sim.config import LoadedScenario, LoadedSweep, load_agent, load_scenario, load_sweep, project_root
 from interview_sim.errors import BatchError, ConfigError
 from interview_sim.models import create_model
+from interview_sim.session import prepare_scenario
 
 # ---------------------------------------------------------------------------------------------- planning
 
@@ -66,8 +67,11 @@ def _make_group(
 ) -> CellGroup:
     other = _other_role(role)
     if fixed_model is not None:
-        agents = {**loaded.agents, other: loaded.agents[other].model_copy(update={"model": fixed_model})}
-        loaded = loaded.model_copy(update={"agents": agents})
+        # Through the session's own overrides, so a panel's interviewers all get the fixed model too.
+        if other == "interviewer":
+            loaded = prepare_scenario(loaded, interviewer_model=fixed_model)
+        else:
+            loaded = prepare_scenario(loaded, candidate_model=fixed_model)
     info = GroupInfo(
         id=group_id,
         scenario_id=loaded.spec.id,

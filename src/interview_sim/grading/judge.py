@@ -54,7 +54,19 @@ class JudgeFailed(Exception):
 
 
 def candidate_turns(transcript: Transcript) -> list[str]:
-    return [m.content for m in transcript.messages if m.role == "candidate"]
+    """What a quote may come from: the candidate's turns, then the candidate's sections of the final whiteboard."""
+    return [m.content for m in transcript.messages if m.role == "candidate"] + board_evidence(transcript)
+
+
+def _board_role(transcript: Transcript, author: str) -> str:
+    if author == transcript.agents.get("candidate", {}).get("name"):
+        return "candidate"
+    return "scenario" if author == "scenario" else "interviewer"
+
+
+def board_evidence(transcript: Transcript) -> list[str]:
+    """The texts of the final whiteboard's sections the candidate wrote: quotable like the candidate's turns."""
+    return [s.text for s in transcript.board if _board_role(transcript, s.author) == "candidate"]
 
 
 def render_transcript(transcript: Transcript, *, label: str | None = None, shorten_interviewer: bool = False) -> str:
@@ -70,6 +82,14 @@ def render_transcript(transcript: Transcript, *, label: str | None = None, short
         lines.append(f'<turn n="{n}" role="{html.escape(message.role)}">')
         lines.append(html.escape(text, quote=False))
         lines.append("</turn>")
+    if transcript.board:  # the final whiteboard, also data: who wrote each section is its role
+        lines.append("<whiteboard>")
+        for section in transcript.board:
+            role = _board_role(transcript, section.author)
+            lines.append(f'<section title="{html.escape(section.title)}" author="{role}">')
+            lines.append(html.escape(section.text, quote=False))
+            lines.append("</section>")
+        lines.append("</whiteboard>")
     lines.append("</transcript>")
     return "\n".join(lines)
 
@@ -118,7 +138,9 @@ def unfound_quotes(quotes: dict[str, list[str]], turns: list[str]) -> list[str]:
             if not needle:
                 problems.append(f"{where}[{i}]: empty quote")
             elif not any(needle in h for h in haystacks):
-                problems.append(f"{where}[{i}]: not found word for word in the candidate's turns: {quote[:120]!r}")
+                problems.append(
+                    f"{where}[{i}]: not found word for word in the candidate's turns or whiteboard sections: {quote[:120]!r}"
+                )
             elif len(needle.split()) < MIN_QUOTE_WORDS and needle not in haystacks:
                 problems.append(f"{where}[{i}]: quote at least {MIN_QUOTE_WORDS} words (or a whole turn): {quote!r}")
     return problems
@@ -275,7 +297,13 @@ def grade_messages(
             "- For every criterion give: evidence (1 to 3 quotes copied word for word from the candidate's turns, at"
             f" least {MIN_QUOTE_WORDS} words each), a short rationale, and a score on the scale. A criterion the"
             " candidate never addresses gets the lowest score; quote what they said instead.\n"
-            "- Then list the candidate's strengths, weaknesses and your recommendations (at most 3 each).",
+            + (
+                '- The final whiteboard follows the turns (<section author="candidate"> is the candidate\'s): quotes may'
+                " also be copied from the candidate's sections.\n"
+                if "<whiteboard>" in transcript_block
+                else ""
+            )
+            + "- Then list the candidate's strengths, weaknesses and your recommendations (at most 3 each).",
             _shape_hint(schema, model, example),
         ]
     )

@@ -51,6 +51,8 @@ class ModelOptions:
 
     role: str = "candidate"
     """The role the model plays; scripted models use it to pick their script."""
+    seat: str | None = None
+    """The session seat it serves (a panelist's id; else the role): replayed models answer per seat."""
     seed: int | None = None
     context_length: int | None = None
     """Override the backend's context window (llama.cpp n_ctx, Ollama num_ctx)."""

@@ -47,6 +47,8 @@ class CompletionRequest:
     top_logprobs: int = 0
     """Return the this-many most likely tokens at every generated position (backends that declare
     `supports_logprobs`); 0: none. A judge reads the score's probabilities from them."""
+    tools: tuple[dict[str, Any], ...] = ()
+    """Function tools the model may call, in the OpenAI / Ollama shape (backends that declare `supports_tools`)."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ class Completion:
     """The model's reasoning, kept apart from `content` (the answer); None when it wrote none."""
     top_logprobs: list[TokenAlternatives] | None = None
     """Per generated position, when the request asked for them and the backend supports it; else None."""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    """Tool calls the model made instead of (or with) text: `{"name": ..., "arguments": {...}}` each."""
 
     def call_record(self, *, index: int, role: str, agent: str, ref: str, **fields: Any) -> CallRecord:
         """The record of this call for the transcript; `fields` sets or overrides the rest."""
@@ -112,7 +116,7 @@ class Completion:
             "cached": self.cached,
             "retries": [RetryInfo(attempt=r.attempt, error=r.error, wait_s=r.wait_s) for r in self.retries],
             "finish_reason": self.finish_reason,
-            "metadata": dict(self.metadata),
+            "metadata": {**self.metadata, **({"tool_calls": self.tool_calls} if self.tool_calls else {})},
             "thinking": self.thinking,
         }
         return CallRecord(**{**data, **fields})
@@ -140,6 +144,8 @@ class ChatModel(abc.ABC):
     """A person answers (the `human` seat): never cached, never run in batches."""
     supports_logprobs: bool = False
     """Can return token probabilities (`CompletionRequest.top_logprobs`)."""
+    supports_tools: bool = False
+    """Can call function tools (the whiteboard tools); others write the board with fenced blocks."""
 
     def __init__(self, ref: str, name: str, context_length: int) -> None:
         self.ref = ref

@@ -272,6 +272,8 @@ class OllamaModel(ChatModel):
         finally:
             await client._client.aclose()
         self.digest = entry.digest
+        # Declared by the server (/api/show `capabilities`), never guessed from the tag.
+        self.supports_tools = "tools" in (show.capabilities or [])
         self.trained_context_length = _trained_context(show.modelinfo)
         self.capabilities = [str(c) for c in show.capabilities] if show.capabilities is not None else None
         if self._context_override:
@@ -320,6 +322,7 @@ class OllamaModel(ChatModel):
             "options": options,
             "format": request.json_schema or None,
             "think": think,
+            "tools": list(request.tools) if request.tools and self.supports_tools else None,
         }
         if request.top_logprobs:  # a judge's score token: its alternatives give an expected score
             chat.update(logprobs=True, top_logprobs=min(20, request.top_logprobs))
@@ -365,9 +368,13 @@ class OllamaModel(ChatModel):
             metadata["estimated"] = estimated
         if think is not None:
             metadata["think"] = think
+        tool_calls = [
+            {"name": call.function.name, "arguments": dict(call.function.arguments)} for call in response.message.tool_calls or []
+        ]
         return Completion(
             content=response.message.content or "",
             thinking=response.message.thinking or None,
+            tool_calls=tool_calls,
             model=self.tag,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
@@ -391,17 +398,20 @@ class OllamaModel(ChatModel):
         parts = await client.chat(**chat, stream=True)
         pieces: list[str] = []
         thinking: list[str] = []
+        tool_calls: list[ollama.Message.ToolCall] = []
         last: ollama.ChatResponse | None = None
         async for part in parts:
             if text := part.message.content or "":
                 pieces.append(text)
                 on_text(text)
             thinking.append(part.message.thinking or "")
+            tool_calls.extend(part.message.tool_calls or [])  # the whiteboard tools: in whichever chunk they come
             last = part
         if last is None or not last.done:
             # A dropped stream: transient, so the call is tried again (its text is then shown again).
             raise ConnectionError(f"Ollama at {self.host} ended the stream before the answer was done")
-        message = last.message.model_copy(update={"content": "".join(pieces), "thinking": "".join(thinking) or None})
+        joined = {"content": "".join(pieces), "thinking": "".join(thinking) or None, "tool_calls": tool_calls or None}
+        message = last.message.model_copy(update=joined)
         return last.model_copy(update={"message": message})
 
     async def aclose(self) -> None:

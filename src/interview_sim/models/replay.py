@@ -8,7 +8,8 @@ recording reaches the provider in one of two ways:
 * otherwise the name is read as a run folder (or transcript path) and loaded from disk, so
   `--candidate-model replay:runs/<scenario>/<run>` replays one side of a run against a new partner.
 
-Each role's queue holds the calls that produced that role's messages, in order. Asking for one more than
+Each seat's queue (the role's, outside a panel) holds the calls that produced that seat's messages, then its
+panel debrief, in order; recorded tool calls are answered again as tool calls. Asking for one more than
 was recorded is a `ModelCallError` (the session then stops, and the rerun reports the divergence).
 
 Usage: every answer reports the original call's prompt and completion tokens and is marked
@@ -22,7 +23,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from interview_sim.errors import ModelCallError, ReplayError
 from interview_sim.models.base import ChatMessage, ChatModel, Completion, CompletionRequest
@@ -53,6 +54,7 @@ class RecordedCall:
     latency_s: float
     finish_reason: str
     thinking: str | None = None
+    tool_calls: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,28 +71,36 @@ class Recording:
     @classmethod
     def from_transcript(cls, transcript: Transcript) -> Recording:
         per_role: dict[str, list[RecordedCall]] = {}
+        debriefs = {d.call_index: d.raw for d in transcript.debriefs if d.call_index is not None}
         for call in transcript.calls:
             # Grading calls (evaluation_id set) and calls whose message was never recorded are not part of the session.
-            if call.evaluation_id is not None or call.message_index is None:
+            if call.evaluation_id is not None:
                 continue
-            if not 0 <= call.message_index < len(transcript.messages):
-                raise ReplayError(
-                    f"run {transcript.run_id}: call {call.index} wrote message {call.message_index}, which the transcript"
-                    f" does not have ({len(transcript.messages)} messages): the record is inconsistent"
-                )
-            message = transcript.messages[call.message_index]
-            per_role.setdefault(call.role, []).append(
+            if call.purpose == "debrief" and call.index in debriefs:
+                content = debriefs[call.index]
+            elif call.message_index is not None:
+                if not 0 <= call.message_index < len(transcript.messages):
+                    raise ReplayError(
+                        f"run {transcript.run_id}: call {call.index} wrote message {call.message_index}, which the"
+                        f" transcript does not have ({len(transcript.messages)} messages): the record is inconsistent"
+                    )
+                message = transcript.messages[call.message_index]
+                content = message.content + (message.cut_off or "")
+            else:
+                continue
+            per_role.setdefault(call.seat or call.role, []).append(
                 RecordedCall(
                     call_index=call.index,
                     role=call.role,
                     model=call.model,
-                    content=message.content + (message.cut_off or ""),
+                    content=content,
                     prompt_tokens=call.prompt_tokens,
                     completion_tokens=call.completion_tokens,
                     prompt_tokens_evaluated=call.prompt_tokens_evaluated,
                     latency_s=call.latency_s,
                     finish_reason=call.finish_reason,
                     thinking=call.thinking,
+                    tool_calls=tuple(call.metadata.get("tool_calls", ())),
                 )
             )
         quit_by = None
@@ -110,6 +120,8 @@ class ReplayModel(ChatModel):
 
     provider = "replay"
     supports_json_schema = True
+    supports_tools = True
+    """Only recorded tool calls are ever answered; a run without them never calls a tool."""
 
     def __init__(self, ref: str, recording: Recording, role: str) -> None:
         calls = recording.calls.get(role, ())
@@ -150,6 +162,7 @@ class ReplayModel(ChatModel):
             generation_s=0.0,
             finish_reason=call.finish_reason,
             thinking=call.thinking,
+            tool_calls=[dict(c) for c in call.tool_calls],
             cached=True,
             metadata={
                 "replayed": True,
@@ -169,4 +182,4 @@ def create(name: str, ref: str, options: ModelOptions) -> ReplayModel:
         recording = Recording.from_transcript(load_transcript(name))
     if not isinstance(recording, Recording):
         raise TypeError(f"ModelOptions.extra[{RECORDING_KEY!r}] must be a Recording, got {type(recording).__name__}")
-    return ReplayModel(ref, recording, options.role)
+    return ReplayModel(ref, recording, options.seat or options.role)

@@ -119,12 +119,69 @@ _DEFAULT_ANSWERS = [
 ]
 
 
+_TO_FILL = re.compile(r"Sections still to fill: (?P<titles>[^\n]*?)\.\n")
+_BOARD_TEXT = {  # the first key found in the section's title picks its text
+    "use case": "First use case: draft replies to password and billing tickets; an agent reviews every draft before it is sent.",
+    "data flow": "Ticket -> redact customer data -> retrieve help articles -> model drafts a reply -> agent reviews"
+    " -> helpdesk REST API. Prompts and drafts are encrypted and kept in an audit log.",
+    "risk": "Risks: leaked customer data, wrong answers. Governance: an owner per prompt, approvals for changes,"
+    " retention of 90 days and a monthly compliance report.",
+    "rollout": "Pilot with 20 agents for a month, measure handling time and accuracy, then roll out team by team"
+    " behind a feature flag.",
+    "requirement": "Functional: create, read and list orders per tenant. Non-functional: p99 latency under 200 ms,"
+    " tenfold peak traffic at quarter end, encrypted data and audit logs.",
+    "api": "POST /v1/orders -> 201 {id}; GET /v1/orders/{id}; GET /v1/orders?tenant=&cursor= (paginated)."
+    " OAuth tokens with per-tenant authorization on every call.",
+    "data": "orders(id, tenant_id, status, total, created_at) partitioned by tenant_id; index on (tenant_id,"
+    " created_at); an append-only audit_log table.",
+    "scal": "Stateless API tier scaled horizontally behind a load balancer; read replicas and a cache for hot reads;"
+    " slow exports on a queue processed in batches; shard by tenant when one node is not enough.",
+}
+
+
+_AVERAGE_BOARD_TEXT = {
+    "use case": "Answer common support tickets with the assistant.",
+    "data flow": "Tickets go to the model and the answers go back to the helpdesk.",
+    "risk": "The model could be wrong, so someone should check it.",
+    "rollout": "Try it with a few agents first.",
+    "requirement": "Orders per tenant, fast enough at quarter end.",
+    "api": "REST endpoints for creating and reading orders.",
+    "data": "An orders table with a tenant column.",
+    "scal": "More servers behind a load balancer and a cache.",
+}
+_WEAK_BOARD_TEXT = {"": "Not sure yet, to be decided later."}
+
+
+def board_block(inp: ScriptInput, texts: dict[str, str] | None = None) -> str:
+    """The next section the session's whiteboard note asks for, as a fenced block ("" when none is asked for)."""
+    wanted = _TO_FILL.search(inp.stage_note + "\n")
+    if wanted is None:
+        return ""
+    title = wanted["titles"].split(", ")[0].strip()
+    known = _BOARD_TEXT if texts is None else texts
+    text = next((t for key, t in known.items() if key in title.lower()), f"Notes on {title.lower()}: to be agreed.")
+    return f"\n\n```whiteboard\n## {title}\n{text}\n```"
+
+
+def debrief_json(inp: ScriptInput) -> str:
+    """A panelist's debrief: the verdict follows how many board sections the candidate filled."""
+    import json
+
+    prompt = next((m.content for m in reversed(inp.messages) if m.role == "user"), "")
+    filled = sum(1 for line in prompt.splitlines() if line.startswith("## "))
+    verdict = "hire" if filled >= 4 else "lean hire" if filled >= 2 else "lean no" if filled == 1 else "no"
+    return json.dumps({"verdict": verdict, "reason": f"The whiteboard has {filled} section(s) filled in."})
+
+
 @script("default")
 def default_script(inp: ScriptInput) -> str:
-    """Interviewer: follows the stage notes. Candidate: a plausible engineering answer picked by seed and turn."""
+    """Interviewer: follows the stage notes. Candidate: a plausible engineering answer picked by seed and turn,
+    plus the next whiteboard section the session asks for."""
+    if inp.json_schema is not None and "verdict" in inp.json_schema.get("properties", {}):  # type: ignore[operator]
+        return debrief_json(inp)
     if inp.role == "interviewer":
         return interviewer_reply(inp)
-    return inp.pick(_DEFAULT_ANSWERS)
+    return inp.pick(_DEFAULT_ANSWERS) + board_block(inp)
 
 
 _REASONING = (
@@ -176,32 +233,35 @@ _WEAK_ANSWERS = [
 ]
 
 
-def _answer(answers: list[str], inp: ScriptInput) -> str:
+def _answer(answers: list[str], inp: ScriptInput, board: dict[str, str]) -> str:
+    if inp.json_schema is not None and "verdict" in inp.json_schema.get("properties", {}):  # type: ignore[operator]
+        return debrief_json(inp)
     if inp.role == "interviewer":
         return interviewer_reply(inp)
-    return answers[inp.turn % len(answers)]
+    return answers[inp.turn % len(answers)] + board_block(inp, board)
 
 
 @script("strong")
 def strong_script(inp: ScriptInput) -> str:
     """Candidate control: concrete answers covering all five scalability criteria (interviewer: follows the stage notes)."""
-    return _answer(_STRONG_ANSWERS, inp)
+    return _answer(_STRONG_ANSWERS, inp, _BOARD_TEXT)
 
 
 @script("average")
 def average_script(inp: ScriptInput) -> str:
     """Candidate control: plausible but thin answers touching a few criteria (interviewer: follows the stage notes)."""
-    return _answer(_AVERAGE_ANSWERS, inp)
+    return _answer(_AVERAGE_ANSWERS, inp, _AVERAGE_BOARD_TEXT)
 
 
 @script("weak")
 def weak_script(inp: ScriptInput) -> str:
     """Candidate control: vague answers that address almost nothing (interviewer: follows the stage notes)."""
-    return _answer(_WEAK_ANSWERS, inp)
+    return _answer(_WEAK_ANSWERS, inp, _WEAK_BOARD_TEXT)
 
 
 _BLOCK = re.compile(r'<transcript(?: id="(?P<id>\w+)")?>\n(?P<body>.*?)\n</transcript>', re.S)
 _TURN = re.compile(r'<turn n="\d+" role="(?P<role>[^"]*)">\n(?P<text>.*?)\n</turn>', re.S)
+_SECTION = re.compile(r'<section title="[^"]*" author="(?P<role>[^"]*)">\n(?P<text>.*?)\n</section>', re.S)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _PARENTHESES = re.compile(r"\(([^)]*)\)")
 JUDGE_WORDS = frozenset(
@@ -261,8 +321,11 @@ def _candidate_sentences(block: str) -> tuple[list[str], int]:
     """The candidate's sentences that count, and how many were left out (addressing the judge, or forged)."""
     import html
 
-    kept, skipped = [], 0
-    for turn in _TURN.finditer(block):
+    kept: list[str] = []
+    skipped = 0
+    # The candidate's turns, then the candidate's sections of the final whiteboard (when the transcript has one).
+    texts = [*_TURN.finditer(block), *_SECTION.finditer(block)]
+    for turn in texts:
         if turn["role"] != "candidate":
             continue
         text = html.unescape(turn["text"])
@@ -271,7 +334,8 @@ def _candidate_sentences(block: str) -> tuple[list[str], int]:
         skipped += len(forged)
         for sentence in _SENTENCE_END.split("\n".join(answer)):
             sentence = sentence.strip()
-            if not sentence:
+            # Whiteboard markup (a block's fences, a section's "## Title" line) is layout, not something said.
+            if not sentence or sentence in kept or sentence.startswith(("```", "## ")):
                 continue
             if {w for w, _ in _stem_words(sentence)} & JUDGE_WORDS:
                 skipped += 1

@@ -22,6 +22,7 @@ from interview_sim.errors import RecordError
 from interview_sim.files import output_target, write_output
 from interview_sim.record import Transcript, load_transcript, write_text_atomic
 from interview_sim.report import trust
+from interview_sim.report.board import board_view, debrief_view
 from interview_sim.report.charts import QuoteIndex, criterion_chart, hbar_chart, series_colours, turn_chart
 from interview_sim.report.health_strip import health_strip
 from interview_sim.report.records import (
@@ -233,9 +234,8 @@ def _when(value: Any) -> str:
 # ---------------------------------------------------------------------------------------------- run page
 
 
-def _usage_rows(ledger: Any, key: Literal["model", "role"]) -> list[dict[str, Any]]:
-    incl = ledger.including_cached.by_model if key == "model" else ledger.including_cached.by_role
-    excl = ledger.excluding_cached.by_model if key == "model" else ledger.excluding_cached.by_role
+def _usage_rows(ledger: Any, key: Literal["model", "role", "agent"]) -> list[dict[str, Any]]:
+    incl, excl = getattr(ledger.including_cached, f"by_{key}"), getattr(ledger.excluding_cached, f"by_{key}")
     return [{"name": name, "incl": u, "excl": excl.get(name)} for name, u in incl.items()]
 
 
@@ -246,6 +246,7 @@ def _usage_view(ledger: Any) -> dict[str, Any]:
         "warnings": list(ledger.warnings),
         "by_model": _usage_rows(ledger, "model"),
         "by_role": _usage_rows(ledger, "role"),
+        "by_agent": _usage_rows(ledger, "agent"),
         "total": ledger.including_cached.total,
         "total_excl": ledger.excluding_cached.total,
         "cached_calls": cached_calls,
@@ -300,6 +301,11 @@ def _models_by_role(transcript: Transcript) -> list[dict[str, Any]]:
         name = agent.get("model_name")
         if role in called:
             ref, name = ", ".join(called[role]), ", ".join(dict.fromkeys(called[role].values()))
+        if role == "interviewer" and transcript.panel:  # a panel: one row per panelist
+            for seat, member in transcript.panel.items():
+                ref, name = member.get("model_ref"), member.get("model_name")
+                rows.append({"role": f"{role} · {seat}", "agent": member.get("name"), "ref": ref, "name": name})
+            continue
         rows.append({"role": role, "agent": agent.get("name"), "ref": ref, "name": name if name != ref else None})
     known = {r["role"] for r in rows}
     for m in transcript.messages:
@@ -375,6 +381,8 @@ def _transcript_view(
         "models": _models_by_role(transcript),
         "duration_s": _duration(transcript.started_at, transcript.ended_at),
         "cost_json": json.dumps(transcript.cost, indent=2, ensure_ascii=False),
+        "board": board_view(transcript, prefix),
+        "debriefs": debrief_view(transcript),
     }
     return view, evals
 

@@ -34,6 +34,26 @@
     });
   });
 
+  // The whiteboard: step through its versions, or show the one a turn's badge names.
+  var versions = $$(".board-version");
+  var showBoard = function (i) {
+    i = Math.max(0, Math.min(versions.length - 1, i));
+    versions.forEach(function (v, k) { v.hidden = k !== i; });
+    return i;
+  };
+  var current = versions.length - 1;
+  $$("[data-board-step]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      current = showBoard(current + parseInt(button.getAttribute("data-board-step"), 10));
+    });
+  });
+  $$("[data-board-show]").forEach(function (badge) {
+    badge.addEventListener("click", function () {
+      var turn = badge.getAttribute("data-board-show");
+      versions.forEach(function (v, k) { if (v.getAttribute("data-board-turn") === turn) { current = showBoard(k); } });
+    });
+  });
+
   // Sort a table by a column: numbers by their data-sort value, text otherwise.
   $$("table.sortable").forEach(function (table) {
     var head = table.tHead.rows[table.tHead.rows.length - 1];
