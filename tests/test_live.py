@@ -113,3 +113,31 @@ async def test_board_hook_adds_its_change_to_the_answer() -> None:
 async def test_without_a_board_the_command_says_so() -> None:
     got, screen = await answers_from("/board\nfine\n\n", 1)
     assert got == ["fine"] and "no whiteboard in this session" in screen
+
+
+@pytest.mark.anyio
+async def test_the_board_command_writes_one_section_as_the_block_a_model_would_write() -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from interview_sim.cli.live import board_editor
+    from interview_sim.models.human import AnswerRequest
+    from interview_sim.whiteboard import parse_blocks
+
+    typed = iter(["API", "POST /orders (idempotency key)", "GET /orders/{id}", "", "never read"])
+
+    async def read_line() -> str | None:
+        return next(typed, None)
+
+    out = Console(file=StringIO())
+    block = await board_editor(AnswerRequest(role="candidate", messages=()), read_line, out)
+    assert block is not None and parse_blocks(block) == [("API", "POST /orders (idempotency key)\nGET /orders/{id}")]
+    assert next(typed) == "never read"  # the empty line ended the section
+
+    cancelled = iter([""])
+
+    async def nothing() -> str | None:
+        return next(cancelled, None)
+
+    assert await board_editor(AnswerRequest(role="candidate", messages=()), nothing, out) is None

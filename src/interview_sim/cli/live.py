@@ -58,6 +58,22 @@ class BoardHook(Protocol):
     async def __call__(self, request: AnswerRequest, read_line: ReadLine, out: Console) -> str | None: ...
 
 
+async def board_editor(request: AnswerRequest, read_line: ReadLine, out: Console) -> str | None:
+    """The `/board` hook: one section, its title then its text (an empty line ends it; no text erases the
+    section), added to the answer as the fenced `whiteboard` block a model would write."""
+    from interview_sim.whiteboard import render_block
+
+    out.print("[dim]whiteboard: section title (an empty line cancels)[/]")
+    title = (await read_line() or "").strip()
+    if not title:
+        return None
+    out.print("[dim]its text: an empty line ends it (no text erases the section)[/]")
+    lines: list[str] = []
+    while (line := await read_line()) is not None and line.strip():
+        lines.append(line.rstrip())
+    return render_block([(title, "\n".join(lines))])
+
+
 def human_seats(interviewer_model: str | None, candidate_model: str | None) -> list[str]:
     """The seats a person takes (`human` as the seat's model reference)."""
     refs = {"interviewer": interviewer_model, "candidate": candidate_model}

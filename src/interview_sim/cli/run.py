@@ -222,7 +222,7 @@ def run_command(
     and the command ends with one error line and exit code 5 (regrade with `interview-sim evaluate RUN`).
     """
     from interview_sim.cli.evaluate import render_evaluation, split_refs
-    from interview_sim.cli.live import live_run, render_feedback
+    from interview_sim.cli.live import board_editor, live_run, render_feedback
     from interview_sim.errors import EvaluationError
     from interview_sim.grading.evaluate import evaluate_run, evaluation_path
     from interview_sim.models import create_model
@@ -249,6 +249,7 @@ def run_command(
         stream=stream,
         as_json=as_json,
         answer_time=answer_time,
+        board=board_editor,
     )
     started: list[Path] = []
 
