@@ -45,6 +45,7 @@ bench: install
 	$(PY) benchmarks/bench_ray.py
 	$(PY) benchmarks/bench_import.py
 	$(PY) benchmarks/bench_import_opening.py
+	$(PY) benchmarks/bench_health.py
 
 # The long fuzz profile of every reader of outside data (about 10,000 inputs, each with a timeout; `make test`
 # runs a short one). Prints `inputs tried N, clean errors N, crashes N, hangs N`; exit 1 on any crash or hang.
