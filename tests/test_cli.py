@@ -14,6 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from cli_process import one_line, run_cli
 from interview_sim.cli import app
 from interview_sim.record import EVENTS_FILE, TRANSCRIPT_FILE, load_transcript, parse_event
 
@@ -162,3 +163,31 @@ def test_run_report_flag_writes_the_run_page(runs_dir: Path) -> None:
     html = page.read_text()
     assert "OpenCorpo-Assistant, whiteboard for me some scalability issues" in html
     assert "Security measures" in html  # the grade is on the page
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["run", "--bogus"], "error: No such option: --bogus (see 'interview-sim run --help')"),
+        (["validate"], "error: Missing argument 'paths' (see 'interview-sim validate --help')"),
+        (["nosuch"], "error: No such command 'nosuch' (see 'interview-sim --help')"),
+        (["runs", "nosuch"], "error: No such command 'nosuch' (see 'interview-sim runs --help')"),
+        (
+            ["run", "--max-turns", "0"],
+            "error: Invalid value for '--max-turns': Input should be greater than or equal to 1 (see 'interview-sim run --help')",
+        ),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2(args: list[str], line: str) -> None:
+    """What click reports as a usage error (a box of five lines by default) is one line, as the rest of the CLI's errors."""
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert one_line(result.stderr) == line
+    assert result.stdout == ""
+
+
+def test_help_and_a_bare_command_still_show_help() -> None:
+    assert run_cli("--help").returncode == 0
+    bare = run_cli()
+    assert bare.returncode == 2 and "Usage: interview-sim" in bare.stdout + bare.stderr
+    assert "Traceback" not in bare.stderr

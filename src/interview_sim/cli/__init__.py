@@ -121,4 +121,31 @@ _register(sys.argv)
 
 def main() -> None:
     own_process()  # SIGTERM ends the command like Ctrl-C; an interrupted command leaves at once
-    app()
+    sys.exit(run_app(sys.argv[1:]))
+
+
+def run_app(args: list[str]) -> int:
+    """Run the app on `args` and return the exit code; a usage error is one line (click draws a box of five)."""
+    try:
+        from typer._click import exceptions as click  # typer >= 0.25 carries its own copy of click
+    except ImportError:  # pragma: no cover - older typer runs on click itself
+        from click import exceptions as click  # type: ignore[no-redef]
+
+    try:
+        result = app(args=args, prog_name="interview-sim", standalone_mode=False)
+    except click.NoArgsIsHelpError as exc:  # a group run bare: its help (typer prints it itself), exit 2
+        text = exc.ctx.get_help() if exc.ctx is not None else exc.format_message()
+        if text:
+            print(text, file=sys.stderr)
+        return 2
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "interview-sim"
+        print(f"error: {exc.format_message().rstrip('.')} (see '{where} --help')", file=sys.stderr)
+        return exc.exit_code
+    except click.ClickException as exc:
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        return exc.exit_code
+    except typer.Abort:  # Ctrl-C while click itself prompts
+        print("interrupted", file=sys.stderr)
+        return 130
+    return result if isinstance(result, int) else 0
