@@ -32,7 +32,7 @@ from interview_sim.config import LoadedScenario
 from interview_sim.errors import InterviewSimError
 from interview_sim.models import ChatModel, Completion, CompletionRequest, ModelOptions, create_model, parse_ref
 from interview_sim.models.cache import ModelWrapper, cached_factory
-from interview_sim.models.llamacpp import LLAMA_THREADS_ENV
+from interview_sim.models.llamacpp import LLAMA_LANES_ENV, LLAMA_THREADS_ENV
 from interview_sim.record import TRANSCRIPT_FILE, RunStarted, Usage, load_transcript, utc_now
 
 ModelFactory = Callable[[str, ModelOptions], ChatModel]
@@ -49,6 +49,7 @@ def _init_worker(threads: int, parent: int) -> None:
     the thread that submits, the event loop's). Elsewhere, or if the parent is already gone, it exits at once.
     """
     os.environ[LLAMA_THREADS_ENV] = str(threads)
+    os.environ[LLAMA_LANES_ENV] = "1"  # a worker runs one cell, whose calls come one after another
     if sys.platform.startswith("linux"):
         import ctypes
         import signal

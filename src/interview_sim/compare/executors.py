@@ -40,7 +40,7 @@ from interview_sim.compare.cells import CellOutcome, CellTask, ModelFactory, Sch
 from interview_sim.errors import BatchError
 from interview_sim.models import parse_ref
 from interview_sim.models.cache import CACHE_ENV
-from interview_sim.models.llamacpp import LLAMA_THREADS_ENV
+from interview_sim.models.llamacpp import LLAMA_LANES_ENV, LLAMA_THREADS_ENV
 from interview_sim.record import utc_now
 
 if TYPE_CHECKING:
@@ -176,6 +176,7 @@ def run_cell_here(
          "files": {file name: bytes} of the run folder (transcript.json, events.jsonl, evaluation-*.json)}.
     """
     os.environ[LLAMA_THREADS_ENV] = str(llama_threads)
+    os.environ[LLAMA_LANES_ENV] = "1"  # a Ray worker process runs one cell at a time
     with tempfile.TemporaryDirectory(prefix="interview-sim-cell-") as tmp:
         runs = Path(tmp)
         reuse = None

@@ -233,14 +233,10 @@ async def _check_ready(refs: list[str], model_factory: ModelFactory) -> None:
 
 def _concurrency(refs: list[str]) -> int:
     """Controls graded at once. An embedded llama.cpp judge is CPU-bound in this process: as many at once as
-    its thread setting leaves cores for (one with the default of every core: two would only split them)."""
-    import os
+    the process runs llama.cpp calls (one with the default of every core per call: two would only split them)."""
+    from interview_sim.models.llamacpp import llama_lanes
 
-    from interview_sim.models.llamacpp import LLAMA_THREADS_ENV
-
-    cores = os.cpu_count() or 1
-    threads = int(os.environ.get(LLAMA_THREADS_ENV) or cores)
-    limits = [max(1, cores // max(1, threads)) if parse_ref(ref)[0] == "llamacpp" else DEFAULT_CONCURRENCY for ref in refs]
+    limits = [llama_lanes() if parse_ref(ref)[0] == "llamacpp" else DEFAULT_CONCURRENCY for ref in refs]
     return min(limits)
 
 

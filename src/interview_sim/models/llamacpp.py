@@ -7,20 +7,29 @@ only a deliberately weak comparison candidate); `llamacpp:/path/to/model.gguf` l
 Each agent gets its own instance, so its growing prompt reuses the KV cache from its previous turn:
 llama-cpp-python keeps the longest common token prefix and evaluates only the rest. The prompt tokens
 actually evaluated are read from llama.cpp's own performance counters and recorded with every call.
+
+All instances in a process make their llama.cpp calls on a few shared long-lived threads ("lanes"): one
+with the default of every core per instance, `cores // threads` when $INTERVIEW_SIM_LLAMA_THREADS asks
+for fewer. llama.cpp's CPU backend runs each step on an OpenMP thread team that belongs to the calling
+thread; a thread per instance left one team per instance, spinning against each other on a small machine
+(a 6-message session with grading ran 1.35-1.45x slower than the same calls on one thread; one shared
+thread: 1.0-1.08x, benchmarks/bench_session.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import json
+import math
 import os
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from interview_sim.errors import ModelCallError, ModelNotFoundError
 from interview_sim.models.base import (
@@ -38,11 +47,14 @@ if TYPE_CHECKING:
 DEFAULT_CONTEXT = 4096
 LLAMA_THREADS_ENV = "INTERVIEW_SIM_LLAMA_THREADS"
 """Threads per llama.cpp instance (default: every core); compare's worker processes set their share."""
+LLAMA_LANES_ENV = "INTERVIEW_SIM_LLAMA_LANES"
+"""llama.cpp calls this process runs at once (default: cores // threads); compare's workers set 1."""
 
 # llama-cpp-python silences llama.cpp's logging by swapping sys.stdout/sys.stderr while it loads and frees
 # a model. Two threads doing that at once restore each other's swap and leave sys.stdout pointing at
 # /dev/null, so loading and closing are serialized across instances.
 _STDIO_SWAP = threading.Lock()
+T = TypeVar("T")
 
 
 def _gguf_in_package(package: str) -> Path | None:
@@ -93,14 +105,48 @@ def resolve_model_path(name: str) -> Path:
     return path
 
 
-class LlamaCppModel(ChatModel):
-    """One GGUF model in this process; every llama.cpp call it makes runs on its own long-lived thread.
+class _Lanes:
+    """The process's llama.cpp threads, shared by every instance (see the module docstring for why).
 
-    Why one thread: llama.cpp's CPU backend runs each matrix step on an OpenMP thread team that belongs to
-    the calling thread. Calls arriving from whichever worker `asyncio.to_thread` picks can leave several
-    teams alive and spinning against each other on a small machine; one thread per model keeps one team
-    (benchmarks/bench_session.py measures the result against raw llama-cpp-python).
+    A call takes the lowest-numbered free lane, so calls made one after another all run on lane 0 (one
+    OpenMP team); only calls that overlap use more lanes, never more than `llama_lanes()`. Created on first
+    use and kept for the life of the process, like llama.cpp's own thread teams.
     """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._executors: list[ThreadPoolExecutor] = []
+        self._busy: list[bool] = []
+        self._free = threading.Condition(self._lock)
+
+    def run(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on a free lane (waiting for one) and return its result; called from a worker thread."""
+        with self._free:
+            while True:
+                lane = next((i for i, busy in enumerate(self._busy) if not busy), None)
+                if lane is None and len(self._busy) < llama_lanes():
+                    lane = len(self._busy)
+                    self._busy.append(False)
+                    self._executors.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llamacpp-lane{lane}"))
+                if lane is not None:
+                    break
+                self._free.wait()
+            self._busy[lane] = True
+            executor = self._executors[lane]
+        try:
+            return executor.submit(fn).result()
+        finally:
+            with self._free:
+                self._busy[lane] = False
+                self._free.notify()
+
+
+_LANES = _Lanes()
+
+
+class LlamaCppModel(ChatModel):
+    """One GGUF model in this process. Its calls run one at a time, each on one of the process's shared
+    llama.cpp lanes (`_Lanes`), never on the event loop's thread."""
 
     provider = "llamacpp"
     supports_json_schema = True
@@ -112,7 +158,7 @@ class LlamaCppModel(ChatModel):
         self._seed = seed if seed is not None else 0
         self._llm: Any = None
         self._format: Callable[[list[dict[str, str]]], str] | None = None
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llamacpp-{path.stem}")
+        self._serial = threading.Lock()  # one call of this instance at a time: a llama.cpp context is not shared
         self.gguf_name = ""
         self.has_chat_template = True
 
@@ -144,14 +190,22 @@ class LlamaCppModel(ChatModel):
             self._llm = llm
         return self._llm
 
+    def _on_lane(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on a llama.cpp lane, after this instance's earlier calls (blocking: call it off the loop)."""
+        with self._serial:
+            return _LANES.run(fn)
+
+    async def _off_loop(self, fn: Callable[[], T]) -> T:
+        return await asyncio.to_thread(self._on_lane, fn)
+
     async def check_ready(self) -> None:
-        await asyncio.wrap_future(self._thread.submit(self._load))
+        await self._off_loop(self._load)
 
     # -- tokens --------------------------------------------------------------------------------------
 
     def count_tokens(self, messages: tuple[ChatMessage, ...] | list[ChatMessage]) -> int:
         # Tokenizing only reads the vocabulary: safe on the caller's thread while the model's thread generates.
-        llm = self._llm if self._llm is not None else self._thread.submit(self._load).result()
+        llm = self._llm if self._llm is not None else self._on_lane(self._load)
         assert self._format is not None
         prompt = self._format([{"role": m.role, "content": m.content} for m in messages])
         return len(llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
@@ -173,11 +227,10 @@ class LlamaCppModel(ChatModel):
                 except RuntimeError:  # the loop has closed: nobody waits for this call any more
                     halt.set()
 
-        future = self._thread.submit(self._complete_sync, request, halt, emit)
         try:
-            result = await asyncio.wrap_future(future)
+            result = await self._off_loop(functools.partial(self._complete_sync, request, halt, emit))
         except asyncio.CancelledError:
-            # The generation loop checks this at every token; the model's next call queues behind this one.
+            # Checked before the call starts and at every token; the model's next call queues behind this one.
             halt.set()
             raise
         result.latency_s = round(time.perf_counter() - start, 4)
@@ -188,6 +241,8 @@ class LlamaCppModel(ChatModel):
         import llama_cpp
         from llama_cpp.llama_grammar import LlamaGrammar
 
+        if halt.is_set():  # cancelled while it waited for a lane
+            raise ModelCallError(f"{self.ref}: call cancelled before it started")
         llm = self._load()
         assert self._format is not None
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
@@ -264,7 +319,7 @@ class LlamaCppModel(ChatModel):
             self._llm = None
 
     async def aclose(self) -> None:
-        await asyncio.wrap_future(self._thread.submit(self._close_sync))
+        await self._off_loop(self._close_sync)
 
 
 class _TextStream:
@@ -311,6 +366,12 @@ def llama_threads() -> int:
     return int(os.environ.get(LLAMA_THREADS_ENV) or max(1, os.cpu_count() or 1))
 
 
+def llama_lanes() -> int:
+    """llama.cpp calls run at once in this process: $INTERVIEW_SIM_LLAMA_LANES, else as many as the thread
+    setting leaves cores for (one with the default of every core: two would only split the cores)."""
+    return max(1, int(os.environ.get(LLAMA_LANES_ENV) or (os.cpu_count() or 1) // llama_threads()))
+
+
 def _eos_text(llm: Any) -> str:
     return str(llm._model.token_get_text(llm.token_eos()))
 
@@ -336,16 +397,32 @@ class _TopLogprobs:
             self._prompt_len = len(input_ids)
         elif len(input_ids) > self._prompt_len:  # the token chosen at the previous position
             self._offset += len(self.llm.detokenize([int(input_ids[-1])]).decode("utf-8", errors="ignore"))
-        values = np.asarray(logits, dtype=np.float64)
-        logprobs = values - np.logaddexp.reduce(values)
-        k = min(self.k, logprobs.size)
-        top = np.argpartition(logprobs, -k)[-k:]
-        ranked = sorted((int(t) for t in top), key=lambda t: -logprobs[t])
+        values = np.asarray(logits)
+        top = _top_k(values, min(self.k, values.size))
+        peak = float(values[top].max())
+        log_total = peak + math.log(float(np.exp(values - peak).sum(dtype=np.float64)))  # log-sum-exp
+        ranked = sorted((int(t) for t in top), key=lambda t: -values[t])
         alternatives = tuple(
-            (self.llm.detokenize([t]).decode("utf-8", errors="ignore"), round(float(logprobs[t]), 5)) for t in ranked
+            (self.llm.detokenize([t]).decode("utf-8", errors="ignore"), round(float(values[t]) - log_total, 5))
+            for t in ranked
         )
         self.positions.append(TokenAlternatives(offset=self._offset, top=alternatives))
         return logits
+
+
+def _top_k(values: Any, k: int) -> Any:
+    """Indices of the k largest values, found among those near the maximum first (a full argpartition over a
+    50,000-token vocabulary costs about 0.4 ms a token; this about 0.04 ms)."""
+    import numpy as np
+
+    peak = values.max()
+    for width in (8.0, 16.0, 32.0):
+        near = np.flatnonzero(values >= peak - width)
+        if near.size >= k:
+            break
+    else:
+        near = np.arange(values.size)
+    return near if near.size == k else near[np.argpartition(values[near], -k)[-k:]]
 
 
 def _prompt_formatter(llm: Any) -> Callable[[list[dict[str, str]]], str]:
