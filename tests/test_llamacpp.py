@@ -153,6 +153,39 @@ async def test_cancelling_a_call_stops_llama_cpp_at_the_next_token_and_the_model
     assert len("".join(pieces)) < 600
 
 
+def test_a_halt_stops_llama_cpp_inside_a_long_prompt_evaluation_and_the_state_stays_consistent() -> None:
+    """The per-token check cannot stop a prompt evaluation (thousands of tokens in a few decodes, seconds each);
+    the abort flag llama.cpp reads between graph nodes does. Without it the whole prompt is always evaluated."""
+    import threading
+
+    from interview_sim.errors import ModelCallError
+    from interview_sim.models.llamacpp import _Halt
+
+    model = create_model("llamacpp:smollm2-135m", ModelOptions(seed=1))
+    assert isinstance(model, LlamaCppModel)
+    llm = model._on_lane(model._load)
+    essay = " ".join(f"Point {i}: caches need an invalidation rule and a size bound." for i in range(200))
+    long = CompletionRequest(messages=(ChatMessage("user", essay),), max_tokens=4, temperature=0.0)
+    prompt_tokens = model.count_tokens(long.messages)
+    assert prompt_tokens > 2000  # several decodes of 512 tokens
+
+    halt = _Halt()
+    threading.Timer(0.3, halt.set).start()
+    with pytest.raises(ModelCallError, match="cancelled"):
+        model._on_lane(lambda: model._complete_sync(long, halt, None))
+    assert llm.n_tokens < prompt_tokens  # stopped inside the prompt, not after it
+
+    # The aborted decode left nothing behind: the same short call gives what a fresh instance gives.
+    short = CompletionRequest(messages=(ChatMessage("user", "Say hi."),), max_tokens=8, temperature=0.0, seed=1)
+    after = model._on_lane(lambda: model._complete_sync(short, _Halt(), None))
+    fresh = create_model("llamacpp:smollm2-135m", ModelOptions(seed=1))
+    assert isinstance(fresh, LlamaCppModel)
+    expected = fresh._on_lane(lambda: fresh._complete_sync(short, _Halt(), None))
+    assert after.content == expected.content and after.content.strip()
+    for m in (model, fresh):
+        m._on_lane(m._close_sync)
+
+
 @pytest.mark.anyio
 async def test_streamed_pieces_add_up_to_the_same_completion(model: LlamaCppModel) -> None:
     messages = (ChatMessage("system", "You are terse."), ChatMessage("user", "Name two ways to scale a web API."))

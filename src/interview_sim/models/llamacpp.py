@@ -19,6 +19,8 @@ thread: 1.0-1.08x, benchmarks/bench_session.py).
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import functools
 import importlib.util
 import json
@@ -214,7 +216,7 @@ class LlamaCppModel(ChatModel):
 
     async def complete(self, request: CompletionRequest) -> Completion:
         start = time.perf_counter()
-        halt = threading.Event()
+        halt = _Halt()
         emit: Callable[[str], None] | None = None
         if request.on_text is not None:
             # Pieces are handed to the event loop's thread, in order, and all of them before complete() returns
@@ -230,13 +232,14 @@ class LlamaCppModel(ChatModel):
         try:
             result = await self._off_loop(functools.partial(self._complete_sync, request, halt, emit))
         except asyncio.CancelledError:
-            # Checked before the call starts and at every token; the model's next call queues behind this one.
+            # Read before the call starts, at every token, and by llama.cpp between the steps of a decode;
+            # the model's next call queues behind this one.
             halt.set()
             raise
         result.latency_s = round(time.perf_counter() - start, 4)
         return result
 
-    def _complete_sync(self, request: CompletionRequest, halt: threading.Event, emit: Callable[[str], None] | None) -> Completion:
+    def _complete_sync(self, request: CompletionRequest, halt: _Halt, emit: Callable[[str], None] | None) -> Completion:
         """Generate token by token on the model's thread, stopping early when `halt` is set."""
         import llama_cpp
         from llama_cpp.llama_grammar import LlamaGrammar
@@ -266,6 +269,7 @@ class LlamaCppModel(ChatModel):
 
         watcher = _TopLogprobs(llm, request.top_logprobs) if request.top_logprobs > 0 else None
         llama_cpp.llama_perf_context_reset(llm.ctx)
+        halt.attach(llm.ctx)
         try:
             response: Any = llm.create_completion(
                 prompt=tokens,
@@ -280,6 +284,12 @@ class LlamaCppModel(ChatModel):
             )
         except ValueError as exc:  # llama-cpp-python raises ValueError when the prompt exceeds n_ctx
             raise ModelCallError(f"{self.ref}: {exc}") from None
+        except RuntimeError:  # "llama_decode returned 2": aborted by the halt flag
+            if halt.is_set():
+                raise ModelCallError(f"{self.ref}: call cancelled") from None
+            raise
+        finally:
+            halt.detach(llm.ctx)
         perf = llama_cpp.llama_perf_context(llm.ctx)
         choice = response["choices"][0]
         content = str(choice["text"]) if self.has_chat_template else str(choice["text"]).strip()
@@ -320,6 +330,85 @@ class LlamaCppModel(ChatModel):
 
     async def aclose(self) -> None:
         await self._off_loop(self._close_sync)
+
+
+class _Halt:
+    """A call's stop flag, read by the generation loop at every token and by llama.cpp itself between the
+    steps (graph nodes) of every decode, so that even one long prompt evaluation stops within milliseconds.
+
+    llama.cpp asks `bool abort_callback(void *data)`. A Python callback would take the GIL at every node: with
+    another Python thread busy, generation ran 4x slower (6 against 26 tok/s, measured here). So the callback
+    is libc's `strlen` over a two-byte buffer: b"\\0\\0" gives 0 (false), b"\\1\\0" gives 1 (true), returned in the
+    register a C bool is read from on the 64-bit ABIs llama.cpp supports (x86-64, arm64). Where libc is not
+    found, only the per-token check remains.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._flag = ctypes.create_string_buffer(2)
+
+    def set(self) -> None:
+        self._flag[0] = b"\x01"
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def attach(self, ctx: Any) -> None:
+        """Have llama.cpp read this flag during the context's decodes (on the lane thread, before the call)."""
+        reader = _abort_reader()
+        if reader is not None:
+            import llama_cpp
+
+            _quiet_when_halted()
+            _CALL.halt = self
+            llama_cpp.llama_set_abort_callback(ctx, reader, ctypes.cast(self._flag, ctypes.c_void_p))
+
+    def detach(self, ctx: Any) -> None:
+        if _abort_reader() is not None:
+            import llama_cpp
+
+            llama_cpp.llama_set_abort_callback(ctx, llama_cpp.ggml_abort_callback(), None)
+            _CALL.halt = None
+
+
+_CALL = threading.local()
+"""The halt flag of the call running on this lane thread, if any."""
+
+
+@functools.cache
+def _quiet_when_halted() -> None:
+    """Wrap llama-cpp-python's log callback so that what llama.cpp logs while a halted call winds down (e.g.
+    "decode: removing memory module entries ...", an ERROR-level line) stays off the user's terminal, where an
+    interrupted command prints exactly one line. Everything else goes where it went before."""
+    import llama_cpp
+    from llama_cpp import _logger
+
+    def log(level: int, text: bytes, user_data: Any) -> None:
+        halt = getattr(_CALL, "halt", None)
+        if halt is None or not halt.is_set():
+            _logger.llama_log_callback(level, text, user_data)
+
+    callback = llama_cpp.llama_log_callback(log)
+    _CALL_LOG.append(callback)  # llama.cpp holds only the pointer: keep the function alive
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+
+_CALL_LOG: list[Any] = []
+
+
+@functools.cache
+def _abort_reader() -> Any:
+    """libc's strlen as a `ggml_abort_callback` (see `_Halt`), or None where it cannot be found."""
+    if ctypes.sizeof(ctypes.c_void_p) != 8:
+        return None
+    import llama_cpp
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+        return ctypes.cast(libc.strlen, llama_cpp.ggml_abort_callback)
+    except (OSError, AttributeError):
+        return None
 
 
 class _TextStream:
@@ -403,8 +492,7 @@ class _TopLogprobs:
         log_total = peak + math.log(float(np.exp(values - peak).sum(dtype=np.float64)))  # log-sum-exp
         ranked = sorted((int(t) for t in top), key=lambda t: -values[t])
         alternatives = tuple(
-            (self.llm.detokenize([t]).decode("utf-8", errors="ignore"), round(float(values[t]) - log_total, 5))
-            for t in ranked
+            (self.llm.detokenize([t]).decode("utf-8", errors="ignore"), round(float(values[t]) - log_total, 5)) for t in ranked
         )
         self.positions.append(TokenAlternatives(offset=self._offset, top=alternatives))
         return logits
