@@ -296,6 +296,29 @@ def _fewest_drops(fits: Callable[[int], bool], guess: int, most: int) -> int:
     return hi
 
 
+DROP_BLOCKS_PER_WINDOW = 2
+"""Trimming drops the oldest turns in blocks of about half the room for the prompt (context - max_tokens)."""
+
+
+def _block_end(model: ChatModel, middle: list[ChatMessage], fewest: int, block_tokens: int) -> int:
+    """The smallest drop count >= `fewest` that ends a block of the oldest turns, or `fewest` past the last one.
+
+    Blocks are counted from the start of the session (a block ends at the first turn that brings the running
+    per-message count to a multiple of `block_tokens`), so they stay where they are as the session grows and
+    the drop count changes only when the fewest drops cross a block's end: about once per block of new turns.
+    """
+    if fewest == 0 or block_tokens <= 0:
+        return fewest
+    total, mark = 0, block_tokens
+    for index, message in enumerate(middle):
+        total += _message_tokens(model, message)
+        if total >= mark:
+            if index + 1 >= fewest:
+                return index + 1
+            mark += block_tokens * ((total - mark) // block_tokens + 1)
+    return fewest
+
+
 def fit_to_context(model: ChatModel, messages: list[ChatMessage], max_tokens: int) -> FittedPrompt:
     """Make the prompt plus `max_tokens` fit the model's context window.
 
@@ -305,7 +328,11 @@ def fit_to_context(model: ChatModel, messages: list[ChatMessage], max_tokens: in
     keeps only its end. Never raises for length: a long session degrades, it does not crash.
 
     The number of turns to drop is the smallest that fits by the model's own exact count, found from an
-    estimate (per-message counts, cached) with O(log n) exact counts of prompts about the budget's size.
+    estimate (per-message counts, cached) with O(log n) exact counts of prompts about the budget's size,
+    then rounded up to the end of a block (see `_block_end`): the kept prompt then begins the same way for
+    several turns in a row, so a backend with a KV cache (llama.cpp) re-evaluates only the new turns instead
+    of everything after the opening line at every call. It is what llama.cpp's own context shift does
+    (discard half of what may be discarded), with blocks of half the room for the prompt.
     """
     budget = model.context_length - max_tokens
     head = 0
@@ -330,7 +357,8 @@ def fit_to_context(model: ChatModel, messages: list[ChatMessage], max_tokens: in
                 break
             fitting += 1
         guess = len(middle) - fitting
-        dropped = _fewest_drops(lambda d: model.count_tokens(kept_after(d)) <= budget, guess, len(middle))
+        fewest = _fewest_drops(lambda d: model.count_tokens(kept_after(d)) <= budget, guess, len(middle))
+        dropped = _block_end(model, middle, fewest, budget // DROP_BLOCKS_PER_WINDOW)
     kept = kept_after(dropped)
     for _ in range(6):
         size = model.count_tokens(kept)
