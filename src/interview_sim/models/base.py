@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import bisect
 import time
 import weakref
 from collections.abc import Awaitable, Callable
@@ -300,23 +301,34 @@ DROP_BLOCKS_PER_WINDOW = 2
 """Trimming drops the oldest turns in blocks of about half the room for the prompt (context - max_tokens)."""
 
 
+_PREFIX_SUMS: weakref.WeakKeyDictionary[ChatModel, tuple[list[ChatMessage], list[int]]] = weakref.WeakKeyDictionary()
+
+
+def _prefix_sums(model: ChatModel, middle: list[ChatMessage]) -> list[int]:
+    """Running per-message token counts over `middle`, kept per model and extended as the session grows."""
+    seen, sums = _PREFIX_SUMS.get(model, ([], []))
+    if len(seen) > len(middle) or middle[: len(seen)] != seen:  # another conversation: start again
+        seen, sums = [], []
+    for message in middle[len(seen) :]:
+        sums.append((sums[-1] if sums else 0) + _message_tokens(model, message))
+        seen.append(message)
+    _PREFIX_SUMS[model] = (seen, sums)
+    return sums
+
+
 def _block_end(model: ChatModel, middle: list[ChatMessage], fewest: int, block_tokens: int) -> int:
     """The smallest drop count >= `fewest` that ends a block of the oldest turns, or `fewest` past the last one.
 
-    Blocks are counted from the start of the session (a block ends at the first turn that brings the running
-    per-message count to a multiple of `block_tokens`), so they stay where they are as the session grows and
+    Blocks are counted from the start of the session: one ends at each turn that carries the running
+    per-message count past a multiple of `block_tokens`. So they stay where they are as the session grows, and
     the drop count changes only when the fewest drops cross a block's end: about once per block of new turns.
     """
     if fewest == 0 or block_tokens <= 0:
         return fewest
-    total, mark = 0, block_tokens
-    for index, message in enumerate(middle):
-        total += _message_tokens(model, message)
-        if total >= mark:
-            if index + 1 >= fewest:
-                return index + 1
-            mark += block_tokens * ((total - mark) // block_tokens + 1)
-    return fewest
+    sums = _prefix_sums(model, middle)
+    before = sums[fewest - 2] if fewest >= 2 else 0  # the running count before the last turn that must go
+    crossing = bisect.bisect_left(sums, (before // block_tokens + 1) * block_tokens, lo=fewest - 1)
+    return crossing + 1 if crossing < len(sums) else fewest
 
 
 def fit_to_context(model: ChatModel, messages: list[ChatMessage], max_tokens: int) -> FittedPrompt:
