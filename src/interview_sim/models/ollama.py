@@ -460,12 +460,15 @@ def available() -> list[ModelInfo]:
     """The models pulled on the Ollama at OLLAMA_HOST, or one not-ready line saying how to start it."""
     try:
         host = resolve_host()
-        ollama = _import_ollama()
     except ConfigError as exc:
         return [ModelInfo("ollama:*", "ollama", False, str(exc))]
     if not _listening(host):
-        # Nothing accepts connections there: say so without loading the client (a tenth of a second of imports).
+        # Nothing accepts connections there: say so without loading the client (0.15-0.2 s of imports).
         return [ModelInfo("ollama:*", "ollama", False, f"Ollama not reachable at {host}: `ollama serve`")]
+    try:
+        ollama = _import_ollama()
+    except ConfigError as exc:
+        return [ModelInfo("ollama:*", "ollama", False, str(exc))]
     import httpx
 
     failures: tuple[type[BaseException], ...] = (*_transport_errors(), ollama.ResponseError, ValueError)
