@@ -378,9 +378,16 @@ def parse_event(line: str) -> RunStarted | ModelCalled | ModelFailed | MessageAd
 # ---------------------------------------------------------------------------------------------- files
 
 
-def write_json_atomic(path: Path, data: Any, *, durable: bool = True) -> None:
-    """Write JSON through a temporary file and a rename, so a reader never sees half a file."""
-    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n", durable=durable)
+def write_json_atomic(path: Path, data: BaseModel | Any, *, durable: bool = True) -> None:
+    """Write JSON through a temporary file and a rename, so a reader never sees half a file.
+
+    A record (a pydantic model) is serialized by pydantic itself: the same text as `json.dumps(model_dump(),
+    indent=2)` but 6x faster (`json.dumps` runs its pure-Python encoder whenever it indents), except that very
+    small floats are spelled as pydantic spells them (0.000025 and 1e-7, where Python writes 2.5e-05 and 1e-07):
+    the same numbers to any JSON reader.
+    """
+    indented = data.model_dump_json(indent=2) if isinstance(data, BaseModel) else json.dumps(data, indent=2, ensure_ascii=False)
+    write_text_atomic(path, indented + "\n", durable=durable)
 
 
 def dump_record(record: BaseModel) -> dict[str, Any]:
@@ -447,7 +454,7 @@ def transcript_path(run: str | Path) -> Path:
 def save_transcript(run_dir: Path, transcript: Transcript, *, durable: bool = True) -> Path:
     transcript.refresh_usage()
     path = run_dir / TRANSCRIPT_FILE
-    write_json_atomic(path, dump_record(transcript), durable=durable)
+    write_json_atomic(path, transcript, durable=durable)
     return path
 
 

@@ -65,7 +65,6 @@ from interview_sim.record import (
     Usage,
     UsageLedger,
     UsageView,
-    dump_record,
     new_run_id,
     run_dir_for,
     save_transcript,
@@ -424,7 +423,7 @@ def _write(built: _Built, runs_dir: Path, *, durable: bool = True) -> Path:
     try:
         for name, record in built.attachments:
             record.refresh_usage()
-            write_json_atomic(staging / name, dump_record(record), durable=durable)
+            write_json_atomic(staging / name, record, durable=durable)
         save_transcript(staging, transcript, durable=durable)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.rename(staging, final)

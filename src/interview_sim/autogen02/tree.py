@@ -37,7 +37,7 @@ from interview_sim.autogen02.importer import _ANALYSIS, _analysis, _Built, _inte
 from interview_sim.catalog import Catalog, chat_fingerprint, name_key, open_catalog
 from interview_sim.errors import ImportFormatError, InterviewSimError
 from interview_sim.files import read_text
-from interview_sim.record import TRANSCRIPT_FILE, Transcript, dump_record, load_transcript, save_transcript, write_json_atomic
+from interview_sim.record import TRANSCRIPT_FILE, Transcript, load_transcript, save_transcript, write_json_atomic
 
 Status = Literal["imported", "merged", "attached", "skipped", "failed"]
 STATUSES: tuple[Status, ...] = ("imported", "merged", "attached", "skipped", "failed")
@@ -356,7 +356,7 @@ class _Writer:
             analysis = load_transcript(folder / record)
             assert analysis.imported is not None
             analysis.imported.sources.extend(p.path for p in items)
-            write_json_atomic(folder / record, dump_record(analysis), durable=False)
+            write_json_atomic(folder / record, analysis, durable=False)
             self.catalog.upsert(folder)
             self._entry(analysis, folder, record, False)
         self._merged(items, folder, record)
@@ -395,7 +395,7 @@ class _Writer:
         analysis.imported.sources = [parsed.path, *(p.path for p in others)]
         analysis.imported.fingerprint = parsed.fingerprint
         analysis.refresh_usage()
-        write_json_atomic(folder / name, dump_record(analysis), durable=False)
+        write_json_atomic(folder / name, analysis, durable=False)
         interview.attachments.append(name)
         save_transcript(folder, interview, durable=False)
         self.catalog.upsert(folder, interview)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from interview_sim.compare.journal import JOURNAL_FILE, read_journal
 from interview_sim.errors import RecordError
 from interview_sim.grading import stats
-from interview_sim.record import Usage, dump_record, utc_now, write_json_atomic, write_text_atomic
+from interview_sim.record import Usage, utc_now, write_json_atomic, write_text_atomic
 
 SCHEMA_VERSION = 1
 COMPARISONS_DIR = "comparisons"
@@ -343,7 +343,7 @@ def leaderboard_csv(comparison: Comparison) -> str:
 
 def save_comparison(folder: Path, comparison: Comparison, *, csv_too: bool = False) -> None:
     comparison.updated_at = utc_now()
-    write_json_atomic(folder / COMPARISON_FILE, dump_record(comparison))
+    write_json_atomic(folder / COMPARISON_FILE, comparison)
     if csv_too:
         write_text_atomic(folder / CSV_FILE, leaderboard_csv(comparison))
 

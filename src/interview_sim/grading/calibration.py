@@ -34,7 +34,7 @@ from interview_sim.grading.evaluate import Evaluation, ModelFactory, evaluate_ru
 from interview_sim.grading.judge import PROMPT_VERSION
 from interview_sim.grading.modes import Mode
 from interview_sim.models import ModelOptions, create_model, parse_ref
-from interview_sim.record import dump_record, load_transcript, new_run_id, save_transcript, utc_now, write_json_atomic
+from interview_sim.record import load_transcript, new_run_id, save_transcript, utc_now, write_json_atomic
 
 __all__ = ["CONTROLS", "Calibration", "ControlResult", "calibrate", "controls_dir"]
 
@@ -315,7 +315,7 @@ async def calibrate(
     evaluations = {name: e for (name, _, _), (_, e) in zip(jobs, graded, strict=True)}
     calibration = _assemble(results, evaluations, refs, judges, scenario, mode, rubric)
     calibration.calibration_id, calibration.folder, calibration.started_at = calibration_id, str(folder), started
-    write_json_atomic(folder / "calibration.json", dump_record(calibration))
+    write_json_atomic(folder / "calibration.json", calibration)
     for identity in calibration.judge_ids.values():
         key = gate.key(identity, rubric.content_hash(), PROMPT_VERSION, mode)
         gate.record(store, key, passed=calibration.passed, failed_checks=calibration.failed_checks, calibration_id=calibration_id)

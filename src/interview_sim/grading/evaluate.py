@@ -46,7 +46,6 @@ from interview_sim.record import (
     CallRecord,
     Transcript,
     Usage,
-    dump_record,
     load_transcript,
     new_run_id,
     save_calls,
@@ -198,7 +197,7 @@ def _save_new(run_dir: Path, prefix: str, record: BaseModel, id_field: str) -> P
     """Write a new record file; a clashing id (same second, same random suffix) gets a fresh one: nothing is overwritten."""
     while (path := run_dir / f"{prefix}-{getattr(record, id_field)}.json").exists():
         setattr(record, id_field, new_run_id())
-    write_json_atomic(path, dump_record(record))
+    write_json_atomic(path, record)
     note_run(run_dir)  # the runs folder's index lists the run's latest grade
     return path
 
@@ -230,7 +229,7 @@ def _append_calls(path: Path, calls: list[CallRecord], record_id: str) -> None:
             save_calls(path.parent, transcript)
         else:
             transcript.refresh_usage()
-            write_json_atomic(path, dump_record(transcript))
+            write_json_atomic(path, transcript)
 
 
 def evaluation_path(run: str | Path, evaluation_id: str) -> Path:
