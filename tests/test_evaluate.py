@@ -226,6 +226,25 @@ async def test_a_grade_is_recorded_with_usage_and_joins_the_run_ledger(runs_dir:
 
 
 @pytest.mark.anyio
+async def test_the_terminal_shortens_a_rambling_weakness_and_the_record_keeps_it(runs_dir: Path) -> None:
+    from rich.console import Console
+
+    from interview_sim.cli.evaluate import ITEM_CHARS, render_evaluation
+
+    run_dir = await _run(runs_dir, "scripted:weak")
+    evaluation = await evaluate_run(run_dir, evaluator_models=["scripted:judge"])
+    rambling = "Scalability and efficiency: " + "1) " * 200 + "\n\nThe next question will be:"
+    shown = evaluation.model_copy(update={"weaknesses": [rambling]})
+    console = Console(record=True, width=400, color_system=None)
+    render_evaluation(console, shown)
+    text = console.export_text()
+    line = next(line for line in text.splitlines() if line.startswith("  - Scalability"))
+    assert line.endswith("[...]") and len(line) <= ITEM_CHARS + 4
+    assert "The next question" not in text
+    assert len(shown.weaknesses[0]) > 600  # only the display is shortened
+
+
+@pytest.mark.anyio
 async def test_rejected_answers_are_reasked_with_the_error_and_every_attempt_is_counted(runs_dir: Path) -> None:
     run_dir = await _run(runs_dir)
     evaluation = await evaluate_run(run_dir, evaluator_models=["scripted:test-reasking-judge"], mode="rubric")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -121,6 +122,10 @@ def _agreement_line(evaluation: Evaluation) -> str:
     return "agreement: " + "; ".join(parts)
 
 
+ITEM_CHARS = 200
+"""Strengths, weaknesses and recommendations are shortened to this many characters in the terminal."""
+
+
 def render_evaluation(out: Console, evaluation: Evaluation, path: Path | None = None) -> None:
     """The grade table, agreement, strengths / weaknesses / recommendations, and where the record is."""
     from rich.markup import escape
@@ -140,7 +145,8 @@ def render_evaluation(out: Console, evaluation: Evaluation, path: Path | None = 
         if items:
             out.print(f"[bold]{title}[/]")
             for item in items:
-                out.print(f"  - {escape(item)}")
+                # Shortened: a small judge can write a paragraph of "1) 1) 1) ..."; the record keeps it all.
+                out.print(f"  - {escape(textwrap.shorten(item, ITEM_CHARS, placeholder=' [...]'))}")
     for note in evaluation.notes:
         out.print(f"[yellow]note:[/] {escape(note)}")
     usage = evaluation.usage
