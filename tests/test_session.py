@@ -135,3 +135,23 @@ async def test_a_failed_model_call_keeps_what_was_recorded(runs_dir: Path) -> No
     events = read_events(run_dir)
     assert [e.type for e in events].count("model_error") == 1
     assert (run_dir / EVENTS_FILE).read_text().endswith("\n")
+
+
+@pytest.mark.anyio
+async def test_a_record_writes_what_it_reads_back_non_finite_floats_included(runs_dir: Path) -> None:
+    """Records are serialized by pydantic (fast); a NaN or an infinity must come back as itself, as it did with
+    json.dumps, not as null (which would make the record unreadable)."""
+    import math
+
+    from interview_sim.record import save_transcript
+
+    result = await run_scenario("scalability-issues", max_turns=3, runs_dir=runs_dir)
+    transcript = load_transcript(result.run_dir)
+    odd = transcript.calls[0].model_copy(update={"latency_s": math.inf, "generation_s": math.nan})
+    transcript.calls[0] = odd
+    save_transcript(result.run_dir, transcript)
+    text = (result.run_dir / TRANSCRIPT_FILE).read_text()
+    assert text.startswith('{\n  "schema_version"')  # still indented for people
+    again = load_transcript(result.run_dir)
+    assert again.calls[0].latency_s == math.inf and again.calls[0].generation_s is not None
+    assert math.isnan(again.calls[0].generation_s)

@@ -25,7 +25,7 @@ _TEMPLATE_FIELDS = {"candidate", "interviewer", "company", "topic", "solution_to
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
 
 
 class AgentSpec(_Spec):

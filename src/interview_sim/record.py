@@ -44,7 +44,7 @@ def new_run_id(now: datetime | None = None) -> str:
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
 
 
 # ---------------------------------------------------------------------------------------------- records
@@ -384,7 +384,8 @@ def write_json_atomic(path: Path, data: BaseModel | Any, *, durable: bool = True
     A record (a pydantic model) is serialized by pydantic itself: the same text as `json.dumps(model_dump(),
     indent=2)` but 6x faster (`json.dumps` runs its pure-Python encoder whenever it indents), except that very
     small floats are spelled as pydantic spells them (0.000025 and 1e-7, where Python writes 2.5e-05 and 1e-07):
-    the same numbers to any JSON reader.
+    the same numbers to any JSON reader. NaN and infinities are written as json.dumps writes them (every record
+    model says `ser_json_inf_nan="constants"`; pydantic's default, null, would make such a record unreadable).
     """
     indented = data.model_dump_json(indent=2) if isinstance(data, BaseModel) else json.dumps(data, indent=2, ensure_ascii=False)
     write_text_atomic(path, indented + "\n", durable=durable)

@@ -48,7 +48,8 @@ class Chat:
 
 
 class HistoryItem(BaseModel):
-    model_config = ConfigDict(extra="allow")  # tool_calls, function_call...: not part of an interview
+    # extra: tool_calls, function_call...: not part of an interview
+    model_config = ConfigDict(extra="allow", ser_json_inf_nan="constants")
 
     content: str | None = None
     role: str
@@ -56,7 +57,7 @@ class HistoryItem(BaseModel):
 
 
 class _ChatResult(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", ser_json_inf_nan="constants")
 
     chat_id: int | str | None = None
     chat_history: list[HistoryItem | str]
@@ -66,7 +67,7 @@ class _ChatResult(BaseModel):
 
 
 class CostEntry(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", ser_json_inf_nan="constants")
 
     cost: float = 0
     prompt_tokens: int = Field(default=0, ge=0)

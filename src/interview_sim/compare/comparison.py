@@ -31,7 +31,7 @@ Verdict = Literal["a", "b", "tie"]
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
 
 
 # ---------------------------------------------------------------------------------------------- records

@@ -54,7 +54,7 @@ DEFAULT_CONCURRENCY = 4
 
 
 class _Rec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
 
 
 class ControlResult(_Rec):

@@ -20,7 +20,7 @@ Side = Literal["a", "b", "tie"]
 
 
 class _Rec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
 
 
 class _Versioned(_Rec):

@@ -150,7 +150,7 @@ def unfound_quotes(quotes: dict[str, list[str]], turns: list[str]) -> list[str]:
 
 
 class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
 
 
 _Quote = Annotated[str, Field(min_length=1, max_length=MAX_QUOTE_CHARS)]
