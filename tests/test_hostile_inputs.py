@@ -122,6 +122,20 @@ def test_1_json_200k_deep_transcript_is_one_line(tmp_path: Path) -> None:
     one_line_error(cli("export", run), 2, "nested too deeply")
 
 
+@pytest.mark.parametrize("messages", [[["not", "a", "message"]], ["text"], "not a list", {"0": {"role": "candidate"}}], ids=repr)
+def test_1_an_old_transcript_with_misshapen_messages_is_one_line(tmp_path: Path, messages: object) -> None:
+    """Found by `make fuzz`: upgrading a schema-2 record assumed every message and call was a mapping."""
+    run = tmp_path / "run"
+    run.mkdir()
+    record = {"schema_version": 2, "run_id": "r", "scenario_id": "s", "scenario": {}, "agents": {}}
+    (run / TRANSCRIPT_FILE).write_text(
+        json.dumps({**record, "started_at": "2024-01-01T00:00:00Z", "messages": messages, "calls": messages})
+    )
+    with pytest.raises(RecordError, match="messages"):
+        load_transcript(run)
+    one_line_error(cli("export", run), 2, "messages")
+
+
 def test_1_a_5000_digit_chat_id_is_kept_as_text() -> None:
     example = next(EXAMPLE_MD).read_text(encoding="utf-8")
     digits = "7" * 5000

@@ -225,11 +225,18 @@ def _upgrade_1_to_2(data: dict[str, Any]) -> dict[str, Any]:
 def _upgrade_2_to_3(data: dict[str, Any]) -> dict[str, Any]:
     # Version 3 added the board and the panel. A version-2 run had one interviewer and no board: every message's
     # and call's seat is its role, and the usage views gain a per-agent total rebuilt from the calls on save.
+    # Entries of the wrong shape are left as they are, for validation to report in one line.
     data = dict(data)
-    data["messages"] = [{**m, "seat": m.get("seat") or m.get("role")} for m in data.get("messages", [])]
-    data["calls"] = [
-        {**c, "seat": c.get("seat") or (c.get("role") if c.get("evaluation_id") is None else None)} for c in data.get("calls", [])
-    ]
+    messages, calls = data.get("messages", []), data.get("calls", [])
+    if isinstance(messages, list):
+        data["messages"] = [{**m, "seat": m.get("seat") or m.get("role")} if isinstance(m, dict) else m for m in messages]
+    if isinstance(calls, list):
+        data["calls"] = [
+            {**c, "seat": c.get("seat") or (c.get("role") if c.get("evaluation_id") is None else None)}
+            if isinstance(c, dict)
+            else c
+            for c in calls
+        ]
     data.setdefault("board", [])
     data.setdefault("board_changes", [])
     data.setdefault("panel", {})
