@@ -19,9 +19,10 @@ import pytest
 import yaml
 
 from interview_sim.autogen02 import import_transcripts
+from interview_sim.autogen02.formats import parse_json as parse_json_chat
 from interview_sim.autogen02.formats import parse_markdown
 from interview_sim.config import ScenarioSpec, load_agent, load_scenario, load_sweep
-from interview_sim.errors import ConfigError, RecordError, ReplayError
+from interview_sim.errors import ConfigError, ImportFormatError, RecordError, ReplayError
 from interview_sim.record import EVENTS_FILE, TRANSCRIPT_FILE, load_transcript, read_events
 from interview_sim.report import write_run_report
 from interview_sim.session import run_scenario
@@ -134,6 +135,28 @@ def test_1_an_old_transcript_with_misshapen_messages_is_one_line(tmp_path: Path,
     with pytest.raises(RecordError, match="messages"):
         load_transcript(run)
     one_line_error(cli("export", run), 2, "messages")
+
+
+def test_1_a_lone_surrogate_escape_is_refused_in_one_line_by_every_json_reader(run_dir: Path, tmp_path: Path) -> None:
+    """Found by `make fuzz`: JSON's "\\ud800" decodes to a string UTF-8 cannot encode; the report then crashed."""
+    events = run_dir / EVENTS_FILE
+    events.write_text(events.read_text().replace('"content": "', '"content": "\\ud800', 1))
+    (run_dir / TRANSCRIPT_FILE).unlink()  # a killed run: rebuilt from its event log
+    with pytest.raises(RecordError, match="line 3 is not a valid event"):
+        load_transcript(run_dir)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / TRANSCRIPT_FILE).write_text('{"schema_version": 3, "run_id": "r\\udc00"}')
+    with pytest.raises(RecordError, match=r"lone UTF-16 surrogate \(\\udc00\)"):
+        load_transcript(run)
+    one_line_error(cli("export", run), 2, "lone UTF-16 surrogate")
+    chat = tmp_path / "chat.json"
+    chat.write_text('{"chat_history": [{"role": "user", "content": "hi \\ud83d"}], "cost": {}, "summary": ""}')
+    with pytest.raises(ImportFormatError, match="lone UTF-16 surrogate"):
+        parse_json_chat(chat.read_text())
+    # A surrogate *pair* is an ordinary character (U+1F600) and reads as one.
+    chat.write_text('{"chat_history": [{"role": "user", "content": "hi \\ud83d\\ude00"}], "cost": {}, "summary": ""}')
+    assert parse_json_chat(chat.read_text()).turns[0].content == "hi \U0001f600"
 
 
 def test_1_a_5000_digit_chat_id_is_kept_as_text() -> None:

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from interview_sim.errors import ConfigError, field_path
-from interview_sim.files import MAX_DEPTH, depth, exists, read_text
+from interview_sim.files import data_problem, exists, read_text
 
 Role = Literal["interviewer", "candidate", "evaluator"]
 SESSION_ROLES: tuple[Role, Role] = ("interviewer", "candidate")
@@ -353,8 +353,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: a value YAML cannot build: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    if depth(data) > MAX_DEPTH:
-        raise ConfigError(f"{path}: YAML nested too deeply to read (more than {MAX_DEPTH} levels)")
+    problem = data_problem(data)
+    if problem is not None:
+        raise ConfigError(f"{path}: YAML {problem}")
     return data
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
@@ -78,11 +79,27 @@ pass validation (free-form fields) and then fail later, when it is written or sh
 
 def depth(value: Any) -> int:
     """How deeply lists and mappings nest in `value` (0 for a scalar), without recursion."""
+    return inspect_data(value)[0]
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def inspect_data(value: Any) -> tuple[int, str | None]:
+    """(how deeply lists and mappings nest, a lone UTF-16 surrogate found in a string or key, or None): one walk.
+
+    JSON's `\\ud800` escape and Python literals can carry a lone surrogate into a string: it is not a character,
+    and writing or showing the string later fails (UTF-8 cannot encode it). Readers refuse such data.
+    """
     deepest, stack = 0, [(value, 1)]
     while stack:
         item, level = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and (found := _SURROGATE.search(item)):
+                return deepest, ascii(found.group())[1:-1]
+            continue
         if isinstance(item, dict):
-            children: Any = item.values()
+            children: Any = [*item.keys(), *item.values()]
         elif isinstance(item, list | tuple):
             children = item
         else:
@@ -90,7 +107,17 @@ def depth(value: Any) -> int:
         deepest = max(deepest, level)
         if level <= MAX_DEPTH:
             stack.extend((child, level + 1) for child in children)
-    return deepest
+    return deepest, None
+
+
+def data_problem(value: Any) -> str | None:
+    """What makes parsed data unusable, as a phrase ("nested too deeply ...", "a lone surrogate ..."), or None."""
+    deepest, surrogate = inspect_data(value)
+    if deepest > MAX_DEPTH:
+        return f"nested too deeply to read (more than {MAX_DEPTH} levels)"
+    if surrogate is not None:
+        return f"holds a lone UTF-16 surrogate ({surrogate}), which is not text"
+    return None
 
 
 def parse_json(text: str, error: type[InterviewSimError], where: str) -> Any:
@@ -104,8 +131,10 @@ def parse_json(text: str, error: type[InterviewSimError], where: str) -> Any:
     except ValueError as exc:  # an integer longer than Python converts (4300 digits)
         raise error(f"{where}: not readable JSON ({exc.args[0].split(':')[0]})") from None
     else:
-        if depth(data) <= MAX_DEPTH:
+        problem = data_problem(data)
+        if problem is None:
             return data
+        raise error(f"{where}: JSON {problem}")
     raise error(f"{where}: JSON nested too deeply to read (more than {MAX_DEPTH} levels)")
 
 

@@ -17,7 +17,7 @@ from typing import IO, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from interview_sim.errors import RecordError, field_path
-from interview_sim.files import MAX_DEPTH, depth, exists, is_dir, is_file, parse_json, read_text
+from interview_sim.files import data_problem, exists, is_dir, is_file, parse_json, read_text
 from interview_sim.files import write_text_atomic as write_text_atomic  # its home before files.py; still imported from here
 from interview_sim.usage import Usage as Usage
 from interview_sim.usage import UsageLedger as UsageLedger
@@ -377,8 +377,9 @@ class _EventLine(BaseModel):
 def parse_event(line: str) -> RunStarted | ModelCalled | ModelFailed | MessageAdded | RunFinished:
     """One line of events.jsonl. Raises ValueError (invalid JSON, too deep, not an event)."""
     data = json.loads(line)
-    if depth(data) > MAX_DEPTH:
-        raise ValueError(f"nested more than {MAX_DEPTH} levels")
+    problem = data_problem(data)
+    if problem is not None:
+        raise ValueError(problem)
     return _EventLine.model_validate({"event": data}).event
 
 

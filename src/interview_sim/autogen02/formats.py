@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from interview_sim.errors import ImportFormatError, field_path
-from interview_sim.files import MAX_DEPTH, depth
+from interview_sim.files import MAX_DEPTH, data_problem
 
 _SECTION = re.compile(r"^\*\*(?P<key>Assistant|User|Chat_id|Cost|Human_input|Summary)\*\*: ?", re.M)
 # The .txt form has no bold to tell a key from text: the pipeline wrote a blank line before each key.
@@ -109,8 +109,9 @@ def parse_json(text: str) -> Chat:
         raise ImportFormatError(f"JSON nested too deeply to read (more than {MAX_DEPTH} levels)") from None
     except ValueError as exc:  # an integer longer than Python converts (4300 digits)
         raise ImportFormatError(f"not readable JSON ({exc.args[0].split(':')[0]})") from None
-    if depth(data) > MAX_DEPTH:
-        raise ImportFormatError(f"JSON nested too deeply to read (more than {MAX_DEPTH} levels)")
+    problem = data_problem(data)
+    if problem is not None:
+        raise ImportFormatError(f"JSON {problem}")
     if not isinstance(data, dict):
         raise ImportFormatError(f"expected a ChatResult object, got a JSON {type(data).__name__}")
     try:
@@ -130,8 +131,9 @@ def parse_json(text: str) -> Chat:
 def _literal(text: str, what: str) -> Any:
     try:
         value = ast.literal_eval(text.strip())
-        if depth(value) > MAX_DEPTH:
-            raise ImportFormatError(f"{what} is nested too deeply (more than {MAX_DEPTH} levels)")
+        problem = data_problem(value)
+        if problem is not None:
+            raise ImportFormatError(f"{what} is {problem}" if problem.startswith("nested") else f"{what} {problem}")
         return value
     except SyntaxError as exc:
         raise ImportFormatError(f"{what} is not a complete Python literal (truncated?): {exc.msg}") from None
@@ -247,8 +249,10 @@ def embedded_history(text: str) -> tuple[list[Any], str | None]:
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             continue
         if isinstance(value, list):
-            if depth(value) > MAX_DEPTH:
-                raise ImportFormatError(f"analysis export: the embedded Chat History is nested more than {MAX_DEPTH} levels")
+            problem = data_problem(value)
+            if problem is not None:
+                verb = "is " if problem.startswith("nested") else ""
+                raise ImportFormatError(f"analysis export: the embedded Chat History {verb}{problem}")
             summary = _EMBEDDED_SUMMARY.match(text, end + 1)
             return value, summary["summary"] if summary else None
     raise ImportFormatError("analysis export: the embedded Chat History is not a complete Python list literal (truncated?)")
