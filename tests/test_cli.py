@@ -14,20 +14,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cli_process import one_line, run_cli
+from cli_process import SCRIPTED, one_line, run_cli
 from interview_sim.cli import app
 from interview_sim.record import EVENTS_FILE, TRANSCRIPT_FILE, load_transcript, parse_event
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
-SCRIPTED = [
-    "--interviewer-model",
-    "scripted:default",
-    "--candidate-model",
-    "scripted:default",
-    "--evaluator-model",
-    "scripted:judge",
-]
 
 
 def test_run_json_prints_one_object_with_the_run(runs_dir: Path) -> None:

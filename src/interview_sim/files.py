@@ -77,11 +77,6 @@ MAX_DEPTH = 64
 pass validation (free-form fields) and then fail later, when it is written or shown (pydantic stops at ~250)."""
 
 
-def depth(value: Any) -> int:
-    """How deeply lists and mappings nest in `value` (0 for a scalar), without recursion."""
-    return inspect_data(value)[0]
-
-
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 

@@ -164,16 +164,16 @@ def _stemmer() -> Any:
 
 
 @lru_cache(maxsize=65536)
-def _stem(word: str) -> str:
-    """Stemming is pure, and a session repeats its words: each is stemmed once (it was a fifth of a scripted
-    compare cell's CPU time)."""
+def stem(word: str) -> str:
+    """The Snowball English stem of a lower-case word. Stemming is pure and sessions repeat their words: each
+    is stemmed once (it was a fifth of a scripted compare cell's CPU time). `scripted:judge` stems with it too."""
     return str(_stemmer().stemWord(word))
 
 
 def content_stems(text: str) -> set[str]:
     kept = [w.strip("'") for w in words(text)]
     kept = [w for w in kept if len(w) > 2 and w not in _STOP_WORDS and w not in GENERIC_WORDS and not w.isdigit()]
-    return {_stem(w) for w in kept}
+    return {stem(w) for w in kept}
 
 
 def asks_something(text: str) -> bool:

@@ -116,10 +116,9 @@ class _Lanes:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._executors: list[ThreadPoolExecutor] = []
         self._busy: list[bool] = []
-        self._free = threading.Condition(self._lock)
+        self._free = threading.Condition()
 
     def run(self, fn: Callable[[], T]) -> T:
         """Run `fn` on a free lane (waiting for one) and return its result; called from a worker thread."""
@@ -377,7 +376,7 @@ _CALL = threading.local()
 
 
 @functools.cache
-def _quiet_when_halted() -> None:
+def _quiet_when_halted() -> Any:
     """Wrap llama-cpp-python's log callback so that what llama.cpp logs while a halted call winds down (e.g.
     "decode: removing memory module entries ...", an ERROR-level line) stays off the user's terminal, where an
     interrupted command prints exactly one line. Everything else goes where it went before."""
@@ -390,11 +389,8 @@ def _quiet_when_halted() -> None:
             _logger.llama_log_callback(level, text, user_data)
 
     callback = llama_cpp.llama_log_callback(log)
-    _CALL_LOG.append(callback)  # llama.cpp holds only the pointer: keep the function alive
     llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
-
-
-_CALL_LOG: list[Any] = []
+    return callback  # llama.cpp holds only the pointer: the cache keeps the function alive
 
 
 @functools.cache

@@ -273,15 +273,9 @@ JUDGE_WORDS = frozenset(
 
 def _stem_words(text: str) -> list[tuple[str, str]]:
     """(word, Snowball English stem) for each word of the text."""
-    return [(word, _stem(word)) for word in re.findall(r"[a-z0-9]+", text.lower())]
+    from interview_sim.health import stem  # the one cached stemmer; health is imported only by the judge
 
-
-@functools.lru_cache(maxsize=65536)
-def _stem(word: str) -> str:
-    """Stemming is pure and a judge sees the same few hundred words in every transcript: each is stemmed once."""
-    import snowballstemmer
-
-    return str(snowballstemmer.stemmer("english").stemWord(word))
+    return [(word, stem(word)) for word in re.findall(r"[a-z0-9]+", text.lower())]
 
 
 def _criterion_keywords(title: str, description: str) -> dict[str, str]:
