@@ -123,7 +123,7 @@ async def test_the_board_command_writes_one_section_as_the_block_a_model_would_w
 
     from interview_sim.cli.live import board_editor
     from interview_sim.models.human import AnswerRequest
-    from interview_sim.whiteboard import parse_blocks
+    from interview_sim.session.whiteboard import parse_blocks
 
     typed = iter(["API", "POST /orders (idempotency key)", "GET /orders/{id}", "", "never read"])
 

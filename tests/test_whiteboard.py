@@ -21,7 +21,7 @@ from interview_sim.models.scripted import ScriptInput, judge_script, script
 from interview_sim.record import board_after, load_transcript, read_events, recover_transcript
 from interview_sim.report import write_report
 from interview_sim.session import run_scenario
-from interview_sim.whiteboard import Board, parse_blocks, render_block
+from interview_sim.session.whiteboard import Board, parse_blocks, render_block
 
 runner = CliRunner()
 SCRIPTED = ["--interviewer-model", "scripted:default", "--candidate-model", "scripted:default"]

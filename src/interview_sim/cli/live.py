@@ -61,7 +61,7 @@ class BoardHook(Protocol):
 async def board_editor(request: AnswerRequest, read_line: ReadLine, out: Console) -> str | None:
     """The `/board` hook: one section, its title then its text (an empty line ends it; no text erases the
     section), added to the answer as the fenced `whiteboard` block a model would write."""
-    from interview_sim.whiteboard import render_block
+    from interview_sim.session.whiteboard import render_block
 
     out.print("[dim]whiteboard: section title (an empty line cancels)[/]")
     title = (await read_line() or "").strip()

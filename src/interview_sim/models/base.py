@@ -1,7 +1,7 @@
 """The one interface every backend implements, and the retry policy they share.
 
 Backends speak plain dataclasses, not AutoGen types: AutoGen is in maintenance mode, so only
-`session.py` adapts these to its API.
+`session/autogen_adapter.py` adapts these to its API.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 AutoGen AgentChat runs the agents and the turn-taking: two `AssistantAgent`s in a `RoundRobinGroupChat`, or
 for a panel every panelist and the candidate in a `SelectorGroupChat` whose `selector_func` is deterministic
 (the owner of the next stage speaks after the candidate; the candidate after any panelist). Small adapters
-connect it to the session engine in `session.py`:
+connect it to the session's state (`state`) and recorder (`recorder`):
 
 * `ClientAdapter` turns one of our `ChatModel`s into an AutoGen `ChatCompletionClient`, fits each prompt
   to the model's context window and records every call (tool calls included);
@@ -14,8 +14,8 @@ connect it to the session engine in `session.py`:
 * `whiteboard_tools` are the `whiteboard_write` / `whiteboard_erase` function tools of models that declare
   tool calling: each returns the equivalent fenced block, which becomes the turn's text.
 
-AutoGen is in maintenance mode; replacing it is a change to this file only. `session.py` imports this
-module inside the function that runs a session, so `interview-sim --help` never pays for AutoGen.
+AutoGen is in maintenance mode; replacing it is a change to this file only. `run` imports this module
+inside the function that runs a session, so `interview-sim --help` never pays for AutoGen.
 
 Cancellation (Ctrl-C): AutoGen's `run_stream` waits for the agent in flight to finish its model call before it
 stops; `chat_messages` cancels the model calls in flight first, so cancellation reaches every awaited call.
@@ -29,7 +29,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.base import ChatAgent, TaskResult, Team, TerminationCondition
@@ -57,11 +57,9 @@ from interview_sim.models import ChatMessage, ChatModel, Completion, CompletionR
 from interview_sim.models.base import fit_to_context
 from interview_sim.models.human import PersonQuit
 from interview_sim.models.thinking import describe_empty_answer, is_empty_answer, separate_thinking
-from interview_sim.session import agent_name, cut_back_to_sentence
-from interview_sim.whiteboard import render_block
-
-if TYPE_CHECKING:
-    from interview_sim.session import SessionRecorder, SessionState
+from interview_sim.session.recorder import SessionRecorder, cut_back_to_sentence
+from interview_sim.session.state import SessionState, agent_name
+from interview_sim.session.whiteboard import render_block
 
 # AutoGen logs a failed agent call with its traceback before re-raising it; we record and report the failure
 # ourselves (one line, details in events.jsonl), so its loggers get a handler of their own instead of Python's

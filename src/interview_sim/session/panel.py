@@ -9,7 +9,7 @@ with its error and no verdict - a verdict is never made up.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, get_args
+from typing import Any, get_args
 
 from interview_sim.config import LoadedScenario
 from interview_sim.errors import ModelCallError
@@ -17,9 +17,8 @@ from interview_sim.models import ChatMessage, ChatModel, CompletionRequest
 from interview_sim.models.base import fit_to_context
 from interview_sim.models.thinking import separate_thinking
 from interview_sim.record import PanelDebrief, Transcript, Verdict
-
-if TYPE_CHECKING:
-    from interview_sim.session import SessionRecorder, SessionState
+from interview_sim.session.recorder import SessionRecorder
+from interview_sim.session.state import SessionState
 
 VERDICTS: tuple[str, ...] = get_args(Verdict)
 MAX_REASON_CHARS = 240
