@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from interview_sim.cli import app, fail, user_errors
-from interview_sim.cli.run import JsonFlag, RunsDir, Timeout, apply_timeout, check_runs_dir, console
+from interview_sim.cli.common import JsonFlag, RunsDir, Timeout, apply_timeout, check_runs_dir, console
 from interview_sim.cli.signals import run_async
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 
 from interview_sim.cli import app, fail, user_errors
-from interview_sim.cli.run import Timeout, apply_timeout
+from interview_sim.cli.common import Timeout, apply_timeout
 from interview_sim.cli.signals import run_async
 
 if TYPE_CHECKING:

@@ -143,7 +143,7 @@ def live_run(
         factory = with_answer_source(factory, answers)
     streaming = stream and out.is_terminal
     if not humans and not streaming:
-        from interview_sim.cli.run import message_printer
+        from interview_sim.cli.common import message_printer
 
         return LiveRun(message_printer(out), None, factory, ())
     return LiveRun(view.on_event, view.on_text if streaming else None, factory, tuple(humans), answers)

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from interview_sim.cli import app, fail, user_errors
+from interview_sim.cli.common import JsonFlag, console, message_printer
 from interview_sim.cli.panel import board_lines, debrief_lines
-from interview_sim.cli.run import JsonFlag, console, message_printer
 from interview_sim.cli.signals import run_async
 
 if TYPE_CHECKING:
