@@ -16,7 +16,8 @@ from pydantic import BaseModel
 
 from interview_sim.catalog import RunFilter, list_runs
 from interview_sim.errors import InterviewSimError
-from interview_sim.grading.evaluate import ModelFactory, _evaluator_agent, _refs, _rubric, evaluate_run, load_evaluations
+from interview_sim.grading.evaluate import _evaluator_agent, _refs, _rubric, evaluate_run, load_evaluations
+from interview_sim.grading.judge_session import ModelFactory
 from interview_sim.models import create_model
 from interview_sim.record import load_transcript, transcript_path
 

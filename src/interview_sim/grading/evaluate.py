@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,8 +39,9 @@ from interview_sim.grading.grades import (
     summarise,
     total_usage,
 )
+from interview_sim.grading.judge_session import JudgeSession, ModelFactory
 from interview_sim.grading.modes import MODES, Mode, grade_criteria, grade_rubric
-from interview_sim.models import ChatModel, Completion, ModelOptions, create_model, parse_ref
+from interview_sim.models import create_model, parse_ref
 from interview_sim.record import (
     TRANSCRIPT_FILE,
     CallRecord,
@@ -76,9 +77,6 @@ LOCK_FILE = ".grading.lock"
 REPEAT_TEMPERATURE = 0.7
 """Sampling temperature of repeated judges (`judges > 1`) whose agent file says 0: greedy decoding gives the
 same answer whatever the seed, so repeats at temperature 0 would measure nothing."""
-
-ModelFactory = Callable[[str, ModelOptions], ChatModel]
-
 
 # ---------------------------------------------------------------------------------------------- the judges
 
@@ -116,77 +114,6 @@ def _rubric(transcript: Transcript, scenario: str | Path | None) -> tuple[Rubric
         raise ConfigError(
             f"run {transcript.run_id}: scenario.rubric.{'.'.join(map(str, first['loc']))}: {first['msg']}"
         ) from None
-
-
-class _Session:
-    """The judges' shared bookkeeping for one evaluation: models, call records, raw outputs."""
-
-    def __init__(self, transcript: Transcript, agent: AgentSpec, record_id: str, factory: ModelFactory, seed: int) -> None:
-        self.transcript, self.agent, self.record_id = transcript, agent, record_id
-        self.factory, self.seed = factory, seed
-        self.models: dict[str, ChatModel] = {}
-        self.calls: list[CallRecord] = []
-        self.raw: list[RawOutput] = []
-
-    async def model(self, ref: str) -> ChatModel:
-        if ref not in self.models:
-            self.models[ref] = self.factory(ref, ModelOptions(role="evaluator", seed=self.seed))
-            await self.models[ref].check_ready()
-        return self.models[ref]
-
-    async def aclose(self) -> None:
-        for model in self.models.values():
-            await model.aclose()
-
-    def recorder(
-        self, ref: str, seed: int, kind: str, order: Literal["ab", "ba"] | None = None
-    ) -> Callable[[Completion, int], None]:
-        def on_completion(completion: Completion, attempt: int) -> None:
-            call = completion.call_record(
-                index=len(self.calls),  # renumbered when the calls join the transcript
-                role="evaluator",
-                agent=self.agent.name,
-                ref=ref,
-                evaluation_id=self.record_id,
-                metadata={
-                    **completion.metadata,
-                    "kind": kind,
-                    "seed": seed,
-                    "attempt": attempt,
-                    **({"order": order} if order else {}),
-                },
-            )
-            self.calls.append(call)
-
-        return on_completion
-
-    def keep_raw(self, ref: str, seed: int, attempts: list[judge.Attempt], order: Literal["ab", "ba"] | None = None) -> None:
-        self.raw.extend(
-            RawOutput(
-                judge=ref,
-                seed=seed,
-                attempt=a.attempt,
-                order=order,
-                content=a.content,
-                finish_reason=a.finish_reason,
-                error=a.error,
-                thinking=a.thinking,
-            )
-            for a in attempts
-        )
-
-    def usage_of(self, ref: str, seed: int, kind: str) -> Usage:
-        return total_usage(
-            [
-                c.usage_value()
-                for c in self.calls
-                if c.ref == ref and c.metadata.get("seed") == seed and c.metadata["kind"].split(":")[0] == kind
-            ]
-        )
-
-    def model_name(self, ref: str) -> str:
-        names = [c.model for c in self.calls if c.ref == ref]
-        return names[-1] if names else self.models[ref].name
 
 
 _JudgeFailed = judge.JudgeFailed
@@ -257,7 +184,7 @@ def _judge_temperature(agent: AgentSpec, judges: int) -> tuple[float, list[str]]
     return agent.temperature, []
 
 
-def _finish(evaluation: Evaluation, session: _Session, rubric: Rubric) -> None:
+def _finish(evaluation: Evaluation, session: JudgeSession, rubric: Rubric) -> None:
     """Fill in the evaluation from the judges' grades and calls: usage, and when any judge graded, the summaries."""
     evaluation.raw_outputs = session.raw
     evaluation.usage = total_usage([c.usage_value() for c in session.calls])
@@ -284,7 +211,7 @@ def _finish(evaluation: Evaluation, session: _Session, rubric: Rubric) -> None:
         evaluation.recommendations = merge_lists([j.recommendations for j in evaluation.judges])
 
 
-def _calibration_state(evaluation: Evaluation, session: _Session, rubric: Rubric, store: Path | None) -> CalibrationState:
+def _calibration_state(evaluation: Evaluation, session: JudgeSession, rubric: Rubric, store: Path | None) -> CalibrationState:
     states = []
     for ref in evaluation.evaluator_models:
         model = session.models.get(ref)
@@ -373,7 +300,7 @@ async def evaluate_run(
     cap = max_tokens or agent.max_tokens
     evaluation = _new_evaluation(transcript, rubric, refs, judges, base_seed, mode, notes)
     grade = grade_criteria if mode == "criterion" else grade_rubric
-    session = _Session(transcript, agent, evaluation.evaluation_id, model_factory, base_seed)
+    session = JudgeSession(transcript, agent, evaluation.evaluation_id, model_factory, base_seed)
     try:
         for ref in refs:
             await session.model(ref)  # fail fast on unknown or unready models, before any grading
@@ -428,7 +355,7 @@ def _majority(votes: list[Side]) -> Side:
 
 
 async def _verdict(
-    session: _Session,
+    session: JudgeSession,
     rubric: Rubric,
     ref: str,
     seed: int,
@@ -533,7 +460,7 @@ async def evaluate_pairwise(
         rubric=rubric.model_dump(mode="json"),
         started_at=utc_now(),
     )
-    session = _Session(a, agent, result.pairwise_id, model_factory, base_seed)
+    session = JudgeSession(a, agent, result.pairwise_id, model_factory, base_seed)
     cap = max_tokens or agent.max_tokens
     try:
         for ref in refs:

@@ -7,7 +7,7 @@ answer; the caller records that judge as failed and goes on with the others.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -16,9 +16,7 @@ from interview_sim.errors import ModelCallError
 from interview_sim.grading import criterion as crit
 from interview_sim.grading import judge
 from interview_sim.grading.grades import CriterionGrade, JudgeGrade
-
-if TYPE_CHECKING:
-    from interview_sim.grading.evaluate import _Session
+from interview_sim.grading.judge_session import JudgeSession
 
 Mode = Literal["criterion", "rubric"]
 MODES: tuple[Mode, ...] = ("criterion", "rubric")
@@ -29,7 +27,7 @@ def _weighted(grades: list[CriterionGrade], rubric: Rubric) -> float:
     return round(sum(g.value * weights[g.criterion] for g in grades) / sum(weights.values()), 4)
 
 
-async def _ask(session: _Session, ref: str, seed: int, kind: str, asking: dict[str, Any]) -> judge.Asked:
+async def _ask(session: JudgeSession, ref: str, seed: int, kind: str, asking: dict[str, Any]) -> judge.Asked:
     """One bounded ask; a model-call failure or no valid answer becomes JudgeFailed (raw answers kept)."""
     model = await session.model(ref)
     log: list[judge.Attempt] = []
@@ -53,7 +51,7 @@ async def _ask(session: _Session, ref: str, seed: int, kind: str, asking: dict[s
 
 
 async def grade_criteria(
-    session: _Session, rubric: Rubric, ref: str, seed: int, temperature: float, max_tokens: int, *, reverse: bool = False
+    session: JudgeSession, rubric: Rubric, ref: str, seed: int, temperature: float, max_tokens: int, *, reverse: bool = False
 ) -> JudgeGrade:
     """One call per criterion, each a fresh prompt with the transcript and that criterion alone."""
     model = await session.model(ref)
@@ -126,7 +124,7 @@ async def grade_criteria(
 
 
 async def grade_rubric(
-    session: _Session, rubric: Rubric, ref: str, seed: int, temperature: float, max_tokens: int, *, reverse: bool = False
+    session: JudgeSession, rubric: Rubric, ref: str, seed: int, temperature: float, max_tokens: int, *, reverse: bool = False
 ) -> JudgeGrade:
     """Every criterion in one answer, the criteria in the judge's shuffled order."""
     model = await session.model(ref)
