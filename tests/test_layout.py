@@ -128,3 +128,91 @@ def test_the_readme_parser_reads_the_rules() -> None:
     assert allowed["cli"] is None
     assert allowed["session"] == {"catalog", "config", "errors", "models", "record"}
     assert allowed["catalog"] == {"errors", "record"}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module → the modules of this package it imports, anywhere in its source (inside functions and under
+    TYPE_CHECKING too). `from pkg import name` points at `pkg.name` when that is a module, else at `pkg`."""
+    paths = {_module_name(p): p for p in _sources()}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: from the package, one level up per extra dot
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*anchor, base] if base else anchor)
+                targets.update(f"{base}.{a.name}" if f"{base}.{a.name}" in paths else base for a in node.names)
+        resolved = set()
+        for target in targets:
+            while target and target not in paths:
+                target = target.rpartition(".")[0]  # `import pkg.mod.attr` style: the longest module prefix
+            if target and target != name:
+                resolved.add(target)
+        graph[name] = resolved
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle per strongly connected component of more than one module (Tarjan), each as a closed path."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    components: list[set[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = set()
+            while (w := stack.pop()) != v:
+                component.add(w)
+            component.add(v)
+            if len(component) > 1:
+                components.append(component)
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    cycles = []
+    for component in components:
+        start = min(component)
+        paths = {start: [start]}
+        queue = [start]
+        while queue:  # breadth first inside the component: the shortest way back to the start
+            v = queue.pop(0)
+            for w in sorted(graph[v] & component):
+                if w == start:
+                    cycles.append([*paths[v], start])
+                    queue = []
+                    break
+                if w not in paths:
+                    paths[w] = [*paths[v], w]
+                    queue.append(w)
+    return sorted(cycles)
+
+
+def test_no_import_cycles() -> None:
+    cycles = [" -> ".join(cycle) for cycle in _cycles(_import_graph())]
+    assert not cycles, "import cycles (imports inside functions count):\n" + "\n".join(cycles)
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"e"}}
+    assert _cycles(graph) == [["a", "b", "c", "a"]]
+    assert "interview_sim.session.run" in _import_graph()["interview_sim.session"]
