@@ -7,6 +7,8 @@ answer; the caller records that judge as failed and goes on with the others.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -17,6 +19,7 @@ from interview_sim.grading import criterion as crit
 from interview_sim.grading import judge
 from interview_sim.grading.grades import CriterionGrade, JudgeGrade
 from interview_sim.grading.judge_session import JudgeSession
+from interview_sim.models import ChatMessage, ChatModel
 
 Mode = Literal["criterion", "rubric"]
 MODES: tuple[Mode, ...] = ("criterion", "rubric")
@@ -27,19 +30,49 @@ def _weighted(grades: list[CriterionGrade], rubric: Rubric) -> float:
     return round(sum(g.value * weights[g.criterion] for g in grades) / sum(weights.values()), 4)
 
 
-async def _ask(session: JudgeSession, ref: str, seed: int, kind: str, asking: dict[str, Any]) -> judge.Asked:
-    """One bounded ask; a model-call failure or no valid answer becomes JudgeFailed (raw answers kept)."""
+@dataclass(frozen=True)
+class _Prompt:
+    """One grading ask as a mode makes it. What differs between the modes is data here; the asking is one."""
+
+    kind: str
+    """The calls' kind in the transcript: `grade`, or `grade:<criterion>` in criterion mode."""
+    messages: Callable[[str, ChatModel], list[ChatMessage]]
+    """The prompt around a rendered transcript, for this model."""
+    output_model: type[BaseModel]
+    schema: dict[str, Any]
+    quotes: Callable[[BaseModel], dict[str, list[str]]]
+    """An answer's quotes by field path: each must stand in the candidate's turns."""
+    top_logprobs: int = 0
+    """How many of the score tokens' probabilities to ask for (criterion mode reads expected scores from them)."""
+
+
+async def _ask(
+    session: JudgeSession, ref: str, seed: int, prompt: _Prompt, turns: list[str], temperature: float, max_tokens: int
+) -> judge.Asked:
+    """One bounded ask, the interviewer's turns shortened when the prompt does not fit otherwise; a model-call
+    failure or no valid answer becomes JudgeFailed (raw answers kept)."""
     model = await session.model(ref)
+    messages = judge.fit_prompt(
+        model,
+        lambda short: prompt.messages(judge.render_transcript(session.transcript, shorten_interviewer=short), model),
+        max_tokens,
+        "the grading prompt",
+    )
     log: list[judge.Attempt] = []
     try:
         asked = await judge.ask_structured(
             model,
-            log=log,
+            messages,
+            judge.parser(prompt.output_model, lambda answer: judge.unfound_quotes(prompt.quotes(answer), turns)),
+            schema=prompt.schema,
+            max_tokens=max_tokens,
+            temperature=temperature,
             seed=seed,
             repeat_penalty=session.agent.repeat_penalty,
             think=session.agent.think,
-            on_completion=session.recorder(ref, seed, kind),
-            **asking,
+            on_completion=session.recorder(ref, seed, prompt.kind),
+            log=log,
+            top_logprobs=prompt.top_logprobs,
         )
     except ModelCallError as exc:
         session.keep_raw(ref, seed, log)
@@ -50,11 +83,35 @@ async def _ask(session: JudgeSession, ref: str, seed: int, kind: str, asking: di
     return asked
 
 
+def _judge_grade(
+    session: JudgeSession,
+    rubric: Rubric,
+    ref: str,
+    seed: int,
+    temperature: float,
+    order: list[Criterion],
+    grades: list[CriterionGrade],
+    own: dict[str, Any],
+) -> JudgeGrade:
+    """One judge's grade: what every mode records, plus the mode's own fields (its lists, attempts, probabilities)."""
+    return JudgeGrade(
+        judge=ref,
+        model=session.model_name(ref),
+        seed=seed,
+        temperature=temperature,
+        repeat_penalty=session.agent.repeat_penalty,
+        criteria=grades,
+        overall=_weighted(grades, rubric),
+        usage=session.usage_of(ref, seed, "grade"),
+        order=[c.id for c in order],
+        **own,
+    )
+
+
 async def grade_criteria(
     session: JudgeSession, rubric: Rubric, ref: str, seed: int, temperature: float, max_tokens: int, *, reverse: bool = False
 ) -> JudgeGrade:
     """One call per criterion, each a fresh prompt with the transcript and that criterion alone."""
-    model = await session.model(ref)
     turns = judge.candidate_turns(session.transcript)
     quotes = judge.quotable_sentences(turns)
     order = crit.presentation_order(rubric, seed, reverse=reverse)
@@ -65,29 +122,18 @@ async def grade_criteria(
         output_model = crit.output_model(criterion, rubric, quotes)
         schema = crit.schema_for(criterion, output_model)
 
-        def build(short: bool, c: Criterion = criterion, s: dict[str, Any] = schema) -> list[Any]:
-            block = judge.render_transcript(session.transcript, shorten_interviewer=short)
+        def messages(block: str, model: ChatModel, c: Criterion = criterion, s: dict[str, Any] = schema) -> list[ChatMessage]:
             return crit.messages(session.agent, rubric, c, block, s, model)
 
-        prompt = judge.fit_prompt(model, build, max_tokens, "the grading prompt")
-
-        def check(answer: BaseModel) -> list[str]:
-            return judge.unfound_quotes({"evidence": answer.evidence}, turns)  # type: ignore[attr-defined]
-
-        asked = await _ask(
-            session,
-            ref,
-            seed,
-            f"grade:{criterion.id}",
-            {
-                "messages": prompt,
-                "parse": judge.parser(output_model, check),
-                "schema": schema,
-                "max_tokens": max_tokens,
-                "temperature": temperature,
-                "top_logprobs": judge.TOP_LOGPROBS,
-            },
+        prompt = _Prompt(
+            kind=f"grade:{criterion.id}",
+            messages=messages,
+            output_model=output_model,
+            schema=schema,
+            quotes=lambda answer: {"evidence": answer.evidence},  # type: ignore[attr-defined]
+            top_logprobs=judge.TOP_LOGPROBS,
         )
+        asked = await _ask(session, ref, seed, prompt, turns, temperature, max_tokens)
         probabilities, source = crit.score_probabilities(asked.completion, lo, hi)
         sources.add(source)
         answer: Any = asked.value
@@ -105,60 +151,37 @@ async def grade_criteria(
     name = {c.id: c.name for c in rubric.criteria}
     strengths = [f"{name[g.criterion]}: {g.rationale}" for g in in_rubric_order if g.score >= hi - 1]
     weaknesses = [f"{name[g.criterion]}: {g.rationale}" for g in in_rubric_order if g.score <= lo + 1]
-    return JudgeGrade(
-        judge=ref,
-        model=session.model_name(ref),
-        seed=seed,
-        temperature=temperature,
-        repeat_penalty=session.agent.repeat_penalty,
-        criteria=in_rubric_order,
-        overall=_weighted(in_rubric_order, rubric),
-        strengths=strengths[:5],
-        weaknesses=weaknesses[:5],
-        attempts=sum(1 for r in session.raw if r.judge == ref and r.seed == seed),
-        usage=session.usage_of(ref, seed, "grade"),
-        mode="criterion",
-        order=[c.id for c in order],
-        probabilities="; ".join(sorted(sources)),
-    )
+    own = {
+        "strengths": strengths[:5],
+        "weaknesses": weaknesses[:5],
+        "attempts": sum(1 for r in session.raw if r.judge == ref and r.seed == seed),
+        "mode": "criterion",
+        "probabilities": "; ".join(sorted(sources)),
+    }
+    return _judge_grade(session, rubric, ref, seed, temperature, order, in_rubric_order, own)
 
 
 async def grade_rubric(
     session: JudgeSession, rubric: Rubric, ref: str, seed: int, temperature: float, max_tokens: int, *, reverse: bool = False
 ) -> JudgeGrade:
     """Every criterion in one answer, the criteria in the judge's shuffled order."""
-    model = await session.model(ref)
     order = crit.presentation_order(rubric, seed, reverse=reverse)
     shown = rubric.model_copy(update={"criteria": order})
     turns = judge.candidate_turns(session.transcript)
     output_model = judge.grade_output_model(shown, judge.quotable_sentences(turns))
     schema = judge.json_schema(output_model)
-    prompt = judge.fit_prompt(
-        model,
-        lambda short: judge.grade_messages(
-            session.agent, shown, judge.render_transcript(session.transcript, shorten_interviewer=short), schema, model
-        ),
-        max_tokens,
-        "the grading prompt",
-    )
 
-    def check(answer: BaseModel) -> list[str]:
-        fields = judge.criterion_fields(answer, shown)
-        return judge.unfound_quotes({f"criteria.{cid}.evidence": f.evidence for cid, f in fields.items()}, turns)
+    def quotes(answer: BaseModel) -> dict[str, list[str]]:
+        return {f"criteria.{cid}.evidence": f.evidence for cid, f in judge.criterion_fields(answer, shown).items()}
 
-    asked = await _ask(
-        session,
-        ref,
-        seed,
-        "grade",
-        {
-            "messages": prompt,
-            "parse": judge.parser(output_model, check),
-            "schema": schema,
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-        },
+    prompt = _Prompt(
+        kind="grade",
+        messages=lambda block, model: judge.grade_messages(session.agent, shown, block, schema, model),
+        output_model=output_model,
+        schema=schema,
+        quotes=quotes,
     )
+    asked = await _ask(session, ref, seed, prompt, turns, temperature, max_tokens)
     fields = judge.criterion_fields(asked.value, shown)
     position = {c.id: n for n, c in enumerate(order)}
     grades = [
@@ -172,20 +195,12 @@ async def grade_rubric(
         for c in rubric.criteria
     ]
     answer: Any = asked.value
-    return JudgeGrade(
-        judge=ref,
-        model=session.model_name(ref),
-        seed=seed,
-        temperature=temperature,
-        repeat_penalty=session.agent.repeat_penalty,
-        criteria=grades,
-        overall=_weighted(grades, rubric),
-        strengths=answer.strengths,
-        weaknesses=answer.weaknesses,
-        recommendations=answer.recommendations,
-        attempts=len(asked.attempts),
-        usage=session.usage_of(ref, seed, "grade"),
-        mode="rubric",
-        order=[c.id for c in order],
-        probabilities="sampled scores only: expected scores are read in criterion mode",
-    )
+    own = {
+        "strengths": answer.strengths,
+        "weaknesses": answer.weaknesses,
+        "recommendations": answer.recommendations,
+        "attempts": len(asked.attempts),
+        "mode": "rubric",
+        "probabilities": "sampled scores only: expected scores are read in criterion mode",
+    }
+    return _judge_grade(session, rubric, ref, seed, temperature, order, grades, own)
