@@ -6,7 +6,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -145,9 +145,49 @@ class HealthStat(_Record):
     ci_high: float | None
 
 
-class LeaderboardRow(_Record):
-    """One model in one group (or in `all` groups of a sweep)."""
+class Standing(BaseModel):
+    """A model's standing on a leaderboard: its graded sample's mean score with an interval, its per-criterion
+    means, and its pairwise record. Built by `Standing.figures`, shared by `LeaderboardRow` and `CorpusRow`."""
 
+    mean: float | None
+    """Mean overall score of the graded sample."""
+    stdev: float | None
+    ci_low: float | None
+    ci_high: float | None
+    """95% Student-t interval of the mean; None with fewer than 2 graded scores."""
+    criteria: dict[str, float | None]
+    """Per criterion id, the mean of the graded sample's criterion scores."""
+    wins: int
+    losses: int
+    ties: int
+    win_rate: float | None
+    """(wins + ties / 2) / games, from pairwise judgments against the other models; None without any."""
+
+    @staticmethod
+    def figures(
+        scores: list[float],
+        criterion_scores: Iterable[Mapping[str, float]],
+        criteria: list[str],
+        record: stats.WinRecord,
+        confidence: float,
+    ) -> dict[str, Any]:
+        """The standing's fields, and `n` (the graded sample's size), for a row's constructor."""
+        summary = stats.mean_ci(scores, confidence)
+        return {
+            "n": summary.n,
+            "mean": summary.mean,
+            "stdev": summary.stdev,
+            "ci_low": summary.ci_low,
+            "ci_high": summary.ci_high,
+            "criteria": stats.key_means(criterion_scores, criteria),
+            "wins": record.wins,
+            "losses": record.losses,
+            "ties": record.ties,
+            "win_rate": record.rate,
+        }
+
+
+class _LeaderboardHead(_Record):
     group: str
     rank: int
     model: str
@@ -155,19 +195,12 @@ class LeaderboardRow(_Record):
     """Cells graded: the sample behind mean and interval."""
     cells: int
     failed: int
-    mean: float | None
-    """Mean overall score of the graded cells."""
-    stdev: float | None
-    ci_low: float | None
-    ci_high: float | None
-    """95% Student-t interval of the mean; None with fewer than 2 graded cells."""
-    criteria: dict[str, float | None]
-    """Per criterion id, the mean over cells of the judges' mean score."""
-    wins: int
-    losses: int
-    ties: int
-    win_rate: float | None
-    """(wins + ties / 2) / games, from pairwise judgments against the other models on the same repeat."""
+
+
+class LeaderboardRow(Standing, _LeaderboardHead):
+    """One model in one group (or in `all` groups of a sweep). Its fields come in the order of the file: the
+    head's, the standing's, then these (pydantic orders the fields of the later base first)."""
+
     prompt_tokens: int
     completion_tokens: int
     generation_s: float
@@ -370,31 +403,24 @@ def leaderboard(comparison: Comparison) -> list[LeaderboardRow]:
         for model in request.models:
             mine = [c for c in cells if c.model == model]
             graded = [c for c in mine if c.status == "ok" and c.overall is not None]
-            summary = stats.mean_ci([c.overall for c in graded if c.overall is not None], comparison.confidence)
             usage = sum((c.usage for c in mine), Usage())
-            record = records[model]
             health = {}
             for name in sorted({k for c in mine for k in c.health}):
                 values = [v for c in mine if c.run_dir and (v := c.health.get(name)) is not None]
                 h = stats.mean_ci(values, comparison.confidence)
                 health[name] = HealthStat(n=h.n, mean=h.mean, ci_low=h.ci_low, ci_high=h.ci_high)
+            scores = [c.overall for c in graded if c.overall is not None]
+            figures = Standing.figures(
+                scores, (c.criteria for c in graded), list(comparison.criteria), records[model], comparison.confidence
+            )
             scope_rows.append(
                 LeaderboardRow(
                     group=scope,
                     rank=0,
                     model=model,
-                    n=summary.n,
                     cells=len(mine),
                     failed=sum(1 for c in mine if c.status != "ok"),
-                    mean=summary.mean,
-                    stdev=summary.stdev,
-                    ci_low=summary.ci_low,
-                    ci_high=summary.ci_high,
-                    criteria=stats.key_means((c.criteria for c in graded), list(comparison.criteria)),
-                    wins=record.wins,
-                    losses=record.losses,
-                    ties=record.ties,
-                    win_rate=record.rate,
+                    **figures,
                     prompt_tokens=usage.prompt_tokens,
                     completion_tokens=usage.completion_tokens,
                     generation_s=round(usage.generation_s, 4),

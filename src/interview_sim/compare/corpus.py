@@ -17,32 +17,25 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from interview_sim.catalog import EvaluationRow, RunFilter, open_catalog
+from interview_sim.compare.comparison import Standing
 from interview_sim.errors import RecordError
 from interview_sim.grading import stats
 
 Role = Literal["candidate", "interviewer"]
 
 
-class CorpusRow(BaseModel):
-    """One model's standing."""
-
+class _CorpusHead(BaseModel):
     rank: int
     model: str
     runs: int
     """Selected runs where this model played the role."""
     n: int
     """Of those, runs graded by the judge: the sample behind mean and interval."""
-    mean: float | None
-    stdev: float | None
-    ci_low: float | None
-    ci_high: float | None
-    """95% Student-t interval of the mean; None with fewer than 2 graded runs."""
-    criteria: dict[str, float | None]
-    wins: int
-    losses: int
-    ties: int
-    win_rate: float | None
-    """(wins + ties / 2) / games, from pairwise verdicts between runs of different models; None without any."""
+
+
+class CorpusRow(Standing, _CorpusHead):
+    """One model's standing (the head's fields, then the standing's: pydantic orders the later base first);
+    its win rate is from pairwise verdicts between runs of different models."""
 
 
 class CorpusLeaderboard(BaseModel):
@@ -117,25 +110,10 @@ def leaderboard_from_runs(
     for model in models:
         mine = [d for d, m in model_of.items() if m == model]
         scores = [e for d in mine for e in latest[d]]
-        summary = stats.mean_ci([e.overall for e in scores if e.overall is not None], confidence)
-        record = records[model]
-        rows.append(
-            CorpusRow(
-                rank=0,
-                model=model,
-                runs=len(mine),
-                n=summary.n,
-                mean=summary.mean,
-                stdev=summary.stdev,
-                ci_low=summary.ci_low,
-                ci_high=summary.ci_high,
-                criteria=stats.key_means([{k: v for k, v in e.criteria.items() if v is not None} for e in scores], criteria),
-                wins=record.wins,
-                losses=record.losses,
-                ties=record.ties,
-                win_rate=record.rate,
-            )
-        )
+        criterion_scores = [{k: v for k, v in e.criteria.items() if v is not None} for e in scores]
+        overall = [e.overall for e in scores if e.overall is not None]
+        figures = Standing.figures(overall, criterion_scores, criteria, records[model], confidence)
+        rows.append(CorpusRow(rank=0, model=model, runs=len(mine), **figures))
     rows.sort(key=lambda r: (r.mean is None, -(r.mean or 0.0), -(r.win_rate or 0.0), r.model))
     ungraded = sum(r.runs - r.n for r in rows)
     if ungraded:
