@@ -39,7 +39,8 @@ class Turn:
 
 @dataclass
 class Chat:
-    format: Literal["autogen02-json", "autogen02-markdown", "autogen02-text"]
+    format: Literal["autogen02-json", "autogen02-markdown", "autogen02-text", "autogen02-analysis", "autogen02-embedded"]
+    """The form it was read from; the last two are a history embedded in another file (no cost, id or input)."""
     turns: list[Turn]
     cost: dict[str, Any] | None
     chat_id: int | str | None = None

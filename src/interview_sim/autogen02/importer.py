@@ -270,19 +270,16 @@ class _Built:
 
 
 def _interview(
-    turns: list[Turn],
+    chat: Chat,
     *,
     origin: _Origin,
-    fmt: Literal["autogen02-json", "autogen02-markdown", "autogen02-text", "autogen02-analysis", "autogen02-embedded"],
     source: Path,
     scenarios: _Scenarios,
-    cost: dict[str, Any] | None,
-    chat_id: int | str | None,
-    summary: str | None,
-    human_input: list[Any],
     interview_file: str | None = None,
     empty_usage_reason: str | None = None,
 ) -> Transcript:
+    """An interview run from a chat's turns and its own record (form, cost block, chat id, summary, human input)."""
+    turns, cost = chat.turns, chat.cost
     if not turns:
         raise ImportFormatError("the chat history is empty: nothing to import")
     roles, opening, notes = _assign_roles(turns)
@@ -322,7 +319,7 @@ def _interview(
         messages=messages,
         usage=_ledger(cost, messages, empty_reason=empty_usage_reason),
         imported=ImportInfo(
-            format=fmt,
+            format=chat.format,
             source_file=str(source if source.is_absolute() else source.resolve()),
             original_name=origin.original_name,
             batch=origin.batch,
@@ -331,9 +328,9 @@ def _interview(
             solution_topic=solution,
             original_id=origin.original_id,
             scenario_match=how,
-            chat_id=chat_id,
-            summary=summary,
-            human_input=human_input,
+            chat_id=chat.chat_id,
+            summary=chat.summary,
+            human_input=chat.human_input,
             interview_file=interview_file,
             autogen_roles=autogen_roles,
             notes=notes,
@@ -355,15 +352,10 @@ def _analysis(chat: Chat, match: re.Match[str], *, source: Path, scenarios: _Sce
         except ValidationError as exc:
             raise ImportFormatError(f"analysis export: embedded Chat History: {first_error(exc)}") from None
     interview = _interview(
-        turns,
+        Chat("autogen02-analysis", turns, cost=None, summary=embedded_summary),
         origin=origin,
-        fmt="autogen02-analysis",
         source=source,
         scenarios=scenarios,
-        cost=None,
-        chat_id=None,
-        summary=embedded_summary,
-        human_input=[],
         interview_file=named,
         empty_usage_reason="the analysis export carries no usage for the embedded interview (its Cost block is the analysts')",
     )

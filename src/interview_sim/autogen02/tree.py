@@ -32,7 +32,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from interview_sim.autogen02.formats import alternating, embedded_history, parse_json, parse_markdown
+from interview_sim.autogen02.formats import Chat, alternating, embedded_history, parse_json, parse_markdown
 from interview_sim.autogen02.importer import _ANALYSIS, _analysis, _Built, _interview, _Origin, _Scenarios, _write
 from interview_sim.catalog import Catalog, chat_fingerprint, name_key, open_catalog
 from interview_sim.errors import ImportFormatError, InterviewSimError
@@ -166,16 +166,12 @@ def _build(path: Path, form: str, text: str) -> _Parsed:
     scenarios = _shipped_scenarios()
     if form == "embedded-history":
         history, summary = embedded_history(text)
+        turns = alternating([str(h.get("content") or "") if isinstance(h, dict) else str(h) for h in history])
         interview = _interview(
-            alternating([str(h.get("content") or "") if isinstance(h, dict) else str(h) for h in history]),
+            Chat("autogen02-embedded", turns, cost=None, summary=summary),
             origin=_Origin.from_name(path.name, path.parent.name),
-            fmt="autogen02-embedded",
             source=path,
             scenarios=scenarios,
-            cost=None,
-            chat_id=None,
-            summary=summary,
-            human_input=[],
             empty_usage_reason="an embedded history carries no usage",
         )
         return _Parsed(str(path), form, built=_Built(interview), fingerprint=_fingerprint(interview))
@@ -195,17 +191,7 @@ def _build(path: Path, form: str, text: str) -> _Parsed:
             interview_fingerprint=_fingerprint(built.transcript),
             named=name_key(interview_file) if interview_file else None,
         )
-    interview = _interview(
-        chat.turns,
-        origin=_Origin.from_name(path.name, path.parent.name),
-        fmt=chat.format,
-        source=path,
-        scenarios=scenarios,
-        cost=chat.cost,
-        chat_id=chat.chat_id,
-        summary=chat.summary,
-        human_input=chat.human_input,
-    )
+    interview = _interview(chat, origin=_Origin.from_name(path.name, path.parent.name), source=path, scenarios=scenarios)
     return _Parsed(str(path), form, built=_Built(interview), fingerprint=_fingerprint(interview))
 
 
