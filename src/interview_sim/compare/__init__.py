@@ -1,7 +1,8 @@
 """Compare models on the same prompt, and sweep topics: every cell an ordinary run, resumable, with leaderboards.
 
 Modules:
-    matrix       `compare_models` and `run_sweep`: the request and its groups of cells (the public API).
+    matrix       `compare_models` and `run_sweep`: the request and its groups of cells (the public API), and
+                 `BatchOptions`, the keyword arguments they share about how a batch runs.
     execution    running the planned cells and pairs, resume, the comparison record as cells finish.
     cells        one cell (a run, then its grading) and the scheduler over concurrency slots and Ollama hosts.
     executors    where cells run: this process (the scheduler) or one Ray task per cell (`--executor ray`).
@@ -33,7 +34,7 @@ from interview_sim.compare.comparison import (
     load_comparison,
 )
 from interview_sim.compare.corpus import CorpusLeaderboard, CorpusRow, leaderboard_from_runs
-from interview_sim.compare.matrix import compare_models, run_sweep
+from interview_sim.compare.matrix import BatchOptions, compare_models, run_sweep
 
 __all__ = [
     "ALL_GROUPS",
@@ -41,6 +42,7 @@ __all__ = [
     "COMPARISON_FILE",
     "CSV_FILE",
     "SCHEMA_VERSION",
+    "BatchOptions",
     "BatchProgress",
     "Cell",
     "Comparison",

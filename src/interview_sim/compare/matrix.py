@@ -15,11 +15,12 @@ and a big batch costs the same per cell as a small one.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypedDict, Unpack
 
 from interview_sim.compare.cells import (
     ModelFactory,
@@ -86,7 +87,7 @@ def _make_group(
     return CellGroup(info=info, scenario=loaded)
 
 
-def _check_request(models: Sequence[str], role: str, repeats: int, concurrency: int, per_endpoint: int) -> None:
+def _check_request(models: Sequence[str], role: str, repeats: int, options: RunOptions) -> None:
     if role not in ("candidate", "interviewer"):
         raise BatchError(f"--role must be candidate or interviewer, not {role!r}")
     if not models:
@@ -95,32 +96,67 @@ def _check_request(models: Sequence[str], role: str, repeats: int, concurrency: 
         raise BatchError(f"--models lists a model twice: {', '.join(models)}")
     if repeats < 1:
         raise BatchError("--repeats must be at least 1")
-    if concurrency < 1 or per_endpoint < 1:
+    if options.concurrency < 1 or options.per_endpoint < 1:
         raise BatchError("--concurrency and the per-endpoint limit must be at least 1")
 
 
-def _options(
-    *,
-    concurrency: int,
-    ollama_hosts: Sequence[str],
-    per_endpoint: int,
-    cache: bool,
-    fresh: bool,
-    runs_dir: str | Path,
-    on_progress: ProgressSink | None,
-    model_factory: ModelFactory,
-    executor: ExecutorChoice,
-) -> RunOptions:
-    check_executor(executor)
+class BatchOptions(TypedDict, total=False):
+    """How a comparison or sweep runs, not what it compares: the keyword arguments `compare_models` and `run_sweep`
+    share. Each one left out takes the default named here."""
+
+    concurrency: int
+    """Cells run at once (1)."""
+    ollama_hosts: Sequence[str]
+    """Ollama endpoints to spread Ollama cells over (none: OLLAMA_HOST)."""
+    per_endpoint: int
+    """Ollama cells at once per endpoint (1)."""
+    cache: bool
+    """Answer identical model requests from the disk cache, `<runs_dir>/.model-cache` (False)."""
+    fresh: bool
+    """Start over instead of resuming an earlier run of the same request (False)."""
+    runs_dir: str | Path
+    """Where run folders and `comparisons/<id>/` are written ("runs")."""
+    on_progress: ProgressSink | None
+    """Called with a progress snapshot as cells start and finish (None)."""
+    model_factory: ModelFactory
+    """Builds a model from a reference (the registry's `create_model`); with Ray it is sent to the tasks, so it
+    must pickle."""
+    executor: ExecutorKind
+    """"local" (this process) or "ray": every cell a task on a Ray cluster, which needs the `ray` extra ("local")."""
+    ray_address: str
+    """The Ray cluster: "auto", "host:port" or "ray://host:10001" ("auto")."""
+
+
+def _options(caller: str, options: BatchOptions) -> RunOptions:
+    """The options object, defaults filled in; nothing checked yet but the names (see `_checked`)."""
+    unknown = sorted(set(options) - set(BatchOptions.__annotations__))
+    if unknown:
+        raise TypeError(f"{caller}() got an unexpected keyword argument {unknown[0]!r}")
+    return RunOptions(
+        concurrency=options.get("concurrency", 1),
+        ollama_hosts=tuple(options.get("ollama_hosts", ())),
+        per_endpoint=options.get("per_endpoint", 1),
+        cache=options.get("cache", False),
+        fresh=options.get("fresh", False),
+        runs_dir=Path(options.get("runs_dir", "runs")),
+        on_progress=options.get("on_progress"),
+        model_factory=options.get("model_factory", create_model),
+        executor=ExecutorChoice(options.get("executor", "local"), options.get("ray_address", "auto")),
+    )
+
+
+def _checked(options: RunOptions) -> RunOptions:
+    """The executor checked and the Ollama hosts resolved (each once), just before anything runs."""
+    check_executor(options.executor)
     hosts: list[str] = []
-    if ollama_hosts:
+    if options.ollama_hosts:
         from interview_sim.models.ollama import resolve_host
 
         try:
-            hosts = list(dict.fromkeys(resolve_host(h) for h in ollama_hosts))
+            hosts = list(dict.fromkeys(resolve_host(h) for h in options.ollama_hosts))
         except ConfigError as exc:
             raise BatchError(f"--ollama-hosts: {exc}") from None
-    return RunOptions(concurrency, tuple(hosts), per_endpoint, cache, fresh, Path(runs_dir), on_progress, model_factory, executor)
+    return dataclasses.replace(options, ollama_hosts=tuple(hosts))
 
 
 # ---------------------------------------------------------------------------------------------- public API
@@ -137,16 +173,7 @@ async def compare_models(
     fixed_model: str | None = None,
     max_turns: int | None = None,
     pairwise: bool = True,
-    concurrency: int = 1,
-    ollama_hosts: Sequence[str] = (),
-    per_endpoint: int = 1,
-    cache: bool = False,
-    fresh: bool = False,
-    runs_dir: str | Path = "runs",
-    on_progress: ProgressSink | None = None,
-    model_factory: ModelFactory = create_model,
-    executor: ExecutorKind = "local",
-    ray_address: str = "auto",
+    **options: Unpack[BatchOptions],
 ) -> Comparison:
     """Run `scenario` once per model and repeat with the models in `role`, grade every run, build the leaderboard.
 
@@ -160,17 +187,8 @@ async def compare_models(
         fixed_model: the model of the other session agent (default: the scenario's).
         max_turns: messages per session (default: the scenario's).
         pairwise: also judge the models' runs of the same repeat against each other (win rates).
-        concurrency: cells run at once.
-        ollama_hosts: Ollama endpoints to spread Ollama cells over (default: OLLAMA_HOST).
-        per_endpoint: Ollama cells at once per endpoint.
-        cache: answer identical model requests from the disk cache (`<runs_dir>/.model-cache`).
-        fresh: start over instead of resuming an earlier run of the same request.
-        runs_dir: where run folders and `comparisons/<id>/` are written.
-        on_progress: called with a progress snapshot as cells start and finish.
-        model_factory: builds a model from a reference; defaults to the registry (with Ray, it is sent to
-            the tasks, so it must pickle).
-        executor: "local" (this process) or "ray" (every cell a task on a Ray cluster; needs the `ray` extra).
-        ray_address: the Ray cluster: "auto", "host:port" or "ray://host:10001".
+        **options: how the batch runs (`BatchOptions`): concurrency, ollama_hosts, per_endpoint, cache, fresh,
+            runs_dir, on_progress, model_factory, executor, ray_address.
 
     Returns:
         The comparison, also saved as `runs/comparisons/<id>/comparison.json` and `.csv`.
@@ -178,7 +196,8 @@ async def compare_models(
     Raises:
         InterviewSimError: a bad scenario or request. Failed cells do not raise: they are recorded.
     """
-    _check_request(models, role, repeats, concurrency, per_endpoint)
+    run_options = _options("compare_models", options)
+    _check_request(models, role, repeats, run_options)
     loaded = load_scenario(scenario)
     group = _make_group(loaded.spec.id, loaded, role=role, fixed_model=fixed_model, evaluator_model=evaluator_model)
     request = ComparisonRequest(
@@ -194,18 +213,7 @@ async def compare_models(
         pairwise=pairwise,
         groups=[group.info],
     )
-    options = _options(
-        concurrency=concurrency,
-        ollama_hosts=ollama_hosts,
-        per_endpoint=per_endpoint,
-        cache=cache,
-        fresh=fresh,
-        runs_dir=runs_dir,
-        on_progress=on_progress,
-        model_factory=model_factory,
-        executor=ExecutorChoice(executor, ray_address),
-    )
-    return await execute(request, {group.info.id: group}, options)
+    return await execute(request, {group.info.id: group}, _checked(run_options))
 
 
 async def run_sweep(
@@ -219,16 +227,7 @@ async def run_sweep(
     fixed_model: str | None = None,
     max_turns: int | None = None,
     pairwise: bool | None = None,
-    concurrency: int = 1,
-    ollama_hosts: Sequence[str] = (),
-    per_endpoint: int = 1,
-    cache: bool = False,
-    fresh: bool = False,
-    runs_dir: str | Path = "runs",
-    on_progress: ProgressSink | None = None,
-    model_factory: ModelFactory = create_model,
-    executor: ExecutorKind = "local",
-    ray_address: str = "auto",
+    **options: Unpack[BatchOptions],
 ) -> Comparison:
     """Run a sweep file: topics × solution topics × models × repeats, with a leaderboard per group.
 
@@ -238,6 +237,7 @@ async def run_sweep(
         The comparison (kind "sweep"), saved like a compare's; the leaderboard has rows per group and,
         with more than one group, rows over `all` groups.
     """
+    run_options = _options("run_sweep", options)
     loaded = sweep if isinstance(sweep, LoadedSweep) else load_sweep(sweep)
     spec = loaded.spec
     role = role or spec.role
@@ -245,7 +245,7 @@ async def run_sweep(
     repeats = repeats if repeats is not None else spec.repeats
     evaluator_model = evaluator_model or spec.evaluator_model
     fixed_model = fixed_model or getattr(spec, f"{_other_role(role)}_model")
-    _check_request(models, role, repeats, concurrency, per_endpoint)
+    _check_request(models, role, repeats, run_options)
     groups: dict[str, CellGroup] = {}
     for topic, scenario in zip(spec.topics, loaded.scenarios, strict=True):
         solution_topics = topic.solution_topics or [scenario.spec.solution_topic]
@@ -268,15 +268,4 @@ async def run_sweep(
         pairwise=pairwise if pairwise is not None else spec.pairwise,
         groups=[g.info for g in groups.values()],
     )
-    options = _options(
-        concurrency=concurrency,
-        ollama_hosts=ollama_hosts,
-        per_endpoint=per_endpoint,
-        cache=cache,
-        fresh=fresh,
-        runs_dir=runs_dir,
-        on_progress=on_progress,
-        model_factory=model_factory,
-        executor=ExecutorChoice(executor, ray_address),
-    )
-    return await execute(request, groups, options)
+    return await execute(request, groups, _checked(run_options))
