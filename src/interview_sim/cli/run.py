@@ -250,7 +250,11 @@ def run_command(
 @app.command("models")
 @user_errors
 def models_command(as_json: JsonFlag = False) -> None:
-    """List backends and models, and whether each is ready."""
+    """List backends and models, whether each is ready, its size and where its file is.
+
+    A model shipped in parts (llamacpp:qwen2.5-coder-1.5b) shows its hash state: verified, not yet assembled
+    (the first run that uses it joins the parts into the model cache), or parts missing N of 22.
+    """
     from interview_sim.models import list_models
 
     infos = list_models()
@@ -259,10 +263,20 @@ def models_command(as_json: JsonFlag = False) -> None:
         return
     from rich.table import Table
 
-    table = Table("model", "ready", "detail")
+    table = Table(min_width=60)
+    table.add_column("model", no_wrap=True)
+    table.add_column("ready", no_wrap=True)
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("detail", overflow="fold")
     for info in infos:
-        table.add_row(info.ref, "[green]yes[/]" if info.ready else "[red]no[/]", info.detail)
+        table.add_row(info.ref, "[green]yes[/]" if info.ready else "[red]no[/]", _size(info.size_bytes), info.detail)
     console().print(table)
+
+
+def _size(size_bytes: int | None) -> str:
+    if size_bytes is None:
+        return ""
+    return f"{size_bytes / 1e9:.1f} GB" if size_bytes >= 1e9 else f"{size_bytes / 1e6:.0f} MB"
 
 
 @app.command("validate")

@@ -131,6 +131,12 @@ class ModelInfo:
     provider: str
     ready: bool
     detail: str
+    size_bytes: int | None = None
+    """The model file's size, where the backend has one on this machine."""
+    state: str | None = None
+    """For a model assembled from parts: `verified`, `not yet assembled`, `parts missing N of M`, ..."""
+    path: str | None = None
+    """Where the model file is (or, for one not yet assembled, will be)."""
 
 
 class ChatModel(abc.ABC):

