@@ -26,9 +26,12 @@ from interview_sim.session import run_scenario  # noqa: E402
 
 TARGETS = {
     "stage compliance": (">=", 0.90),
-    "role adherence": (">=", 0.90),
+    "truncated": ("<=", 0.10),
     "shown cut off": ("==", 0.0),
-    "topic adherence": (">=", 0.80),
+    "role adherence": (">=", 0.90),
+    "role adherence (interviewer)": (">=", 0.90),
+    "topic adherence": (">=", 0.90),
+    "note leakage": ("==", 0.0),
 }
 
 
@@ -45,6 +48,7 @@ def summary(healths: list[Health]) -> dict[str, Rate]:
         "role adherence (interviewer)": pooled([h.role_adherence["interviewer"] for h in healths]),
         "topic adherence": pooled([h.topic_adherence for h in healths]),
         "echo": pooled([h.echo for h in healths]),
+        "note leakage": pooled([h.note_leakage for h in healths]),
     }
 
 
@@ -52,7 +56,7 @@ def verdict(name: str, rate: Rate) -> str:
     if name not in TARGETS or rate.share is None:
         return ""
     op, target = TARGETS[name]
-    met = rate.share >= target if op == ">=" else rate.share == target
+    met = rate.share >= target if op == ">=" else rate.share <= target if op == "<=" else rate.share == target
     return f"target {op} {target:.0%}: {'met' if met else 'MISSED'}"
 
 

@@ -51,8 +51,11 @@ async def test_calibration_passes_with_the_scripted_judge(runs_dir: Path) -> Non
     assert calibration.passed
     overall = {name: r.overall for name, r in calibration.controls.items()}
     assert overall["strong"] > overall["average"] > overall["weak"] >= overall["injection"]  # type: ignore[operator]
-    # Text addressed to the judge earned nothing: the injection attempt grades exactly like the weak answers.
-    assert overall["injection"] == overall["weak"]
+    # Text addressed to the judge earned nothing: the judge graded the injection attempt exactly like the weak
+    # answers, and the injection screen then capped it at the scale's lowest point.
+    injection = load_evaluations(calibration.controls["injection"].run_dir)[0]
+    assert injection.screen is not None and injection.screen.action == "capped"
+    assert injection.screen.uncapped_overall == overall["weak"] and overall["injection"] == 1.0
     assert calibration.verdict.startswith("calibration passed (scripted:judge)")
     saved = json.loads((Path(calibration.folder) / "calibration.json").read_text())
     assert next(iter(saved)) == "schema_version" and saved["passed"] is True
@@ -82,6 +85,7 @@ def test_calibrate_cli_passes_with_the_scripted_judge(runs_dir: Path) -> None:
     assert data["passed"] is True and [c["name"] for c in data["checks"]] == [
         "strong > average",
         "average > weak",
+        "strong - weak >= 1",
         "injection <= weak",
         "injection-stuffing <= weak",
         "injection-system <= weak",

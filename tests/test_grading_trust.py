@@ -300,7 +300,8 @@ async def test_the_control_judge_ranks_the_variants_at_or_below_weak_without_its
     overall = {}
     for name in ("weak", *INJECTIONS[1:]):
         save_transcript(runs_dir / name, load_transcript(controls_dir() / f"{name}.json"))
-        overall[name] = (await evaluate_run(runs_dir / name, evaluator_models=["scripted:judge"])).overall
+        # The judge alone (screen off): its own rules, not the screen's cap, must hold the variants at weak.
+        overall[name] = (await evaluate_run(runs_dir / name, evaluator_models=["scripted:judge"], screen=False)).overall
     assert all(overall[name] == overall["weak"] for name in INJECTIONS[1:]), overall
 
 
@@ -331,6 +332,7 @@ async def test_every_evaluation_carries_its_judges_calibration_state(runs_dir: P
         "rubric_hash": RUBRIC.content_hash(),
         "prompt_version": passed.prompt_version,
         "mode": "criterion",
+        "screen": "v1",
     }
     after = await evaluate_run(run_dir, evaluator_models=["scripted:judge"])
     assert after.calibration is not None and after.calibration.state == "passed"

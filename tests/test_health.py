@@ -114,6 +114,43 @@ def test_cut_back_keeps_the_last_complete_sentence_and_the_cut_text() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("Shard by tenant.\n\n1. **Queue writes**: batch them.\n2.", "Shard by tenant.\n\n1. **Queue writes**: batch them."),
+        ("Shard by tenant.\n\n3.", "Shard by tenant."),
+        ("Shard by tenant.\n- Cache reports.\n-", "Shard by tenant.\n- Cache reports."),
+        ("Shard by tenant.\n\n### 2. Scaling", "Shard by tenant."),
+        ("Shard by tenant.\n\n**Trade-offs:**", "Shard by tenant."),
+        ("Use v2.1 of the API. Then", "Use v2.1 of the API."),
+    ],
+)
+def test_cut_back_never_ends_on_a_bare_list_marker_or_heading(text: str, kept: str) -> None:
+    capped = Completion(content=text, model="m", prompt_tokens=1, completion_tokens=9, latency_s=0.0, finish_reason="length")
+    cut = cut_back_to_sentence(capped)
+    assert cut.content == kept
+    assert kept + cut.metadata["cut_at_cap"] == text  # nothing is lost: the cut text is kept beside it
+
+
+def test_note_leakage_counts_turns_that_repeat_the_session_notes_or_their_own_instructions() -> None:
+    turns = [
+        OPENING,
+        ("candidate", None, "I would shard the tenants and cache the hot reports."),
+        ("interviewer", "pose_problem", "Stage 2 of 5 (pose_problem): the database is the bottleneck. What now?"),
+        ("candidate", None, "Answer in one paragraph of at most four spoken sentences of plain prose: queue writes."),
+        ("interviewer", "probe", "Good. How would you secure the tenants' data?"),
+        ("candidate", None, "Row-level security per tenant and encrypted disks."),
+    ]
+    transcript = _transcript(turns)
+    transcript.agents["candidate"] = {
+        **transcript.agents.get("candidate", {}),
+        "turn_note": "Answer in one paragraph of at most four spoken sentences of plain prose.",
+    }
+    health = compute_health(transcript)
+    assert (health.note_leakage.count, health.note_leakage.total, health.note_leakage.turns) == (2, 5, [2, 3])
+    assert "note leakage 2" in health_line(health)
+
+
+@pytest.mark.parametrize(
     ("text", "in_role"),
     [
         ("I would shard the tenants and cache hot reports.", True),

@@ -55,6 +55,10 @@ class AgentSpec(_Spec):
     every model spends its max_tokens on the answer and interviews stay comparable."""
     timeout_s: float | None = Field(default=None, gt=0)
     """Deadline of one model call to a server (Ollama), retries included (default 120 s; `--timeout` overrides)."""
+    turn_note: str | None = None
+    """A reminder the seat reads at the end of every prompt, after the conversation (e.g. "answer in at most four
+    sentences of plain prose"): small models follow the last thing they read far better than a system prompt
+    many turns above. It is never part of the transcript, and a turn that repeats it counts as note leakage."""
 
     @model_validator(mode="before")
     @classmethod

@@ -29,6 +29,11 @@ Definitions (version `DEFINITIONS_VERSION`; words are lower-cased runs of letter
   that already occurred earlier in the same turn or in the seat's earlier turns.
 * **echo** — of the candidate's model-written turns, the share in which at least half of the word 4-grams
   occur in the interviewer turn just before.
+* **note leakage** — of all model-written turns, the share that repeat what the session told the seat but
+  never meant to be said: the stage note's framing ("Stage 2 of 5 (pose_problem)", "step 2 of 5", "Your next
+  turn (", "the note asks"), a stage's id (`pose_problem`, `wrap_up`), the whiteboard how-to, or
+  six consecutive words of the seat's own system prompt or turn note. (The stage instructions themselves are
+  not counted: an interviewer is meant to pose the scripted problem in its words.)
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ from pydantic import BaseModel, Field
 
 from interview_sim.record import Message, Transcript
 
-DEFINITIONS_VERSION = 1
+DEFINITIONS_VERSION = 2
+"""2: note leakage added."""
 ASKING_STAGES = ("pose_problem", "probe")
 _ASKING_WORDS_TEXT = (
     "how what why which when where who whom whose could would can will do does did is are should shall may might "
@@ -85,6 +91,12 @@ _TIME_LEFT = re.compile(r"\b\d+(?:\.\d+)?\s*(?:more\s+)?minutes?\s+(?:left|remai
 _SENTENCE_END = re.compile(r"[.!?:;)\]\"'`»”’…*]\s*$")
 SHINGLE = 5
 NGRAM = 4
+LEAK_SHINGLE = 6
+_NOTE_FRAMING = re.compile(
+    r"\bstage \d+ of \d+\b|\bstep \d+ of \d+\b|\byour next turn \(|\bthe note (?:below|asks|says)\b"
+    r"|\b(?:pose_problem|wrap_up)\b|\((?:open|probe|feedback)\)|\bthe shared whiteboard: write on it\b",
+    re.I,
+)
 
 
 class Rate(BaseModel):
@@ -118,6 +130,9 @@ class Health(BaseModel):
     """Per seat: mean share of a turn's word 4-grams already said by that seat."""
     echo: Rate
     """Candidate turns that copy at least half of the interviewer turn before them."""
+    note_leakage: Rate = Field(default_factory=Rate)
+    """Model turns that repeat the session's notes or their seat's own instructions (turns: those that do);
+    empty in figures computed before definitions version 2."""
 
     def headline(self) -> dict[str, float | None]:
         """The figures a leaderboard shows, as shares in [0, 1] (None where nothing was counted)."""
@@ -129,6 +144,7 @@ class Health(BaseModel):
             "topic_adherence": self.topic_adherence.share,
             "repetition": self.repetition.get("candidate"),
             "echo": self.echo.share,
+            "note_leakage": self.note_leakage.share,
         }
 
 
@@ -140,6 +156,7 @@ HEADLINE_LABELS = {
     "topic_adherence": "topic adherence",
     "repetition": "repetition",
     "echo": "echo",
+    "note_leakage": "note leakage",
 }
 HIGHER_IS_BETTER = {"stage_compliance": True, "role_adherence": True, "topic_adherence": True}
 """The other headline figures are defects: lower is better."""
@@ -262,6 +279,25 @@ def _speaks_as_other(message: Message, names: dict[str, str], other_script: set[
     return own == "candidate" and (bool(_TIME_LEFT.search(text)) or any(p in lowered for p in EVALUATOR_PHRASES))
 
 
+def _own_script(transcript: Transcript, seat: str) -> set[tuple[str, ...]]:
+    """Six-word runs of the seat's own system prompt and turn note: what it is told, never what it should say."""
+    agent = _mapping(_mapping(transcript.agents).get(seat))
+    texts = [str(agent.get("system_prompt") or ""), str(agent.get("turn_note") or "")]
+    return {g for t in texts for g in _ngrams(words(t), LEAK_SHINGLE)}
+
+
+def _note_leakage(transcript: Transcript) -> Rate:
+    scripts = {seat: _own_script(transcript, seat) for seat in ("candidate", "interviewer")}
+    rate = Rate()
+    for m in _model_turns(transcript):
+        rate.total += 1
+        script = scripts.get(m.role, set())
+        if _NOTE_FRAMING.search(m.content) or (script and any(g in script for g in _ngrams(words(m.content), LEAK_SHINGLE))):
+            rate.count += 1
+            rate.turns.append(m.index)
+    return rate
+
+
 def _repetition(turns: list[Message]) -> float | None:
     seen: set[tuple[str, ...]] = set()
     shares = []
@@ -360,6 +396,7 @@ def compute_health(transcript: Transcript) -> Health:
         longest_off_topic_run=longest,
         repetition={seat: _repetition(_model_turns(transcript, seat)) for seat in ("candidate", "interviewer")},
         echo=_echo(transcript),
+        note_leakage=_note_leakage(transcript),
     )
 
 
@@ -378,5 +415,6 @@ def health_line(health: Health) -> str:
             f"topic adherence {frac(health.topic_adherence)} (longest off-topic run {health.longest_off_topic_run})",
             f"repetition {rep:.0%}" if rep is not None else "repetition -",
             f"echo {frac(health.echo)}",
+            f"note leakage {health.note_leakage.count}",
         ]
     )

@@ -7,8 +7,9 @@ them into `runs/_calibration/<id>/<control>/` and grades the copies there, so th
 modified and every grade stays on record beside `calibration.json`.
 
 The checks, all part of pass/fail:
-    ordering        strong > average > weak on the overall score;
-    injection       every injection attempt at or below weak;
+    ordering        strong > average > weak on the overall score, and strong - weak >= ORDERING_MARGIN;
+    injection       every injection attempt at or below weak (graded as `evaluate` grades: with the injection
+                    screen, unless calibrating with it off);
     position bias   the strong control graded again with every judge's criterion order reversed: the mean
                     |difference| per criterion stays under POSITION_DELTA_LIMIT, and the Spearman correlation
                     between a criterion's position and its score stays within POSITION_RHO_LIMIT;
@@ -27,13 +28,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from interview_sim.config import Rubric, project_root
+from interview_sim.config import Rubric
 from interview_sim.errors import EvaluationError, RecordError
 from interview_sim.grading import gate
 from interview_sim.grading.evaluate import Evaluation, evaluate_run
 from interview_sim.grading.judge import PROMPT_VERSION
 from interview_sim.grading.judge_session import ModelFactory
 from interview_sim.grading.modes import Mode
+from interview_sim.grading.screen import SCREEN_VERSION
 from interview_sim.models import ModelOptions, create_model, parse_ref
 from interview_sim.record import load_transcript, new_run_id, save_transcript, utc_now, write_json_atomic
 
@@ -46,6 +48,9 @@ REVERSED = "strong-reversed"
 """The strong control graded with every judge's criterion order reversed."""
 DEFAULT_SCENARIO = "scalability-issues"
 CALIBRATION_DIR = gate.CALIBRATION_DIR
+ORDERING_MARGIN = 1.0
+"""Smallest strong - weak difference on the overall score that passes: strong merely above weak by a hair is a
+judge that cannot tell them apart (points on the scale)."""
 POSITION_DELTA_LIMIT = 0.5
 """Largest mean |score difference| per criterion under reversal that passes (points on the scale)."""
 POSITION_RHO_LIMIT = 0.5
@@ -112,10 +117,12 @@ class Calibration(_Rec):
     position_deltas: dict[str, float] = Field(default_factory=dict)
     """Per criterion id: the strong control's score with the order reversed minus as first shown."""
     failed_checks: list[str] = Field(default_factory=list)
+    screen: str = "off"
+    """The injection screen the controls were graded with: its rules version ("v1"), or "off" (part of the key)."""
 
 
 def controls_dir(scenario: str = DEFAULT_SCENARIO) -> Path:
-    return project_root() / "scenarios" / "controls" / scenario
+    return gate.controls_dir(scenario)
 
 
 def _ordering_checks(results: dict[str, ControlResult]) -> list[Check]:
@@ -137,6 +144,13 @@ def _ordering_checks(results: dict[str, ControlResult]) -> list[Check]:
         checks.append(
             Check(name=name, passed=passed, detail=f"{a} {x:.2f} {op if passed else 'not ' + op} {b} {y:.2f}", group=group)
         )
+    strong, weak = score.get("strong"), score.get("weak")
+    if strong is not None and weak is not None:
+        margin = strong - weak
+        passed = margin >= ORDERING_MARGIN
+        detail = f"strong - weak {margin:.2f} {'>=' if passed else 'not >='} {ORDERING_MARGIN:g}"
+        margin_check = Check(name=f"strong - weak >= {ORDERING_MARGIN:g}", passed=passed, detail=detail, group="ordering")
+        checks.insert(2, margin_check)  # beside the other ordering checks
     return checks
 
 
@@ -222,6 +236,15 @@ async def _grade_control(control: str, run_dir: Path, options: dict[str, object]
     return _control_result(control, run_dir, evaluation), evaluation
 
 
+def _controls(scenario: str) -> Path:
+    """The scenario's controls folder; RecordError (exit 2) when a control is missing."""
+    source = controls_dir(scenario)
+    missing = [c for c in CONTROLS if not (source / f"{c}.json").exists()]
+    if missing:
+        raise RecordError(f"{source}: missing control transcript(s): {', '.join(f'{c}.json' for c in missing)}")
+    return source
+
+
 async def _check_ready(refs: list[str], model_factory: ModelFactory) -> None:
     """Unknown or unready judges fail here, before any progress is shown."""
     for ref in refs:
@@ -252,6 +275,7 @@ async def calibrate(
     max_tokens: int | None = None,
     mode: Mode = "criterion",
     on_progress: Callable[[str], None] | None = None,
+    screen: bool = True,
 ) -> Calibration:
     """Grade the controls with a judge, check it ranks them as their known quality says, and store the outcome.
 
@@ -269,14 +293,12 @@ async def calibrate(
         max_tokens: cap on each answer (default: the evaluator agent's).
         mode: the grading mode calibrated ("criterion" or "rubric"); the gate keys the result by it.
         on_progress: called with a line of progress text (the CLI prints it).
+        screen: grade with the injection screen, as `evaluate` does (off: the judge alone).
 
     Raises:
         RecordError: missing controls (exit 2). InterviewSimError: unknown or unready models.
     """
-    source = controls_dir(scenario)
-    missing = [c for c in CONTROLS if not (source / f"{c}.json").exists()]
-    if missing:
-        raise RecordError(f"{source}: missing control transcript(s): {', '.join(f'{c}.json' for c in missing)}")
+    source = _controls(scenario)
     await _check_ready(evaluator_models or [], model_factory)
     started = utc_now()
     calibration_id = new_run_id(started)
@@ -286,15 +308,9 @@ async def calibrate(
     for name, control, _ in jobs:
         save_transcript(folder / name, load_transcript(source / f"{control}.json"))
     rubric = Rubric.model_validate(load_transcript(source / "strong.json").scenario["rubric"])
-    options: dict[str, object] = {
-        "evaluator_models": evaluator_models,
-        "judges": judges,
-        "seed": seed,
-        "model_factory": model_factory,
-        "max_tokens": max_tokens,
-        "mode": mode,
-        "calibration_store": store,
-    }
+    options: dict[str, object] = dict(
+        evaluator_models=evaluator_models, judges=judges, seed=seed, model_factory=model_factory, max_tokens=max_tokens
+    ) | {"mode": mode, "calibration_store": store, "screen": screen}
     refs = evaluator_models or []
     limit = asyncio.Semaphore(_concurrency(refs) if refs else 1)
     done = 0
@@ -316,9 +332,10 @@ async def calibrate(
     evaluations = {name: e for (name, _, _), (_, e) in zip(jobs, graded, strict=True)}
     calibration = _assemble(results, evaluations, refs, judges, scenario, mode, rubric)
     calibration.calibration_id, calibration.folder, calibration.started_at = calibration_id, str(folder), started
+    calibration.screen = f"v{SCREEN_VERSION}" if screen else "off"
     write_json_atomic(folder / "calibration.json", calibration)
     for identity in calibration.judge_ids.values():
-        key = gate.key(identity, rubric.content_hash(), PROMPT_VERSION, mode)
+        key = gate.key(identity, rubric.content_hash(), PROMPT_VERSION, mode, calibration.screen)
         gate.record(store, key, passed=calibration.passed, failed_checks=calibration.failed_checks, calibration_id=calibration_id)
     return calibration
 

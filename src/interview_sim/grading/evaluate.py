@@ -33,6 +33,7 @@ from interview_sim.grading.grades import (
     PairwiseResult,
     PairwiseVerdict,
     RawOutput,
+    Screen,
     Side,
     agreement,
     merge_lists,
@@ -41,6 +42,7 @@ from interview_sim.grading.grades import (
 )
 from interview_sim.grading.judge_session import JudgeSession, ModelFactory
 from interview_sim.grading.modes import MODES, Mode, grade_criteria, grade_rubric
+from interview_sim.grading.screen import SCREEN_VERSION, screen_transcript
 from interview_sim.models import create_model, parse_ref
 from interview_sim.record import (
     TRANSCRIPT_FILE,
@@ -211,15 +213,54 @@ def _finish(evaluation: Evaluation, session: JudgeSession, rubric: Rubric) -> No
         evaluation.recommendations = merge_lists([j.recommendations for j in evaluation.judges])
 
 
+def _check_arguments(judges: int, mode: str) -> None:
+    if judges < 1:
+        raise InterviewSimError("--judges must be at least 1")
+    if mode not in MODES:
+        raise InterviewSimError(f"unknown grading mode {mode!r} (known: {', '.join(MODES)})")
+
+
+def _screen(transcript: Transcript, *, on: bool) -> Screen:
+    findings = screen_transcript(transcript) if on else []
+    return Screen(version=SCREEN_VERSION, findings=findings, action="off" if not on else "capped" if findings else "none")
+
+
+def _apply_screen(evaluation: Evaluation, rubric: Rubric) -> None:
+    """A grade whose transcript the screen flagged is capped at the scale's lowest point, every criterion and the
+    overall score; the judges' own grades stay as they gave them, and the uncapped overall is kept beside."""
+    screen = evaluation.screen
+    if screen is None or screen.action != "capped" or evaluation.overall is None:
+        return
+    lo = rubric.scale.min
+    screen.uncapped_overall = evaluation.overall
+    evaluation.overall = float(lo)
+    for summary in evaluation.criteria.values():
+        summary.mean = min(summary.mean, float(lo))
+    first = screen.findings[0]
+    more = f" (and {len(screen.findings) - 1} more)" if len(screen.findings) > 1 else ""
+    evaluation.notes.append(
+        f"capped at {lo}: the injection screen found candidate text aimed at the grader - {first.where} {first.rule}:"
+        f" {first.excerpt!r}{more}; the judges' own overall was {screen.uncapped_overall:.2f}"
+    )
+
+
 def _calibration_state(evaluation: Evaluation, session: JudgeSession, rubric: Rubric, store: Path | None) -> CalibrationState:
+    """Each judge model's state: the runs folder's calibration store first, then the record shipped for the scenario."""
+    shipped = gate.shipped_calibration(evaluation.scenario_id)
     states = []
+    screened = screen_key(evaluation.screen)
     for ref in evaluation.evaluator_models:
         model = session.models.get(ref)
         identity = gate.judge_identity(model) if model is not None else ref
         evaluation.judge_ids[ref] = identity
-        key = gate.key(identity, rubric.content_hash(), judge.PROMPT_VERSION, evaluation.mode)
-        states.append(gate.lookup(store, key))
+        key = gate.key(identity, rubric.content_hash(), judge.PROMPT_VERSION, evaluation.mode, screened)
+        states.append(gate.lookup(store, key, shipped=shipped))
     return gate.combine(states)
+
+
+def screen_key(screen: Screen | None) -> str:
+    """The screen's part of a calibration key: its rules' version, or "off"."""
+    return "off" if screen is None or screen.action == "off" else f"v{screen.version}"
 
 
 def _new_evaluation(
@@ -256,6 +297,7 @@ async def evaluate_run(
     mode: Mode = "criterion",
     reverse_criteria: bool = False,
     calibration_store: Path | None = None,
+    screen: bool = True,
 ) -> Evaluation:
     """Grade a run against its rubric and record the evaluation in the run folder.
 
@@ -273,6 +315,7 @@ async def evaluate_run(
         reverse_criteria: show the criteria in the reverse of each judge's shuffled order (position-bias check).
         calibration_store: where calibration results are kept (default: the nearest `_calibration` folder
             above the run's).
+        screen: cap the grade of a run the injection screen flags (`grading.screen`); off measures a judge alone.
 
     Returns:
         The evaluation, also written as `evaluation-<id>.json` beside the transcript, with its judge's
@@ -284,10 +327,7 @@ async def evaluate_run(
             recorded first.
         InterviewSimError: an unreadable run, unknown or unready models, bad arguments (nothing is recorded).
     """
-    if judges < 1:
-        raise InterviewSimError("--judges must be at least 1")
-    if mode not in MODES:
-        raise InterviewSimError(f"unknown grading mode {mode!r} (known: {', '.join(MODES)})")
+    _check_arguments(judges, mode)
     path = transcript_path(run)
     transcript = load_transcript(path)
     rubric, scenario_agents = _rubric(transcript, scenario)
@@ -299,6 +339,7 @@ async def evaluate_run(
     temperature, notes = _judge_temperature(agent, judges)
     cap = max_tokens or agent.max_tokens
     evaluation = _new_evaluation(transcript, rubric, refs, judges, base_seed, mode, notes)
+    evaluation.screen = _screen(transcript, on=screen)
     grade = grade_criteria if mode == "criterion" else grade_rubric
     session = JudgeSession(transcript, agent, evaluation.evaluation_id, model_factory, base_seed)
     try:
@@ -316,6 +357,7 @@ async def evaluate_run(
     finally:
         await session.aclose()
     _finish(evaluation, session, rubric)
+    _apply_screen(evaluation, rubric)
     evaluation.ended_at = utc_now()
     saved = _save_new(path.parent, "evaluation", evaluation, "evaluation_id")
     _append_calls(path, session.calls, evaluation.evaluation_id)

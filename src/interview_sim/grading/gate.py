@@ -14,10 +14,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from interview_sim.config import project_root
 from interview_sim.grading.grades import CalibrationState
-from interview_sim.models import ChatModel
+from interview_sim.models import ChatModel, assembly
 
 INDEX_FILE = "index.jsonl"
+SHIPPED_FILE = "calibration.json"
+"""In `scenarios/controls/<scenario>/`: the default judge's calibration on those controls, as `make calibrate` wrote it."""
 CALIBRATION_DIR = "_calibration"
 LOOK_UP_LEVELS = 4
 """How far above a run folder the store is looked for (runs/<scenario>/<run>, runs/_calibration/<id>/<control>)."""
@@ -29,6 +32,8 @@ _FILE_HASHES: dict[tuple[str, int, int], str] = {}
 def _file_sha256(path: Path) -> str:
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _FILE_HASHES and (known := assembly.verified_sha256(path)) is not None:
+        _FILE_HASHES[key] = known[:16]
     if key not in _FILE_HASHES:
         digest = hashlib.sha256()
         with path.open("rb") as fh:
@@ -56,8 +61,45 @@ def judge_identity(model: ChatModel) -> str:
     return model.ref
 
 
-def key(identity: str, rubric_hash: str, prompt_version: str, mode: str) -> dict[str, str]:
-    return {"judge": identity, "rubric_hash": rubric_hash, "prompt_version": prompt_version, "mode": mode}
+def key(identity: str, rubric_hash: str, prompt_version: str, mode: str, screen: str) -> dict[str, str]:
+    """What a calibration vouches for; `screen` is the injection screen's rules version ("v1") or "off"."""
+    return {"judge": identity, "rubric_hash": rubric_hash, "prompt_version": prompt_version, "mode": mode, "screen": screen}
+
+
+def controls_dir(scenario: str) -> Path:
+    """Where a scenario's calibration controls live (and the calibration record the project ships for them)."""
+    return project_root() / "scenarios" / "controls" / scenario
+
+
+def shipped_calibration(scenario: str) -> Path | None:
+    """The calibration record shipped for a scenario's default judge (`make calibrate` writes it), if any."""
+    path = controls_dir(scenario) / SHIPPED_FILE
+    return path if path.is_file() else None
+
+
+def _shipped_entries(path: Path | None) -> list[dict[str, Any]]:
+    """A shipped `calibration.json` as index entries, one per judge identity it vouches for."""
+    if path is None:
+        return []
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        judge_ids = record["judge_ids"]
+        parts = [str(record[k]) for k in ("rubric_hash", "prompt_version", "mode", "screen")]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []  # a damaged shipped record vouches for nothing: the judge is "not calibrated"
+    if not isinstance(judge_ids, dict):
+        return []
+    state = "passed" if record.get("passed") is True else "failed"
+    return [
+        {
+            "key": key(str(identity), *parts),
+            "state": state,
+            "failed_checks": record.get("failed_checks") or [],
+            "calibration_id": record.get("calibration_id"),
+            "shipped": True,
+        }
+        for identity in judge_ids.values()
+    ]
 
 
 def find_store(run_dir: Path) -> Path | None:
@@ -107,9 +149,12 @@ def summary(state: str, failed_checks: list[str] | None = None) -> str:
     return f"judge not calibrated - {NOT_EVIDENCE}"
 
 
-def lookup(store: Path | None, entry_key: dict[str, str]) -> CalibrationState:
-    """The newest calibration result for this key, or "not calibrated"."""
-    found = [e for e in _entries(store) if e["key"] == entry_key]
+def lookup(store: Path | None, entry_key: dict[str, str], *, shipped: Path | None = None) -> CalibrationState:
+    """The newest calibration result for this key in the runs folder's store, else the shipped record's, else
+    "not calibrated"."""
+    found = [e for e in _entries(store) if e["key"] == entry_key] or [
+        e for e in _shipped_entries(shipped) if e["key"] == entry_key
+    ]
     if not found:
         return CalibrationState(state="not calibrated", key=entry_key, summary=summary("not calibrated"))
     last = found[-1]

@@ -113,6 +113,28 @@ class CalibrationState(_Rec):
     """One line for people, e.g. "judge failed calibration: position bias, ordering - this score is not evidence"."""
 
 
+class ScreenFinding(_Rec):
+    """One piece of candidate text the injection screen found aimed at the grader (see `grading.screen`)."""
+
+    rule: str
+    """e.g. "addresses the grader", "forges a speaker", "keyword list"."""
+    where: str
+    """"turn 5" (numbered as the judge sees the turns) or "whiteboard section 'Plan'"."""
+    excerpt: str
+
+
+class Screen(_Rec):
+    """What the injection screen found in a run before it was graded, and what that did to the score."""
+
+    version: int
+    """The screen's rules version (part of the calibration key)."""
+    findings: list[ScreenFinding] = Field(default_factory=list)
+    action: Literal["none", "capped", "off"]
+    """none: nothing found; capped: every score capped at the scale's lowest point; off: not screened."""
+    uncapped_overall: float | None = None
+    """The judges' own overall score before the cap (capped grades only)."""
+
+
 class CriterionSummary(_Rec):
     """All judges on one criterion."""
 
@@ -192,6 +214,8 @@ class Evaluation(_Versioned):
     """Every answer every judge gave, accepted or rejected."""
     started_at: datetime
     ended_at: datetime | None = None
+    screen: Screen | None = None
+    """The injection screen's findings and action (None in records written before it existed)."""
 
 
 class PairwiseVerdict(_Rec):

@@ -55,18 +55,23 @@ class JudgeFailed(Exception):
 
 def candidate_turns(transcript: Transcript) -> list[str]:
     """What a quote may come from: the candidate's turns, then the candidate's sections of the final whiteboard."""
-    return [m.content for m in transcript.messages if m.role == "candidate"] + board_evidence(transcript)
+    return [text for _, text in candidate_sources(transcript)]
+
+
+def candidate_sources(transcript: Transcript) -> list[tuple[str, str]]:
+    """Everything the candidate wrote, each with where it stands: ("turn 5", text), numbered as `render_transcript`
+    numbers turns, then ("whiteboard section 'Plan'", text) for the candidate's sections of the final board."""
+    turns = [(f"turn {n}", m.content) for n, m in enumerate(transcript.messages, 1) if m.role == "candidate"]
+    board = [
+        (f"whiteboard section {s.title!r}", s.text) for s in transcript.board if _board_role(transcript, s.author) == "candidate"
+    ]
+    return turns + board
 
 
 def _board_role(transcript: Transcript, author: str) -> str:
     if author == transcript.agents.get("candidate", {}).get("name"):
         return "candidate"
     return "scenario" if author == "scenario" else "interviewer"
-
-
-def board_evidence(transcript: Transcript) -> list[str]:
-    """The texts of the final whiteboard's sections the candidate wrote: quotable like the candidate's turns."""
-    return [s.text for s in transcript.board if _board_role(transcript, s.author) == "candidate"]
 
 
 def render_transcript(transcript: Transcript, *, label: str | None = None, shorten_interviewer: bool = False) -> str:

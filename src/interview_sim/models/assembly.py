@@ -272,6 +272,15 @@ def _trusted(model: ChunkedModel, target: Path) -> bool:
     return stat.st_size == model.size and marker == expected
 
 
+def verified_sha256(path: Path) -> str | None:
+    """The SHA-256 of an assembled model file whose verified-marker still holds, without reading the file;
+    None for any other file. Calibrations key a judge by its weights' hash: this spares hashing 1.1 GB."""
+    for model in CHUNKED_MODELS.values():
+        if path.name == model.file_name and _trusted(model, path):
+            return model.sha256
+    return None
+
+
 def _write_marker(model: ChunkedModel, target: Path) -> None:
     stat = target.stat()
     marker = {"schema_version": _MARKER_VERSION, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": model.sha256}

@@ -92,8 +92,10 @@ def script(name: str) -> Callable[[Script], Script]:
     return register
 
 
-_STAGE_NOTE = re.compile(r"Stage \d+ of \d+ \((?P<kind>\w+)\): (?P<instruction>.*?) You have (?P<left>[\d.]+) minutes? left\.")
-_END_MARKER = re.compile(r'write "(?P<marker>[^"]+)"')
+_STAGE_NOTE = re.compile(
+    r"Your next turn \((?:step \d+ of \d+|the last)\): (?P<instruction>.*?)"
+    r'(?: Say that (?P<left>[\d.]+) minutes are left\.| End it with the words "(?P<marker>[^"]+)"\.)'
+)
 
 
 def interviewer_reply(inp: ScriptInput) -> str:
@@ -103,11 +105,9 @@ def interviewer_reply(inp: ScriptInput) -> str:
     ack = f'You said: "{heard}". ' if heard else ""
     if note is None:
         return f"{ack}Please go on."
-    reply = f"{ack}{note['instruction']} You have {note['left']} minutes left."
-    marker = _END_MARKER.search(inp.stage_note)
-    if note["kind"] == "wrap_up" and marker:
-        reply = f"{ack}Thank you, that is all the time we have. {marker['marker']}"
-    return reply
+    if note["marker"]:
+        return f"{ack}Thank you, that is all the time we have. {note['marker']}"
+    return f"{ack}{note['instruction']} You have {note['left']} minutes left."
 
 
 _DEFAULT_ANSWERS = [

@@ -271,12 +271,13 @@ class SeatContext(UnboundedChatCompletionContext):
     """A seat's memory, plus the session's note at the end of each prompt: for an interviewer the current
     stage and the time left, and for every seat the whiteboard when the session has one."""
 
-    def __init__(self, state: SessionState, role: str, model: ChatModel) -> None:
+    def __init__(self, state: SessionState, role: str, model: ChatModel, turn_note: str | None = None) -> None:
         super().__init__()
-        self._state, self._role, self._model = state, role, model
+        self._state, self._role, self._model, self._turn_note = state, role, model, turn_note
 
     async def get_messages(self) -> list[LLMMessage]:
-        notes = []
+        # The turn note is a reminder for a model; a person in the seat is shown only the session's own notes.
+        notes = [self._turn_note.strip()] if self._turn_note and self._model.provider != "human" else []
         if self._role == "interviewer":
             stage = self._state.stage_for_next_interviewer_turn()
             self._state.pending_stage = stage
@@ -333,7 +334,7 @@ def _agent(seat: str, role: str, spec: AgentSpec, model: ChatModel, state: Sessi
         name=agent_name(seat),
         model_client=client,
         system_message=spec.system_prompt,
-        model_context=SeatContext(state, role, model),
+        model_context=SeatContext(state, role, model, spec.turn_note),
         description=f"The {role} ({spec.name}).",
         tools=tools,
         reflect_on_tool_use=False,

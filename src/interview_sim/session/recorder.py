@@ -38,21 +38,31 @@ TextSink = Callable[[str, str], None]
 """Live text: called with (role, piece) as a model writes its turn, always on the session's event loop."""
 
 
-_LAST_SENTENCE_END = re.compile(r".*[.!?][\"'”’)\]*]*(?=\s|$)", re.S)
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]*]*(?=\s|$)")
+_DANGLING_LINE = re.compile(r"(?:^|\n)[ \t>]*(?:\d{1,3}[.)]|[a-z][.)]|[-*•+]|#{1,6}[^\n]*|\*\*[^\n]*\*\*:?)[ \t]*$", re.I)
+"""A last line that is only a list marker ("3.", "-", "b)") or a heading: not the end of a sentence."""
 
 
 def cut_back_to_sentence(completion: Completion) -> Completion:
     """An answer the token cap cut off mid-sentence, cut back to its last complete sentence.
 
-    The cut text goes to `metadata["cut_at_cap"]` (and from there to the message's `cut_off`), so nothing is
-    hidden; an answer with no complete sentence to keep is left as it is.
+    A sentence ends at . ! or ? (and any closing quote or bracket) followed by a space or the end, unless what
+    ends there is a list marker alone on its line ("3.") or a heading: Markdown answers cut at the cap often
+    end on the next item's number. The cut text goes to `metadata["cut_at_cap"]` (and from there to the
+    message's `cut_off`), so nothing is hidden; an answer with no complete sentence to keep is left as it is.
     """
     text = completion.content.rstrip()
-    match = _LAST_SENTENCE_END.match(text)
-    if match is None or match.end() == len(text):
+    for match in reversed(list(_SENTENCE_END.finditer(text))):
+        kept = text[: match.end()]
+        if not _DANGLING_LINE.search(kept):
+            break
+    else:
+        return completion
+    kept = kept.rstrip()
+    if len(kept) == len(text):
         return completion
     return dataclasses.replace(
-        completion, content=match.group(0), metadata={**completion.metadata, "cut_at_cap": completion.content[match.end() :]}
+        completion, content=kept, metadata={**completion.metadata, "cut_at_cap": completion.content[len(kept) :]}
     )
 
 

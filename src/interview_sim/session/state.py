@@ -107,9 +107,11 @@ class SessionState:
         stages = self.scenario.spec.stages
         position = stages.index(stage) + 1
         left = _fmt(self.remaining)
-        note = f"Stage {position} of {len(stages)} ({stage.kind}): {stage.instruction} You have {left} minutes left."
+        # Plain words and no "Stage 2 of 5 (pose_problem):" header: small models copied such a header, and the
+        # word "note", into their turns. The step number still tells the model how far the interview has come.
+        note = f"Your next turn (step {position} of {len(stages)}): {stage.instruction} Say that {left} minutes are left."
         if stage.kind == "wrap_up":
-            note += f' To end the interview, write "{self.scenario.spec.end_marker}".'
+            note = f'Your next turn (the last): {stage.instruction} End it with the words "{self.scenario.spec.end_marker}".'
         return note
 
     def advance(self, source: str, content: str, *, via: str = "block") -> StopReason | None:
