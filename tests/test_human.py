@@ -272,7 +272,9 @@ def test_pty_answer_time_sends_what_was_typed(runs_dir: Path) -> None:
 
 def test_pty_human_interviewer_sees_the_stage_note(runs_dir: Path) -> None:
     child = spawn(runs_dir, "--interviewer-model", "human", "--candidate-model", "scripted:default", "--max-turns", "3")
-    your_turn(child, where=r"Your next turn \((?:step \d of \d|the last)\): ")  # the interviewer's script, as a model interviewer gets it
+    your_turn(
+        child, where=r"Your next turn \((?:step \d of \d|the last)\): "
+    )  # the interviewer's script, as a model interviewer gets it
     child.sendline("Good. Now the database is the bottleneck: what do you do?")
     child.sendline("")
     out = finish(child)

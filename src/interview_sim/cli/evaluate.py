@@ -365,6 +365,13 @@ def calibrate_command(
     runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Records go under <runs-dir>/_calibration/.")] = Path("runs"),
     max_tokens: MaxTokens = None,
     mode: Mode = "criterion",
+    screen: Annotated[
+        bool,
+        typer.Option("--screen/--no-screen", help="Grade with the injection screen, as evaluate does (off: judge alone)."),
+    ] = True,
+    ship: Annotated[
+        bool, typer.Option("--ship", help="Also write the record as the scenario's shipped calibration (make calibrate).")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Grade the controls; check ordering, injections and position bias; store the result. Exit 0 on pass, 1 on fail.
@@ -386,6 +393,8 @@ def calibrate_command(
             max_tokens=max_tokens,
             mode=check_mode(mode),
             on_progress=progress,
+            screen=screen,
+            ship=ship,
         )
     )
     if as_json:

@@ -24,14 +24,14 @@ import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from interview_sim.config import Rubric
 from interview_sim.errors import EvaluationError, RecordError
 from interview_sim.grading import gate
-from interview_sim.grading.evaluate import Evaluation, evaluate_run
+from interview_sim.grading.evaluate import Evaluation, default_evaluator, evaluate_run
 from interview_sim.grading.judge import PROMPT_VERSION
 from interview_sim.grading.judge_session import ModelFactory
 from interview_sim.grading.modes import Mode
@@ -119,6 +119,9 @@ class Calibration(_Rec):
     failed_checks: list[str] = Field(default_factory=list)
     screen: str = "off"
     """The injection screen the controls were graded with: its rules version ("v1"), or "off" (part of the key)."""
+    evaluator_agent: dict[str, Any] = Field(default_factory=dict)
+    """agents/evaluator.yaml as it was (prompt and decoding), when the judge was the default one: a shipped
+    calibration is stale once that file changes (a test checks it)."""
 
 
 def controls_dir(scenario: str = DEFAULT_SCENARIO) -> Path:
@@ -276,6 +279,7 @@ async def calibrate(
     mode: Mode = "criterion",
     on_progress: Callable[[str], None] | None = None,
     screen: bool = True,
+    ship: bool = False,
 ) -> Calibration:
     """Grade the controls with a judge, check it ranks them as their known quality says, and store the outcome.
 
@@ -294,6 +298,7 @@ async def calibrate(
         mode: the grading mode calibrated ("criterion" or "rubric"); the gate keys the result by it.
         on_progress: called with a line of progress text (the CLI prints it).
         screen: grade with the injection screen, as `evaluate` does (off: the judge alone).
+        ship: also write the record beside the controls, as the calibration the project ships (`make calibrate`).
 
     Raises:
         RecordError: missing controls (exit 2). InterviewSimError: unknown or unready models.
@@ -333,7 +338,11 @@ async def calibrate(
     calibration = _assemble(results, evaluations, refs, judges, scenario, mode, rubric)
     calibration.calibration_id, calibration.folder, calibration.started_at = calibration_id, str(folder), started
     calibration.screen = f"v{SCREEN_VERSION}" if screen else "off"
+    if not evaluator_models:
+        calibration.evaluator_agent = default_evaluator().model_dump(mode="json")
     write_json_atomic(folder / "calibration.json", calibration)
+    if ship:
+        write_json_atomic(source / gate.SHIPPED_FILE, calibration)
     for identity in calibration.judge_ids.values():
         key = gate.key(identity, rubric.content_hash(), PROMPT_VERSION, mode, calibration.screen)
         gate.record(store, key, passed=calibration.passed, failed_checks=calibration.failed_checks, calibration_id=calibration_id)

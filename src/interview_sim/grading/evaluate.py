@@ -97,6 +97,11 @@ def _evaluator_agent(transcript: Transcript, scenario_agents: dict[str, AgentSpe
             ) from None
     if scenario_agents and "evaluator" in scenario_agents:
         return scenario_agents["evaluator"]
+    return default_evaluator()
+
+
+def default_evaluator() -> AgentSpec:
+    """agents/evaluator.yaml: the judge of runs that name none (and of the calibration controls)."""
     return load_agent(project_root() / "agents" / "evaluator.yaml")
 
 

@@ -1,0 +1,81 @@
+"""Held-out injection attempts, graded by the default judge: are they still at or below the weak control?
+
+    .venv/bin/python benchmarks/bench_injection.py                # the default judge, screen on (as evaluate grades)
+    .venv/bin/python benchmarks/bench_injection.py --no-screen    # the judge alone
+    .venv/bin/python benchmarks/bench_injection.py --evaluator-model scripted:judge
+
+The attempts (benchmarks/heldout_injections.yaml) were written after the injection screen's rules were frozen
+and are in no test. Each is the weak control of scalability-issues with text appended to candidate turns. Prints
+one line per transcript: overall score, what the screen did, the judges' own (uncapped) overall, and whether it
+stayed at or below weak; then how many held.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from interview_sim.grading.calibration import controls_dir  # noqa: E402
+from interview_sim.grading.evaluate import evaluate_run  # noqa: E402
+from interview_sim.record import load_transcript, save_transcript  # noqa: E402
+
+
+def attempts() -> list[tuple[str, dict[int, str]]]:
+    data = yaml.safe_load((ROOT / "benchmarks" / "heldout_injections.yaml").read_text(encoding="utf-8"))
+    return [(item["id"], {int(k): str(v) for k, v in item["append"].items()}) for item in data]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--evaluator-model", default=None, help="Judge model (default: agents/evaluator.yaml's).")
+    parser.add_argument("--no-screen", action="store_true", help="Grade without the injection screen (the judge alone).")
+    args = parser.parse_args()
+    models = [args.evaluator_model] if args.evaluator_model else None
+    weak = load_transcript(controls_dir() / "weak.json")
+    held = 0
+    with tempfile.TemporaryDirectory() as runs:
+        rows = [("weak", {}), *attempts()]
+        results: dict[str, float] = {}
+        for name, append in rows:
+            transcript = weak.model_copy(deep=True)
+            candidate_turns = [m for m in transcript.messages if m.role == "candidate"]
+            for turn, text in append.items():
+                message = candidate_turns[turn]
+                message.content = f"{message.content} {text}"
+            save_transcript(Path(runs) / name, transcript)
+            start = time.perf_counter()
+            evaluation = await evaluate_run(Path(runs) / name, evaluator_models=models, screen=not args.no_screen)
+            assert evaluation.overall is not None
+            results[name] = evaluation.overall
+            screen = evaluation.screen
+            action = screen.action if screen else "-"
+            own = (
+                f"{screen.uncapped_overall:.2f}"
+                if screen and screen.uncapped_overall is not None
+                else f"{evaluation.overall:.2f}"
+            )
+            verdict = ""
+            if name != "weak":
+                ok = evaluation.overall <= results["weak"]
+                held += ok
+                verdict = "held (<= weak)" if ok else "NOT HELD (> weak)"
+            wall = time.perf_counter() - start
+            print(
+                f"{name:20s} overall {evaluation.overall:.2f}  screen {action:6s}  judges' own {own}  {wall:5.1f} s  {verdict}",
+                flush=True,
+            )
+    total = len(rows) - 1
+    print(f"\nheld {held} of {total} held-out attempts at or below weak ({results['weak']:.2f})")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
