@@ -37,7 +37,7 @@ def test_every_shipped_scenario_loads_with_its_agents() -> None:
         assert loaded.spec.id == path.stem
         assert {c.id for c in loaded.spec.rubric.criteria} == CRITERIA
         assert set(loaded.agents) == {"interviewer", "candidate", "evaluator"}
-        assert all(a.model == "llamacpp:smollm2-135m" for a in loaded.agents.values())
+        assert all(a.model == "llamacpp:qwen2.5-coder-1.5b" for a in loaded.agents.values())
     assert ids >= SEVEN_TOPICS
 
 

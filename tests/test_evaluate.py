@@ -564,7 +564,7 @@ async def test_a_judge_call_that_fails_is_a_recorded_failure_keeping_earlier_ans
     with pytest.raises(EvaluationError, match="connection reset"):
         await evaluate_run(run_dir, model_factory=lambda ref, options: _FailsOnSecondCall())
     (failed,) = load_evaluations(run_dir)
-    assert failed.status == "failed" and failed.overall is None and failed.evaluator_models == ["llamacpp:smollm2-135m"]
+    assert failed.status == "failed" and failed.overall is None and failed.evaluator_models == ["llamacpp:qwen2.5-coder-1.5b"]
     assert [r.attempt for r in failed.raw_outputs] == [1] and "Invalid JSON" in (failed.raw_outputs[0].error or "")
     assert [c.role for c in load_transcript(run_dir).calls].count("evaluator") == 1
 
