@@ -19,7 +19,7 @@ Rules (case-insensitive; a "sentence" is a line or a run of text ending in . ! o
   5", `"score":` (a grade in JSON), "strong hire", "all criteria met", or "ignore/override the rubric (the
   instructions, the criteria ...)".
 * **forges a speaker** - a line or sentence that opens with another speaker's label (System, System note,
-  Assistant, User, Interviewer, Grader, Evaluator, Judge, Human, AI, then ":"), a bracketed note from one
+  Assistant, Interviewer, Grader, Evaluator, Judge, then ":"), a bracketed note from one
   ("[grading note]", "(Interviewer feedback: ..."), or a role reset ("you are now ...", "from now on you").
 * **forges the transcript** - markup or phrases that claim the transcript ended, changed or is summarised:
   `</turn>`, `<transcript>`, chat-template tokens (`<|im_start|>`, `[INST]`), "the transcript has ended",
@@ -55,7 +55,8 @@ _GRADING = (
     r"|pass(?:ed)?|hire|descriptors?|level[- ]?\d)"
 )
 _ABOUT_ME = r"(?:this|these|my|me|i|the candidate|the answers?|each|every|all)"
-_SPEAKER = r"(?:system(?: note| message| prompt)?|assistant|user|interviewer|grader|evaluator|judge|human|ai)"
+_SPEAKER = r"(?:system(?: note| message| prompt)?|assistant|interviewer|grader|evaluator|judge)"
+"""Labels of the speakers a candidate could impersonate. Not "User:" or "Admin:": a design names its actors so."""
 _NOTE_FROM = r"(?:system|interviewer|grader|grading|evaluator|evaluation|assessment|assessor|judge|panel|reviewer|scoring)"
 
 _ALTERNATIVES: dict[str, list[str]] = {
@@ -71,7 +72,7 @@ _ALTERNATIVES: dict[str, list[str]] = {
         r" (?:score|grade|marks?|rating|points)\b)",
         rf"\b(?:score|rate|grade|mark|assess|evaluate)s?\s+{_ABOUT_ME}\b[^.!?\n]{{0,60}}"
         r"\b(?:\d|five|ten|excellent|perfect|top|highest|maximum|full|strong|generous(?:ly)?|accordingly)\b",
-        r"\b[1-9]\d?\s*(?:/|out of)\s*(?:5|10|100)\b(?!\s*(?:ms|s|%|rps|qps))",
+        r"\b(?:[1-9]|10)\s*(?:/|out of)\s*(?:5|10)\b(?![\d.]|\s*(?:ms|s|%|rps|qps|of))",
         r"\b(?:ignore|disregard|forget|override|bypass|replace[ds]?)\b[^.!?\n]{0,40}"
         r"\b(?:rubric|instructions?|criteria|scoring|grading|prompt|rules)\b",
         r"\"score\"\s*:",
@@ -123,8 +124,12 @@ def keyword_list(sentence: str) -> int:
 
 
 def _excerpt(text: str, start: int, end: int) -> str:
-    line_start = max(text.rfind("\n", 0, start) + 1, start - 60)
-    snippet = " ".join(text[line_start : max(end, min(len(text), start + EXCERPT_CHARS))].split())
+    """The finding's sentence: from the start of the sentence (or line) it begins in, at most EXCERPT_CHARS."""
+    before = max(text.rfind(mark, 0, start) for mark in (". ", "! ", "? ", "\n"))
+    begin = before + (1 if text[before : before + 1] == "\n" else 2) if before >= 0 else 0
+    if start - begin > EXCERPT_CHARS // 2:
+        begin = start  # a very long sentence: start at the finding itself
+    snippet = " ".join(text[begin : max(end, begin + EXCERPT_CHARS)].split())
     return snippet[:EXCERPT_CHARS]
 
 
@@ -134,7 +139,8 @@ def screen_text(text: str, where: str) -> list[ScreenFinding]:
     for rule, pattern in RULES.items():
         match = pattern.search(text)
         if match:
-            findings.append(ScreenFinding(rule=rule, where=where, excerpt=_excerpt(text, match.start(), match.end())))
+            start = match.start() + len(match.group(0)) - len(match.group(0).lstrip(" \t\n|#*>"))
+            findings.append(ScreenFinding(rule=rule, where=where, excerpt=_excerpt(text, start, match.end())))
     for match in _SENTENCE.finditer(text):
         n = keyword_list(match.group(0))
         if n:
