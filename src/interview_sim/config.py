@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import string
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from interview_sim import lookup
 from interview_sim.errors import ConfigError, field_path
 from interview_sim.files import data_problem, exists, read_text
 
@@ -376,26 +376,16 @@ def load_agent(path: str | Path) -> AgentSpec:
     return _validate(AgentSpec, p, _read_yaml(p))
 
 
-def project_root() -> Path:
-    """Where `scenarios/` and `agents/` are looked up: $INTERVIEW_SIM_HOME, the working directory, or the checkout."""
-    env = os.environ.get("INTERVIEW_SIM_HOME")
-    if env:
-        return Path(env)
-    cwd = Path.cwd()
-    if (cwd / "scenarios").is_dir():
-        return cwd
-    return Path(__file__).resolve().parents[2]
-
-
 def _resolve_in_scenarios(ref: str | Path, kind: str, is_kind: Callable[[str], bool]) -> Path:
-    """A path as given, or an id looked up in `scenarios/`; the error lists the known ids of that kind."""
+    """A path as given, or an id looked up in `scenarios/` (`lookup`: $INTERVIEW_SIM_HOME, the working directory,
+    the packaged ones); the error lists the known ids of that kind."""
     p = Path(ref)
     if p.suffix in {".yaml", ".yml"} or exists(p):
         return p
-    candidate = project_root() / "scenarios" / f"{ref}.yaml"
-    if exists(candidate):
-        return candidate
-    known = ", ".join(sorted(s.stem for s in (project_root() / "scenarios").glob("*.yaml") if is_kind(s.stem)))
+    found = lookup.find(f"scenarios/{ref}.yaml")
+    if found is not None:
+        return found.path
+    known = ", ".join(stem for stem in lookup.list_ids("scenarios") if is_kind(stem))
     raise ConfigError(f"unknown {kind} {str(ref)!r}: not a file and not an id in scenarios/ (known: {known or 'none'})")
 
 
@@ -425,7 +415,7 @@ def load_scenario(ref: str | Path) -> LoadedScenario:
 
 
 def _load_role_agent(path: Path, where: str, rel: str, role: str) -> AgentSpec:
-    agent_path = (path.parent / rel).resolve()
+    agent_path = lookup.agent_file(path, rel)
     if not exists(agent_path):
         raise ConfigError(f"{path}: {where}: agent file {rel!r} not found (looked at {agent_path})")
     agent = load_agent(agent_path)

@@ -45,6 +45,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from interview_sim import lookup
 from interview_sim.autogen02.formats import (
     ANALYSIS_ROLES,
     Chat,
@@ -56,7 +57,7 @@ from interview_sim.autogen02.formats import (
     first_error,
     turns_from_history,
 )
-from interview_sim.config import LoadedScenario, load_scenario, project_root
+from interview_sim.config import LoadedScenario, load_scenario
 from interview_sim.errors import ConfigError, ImportFormatError
 from interview_sim.record import (
     ImportInfo,
@@ -111,9 +112,9 @@ class _Scenarios:
     @classmethod
     def load(cls) -> _Scenarios:
         found = cls()
-        for path in sorted((project_root() / "scenarios").glob("*.yaml")):
+        for hit in lookup.list_ids("scenarios").values():
             try:
-                loaded = load_scenario(path)
+                loaded = load_scenario(hit.path)
             except ConfigError:
                 continue  # sweep files and broken scenarios are no rubric source
             found.by_topic.setdefault(_norm(loaded.spec.topic), loaded)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, TypedDict, Unpack
 
+from interview_sim import lookup
 from interview_sim.compare.cells import (
     ModelFactory,
 )
@@ -34,7 +35,7 @@ from interview_sim.compare.comparison import (
 )
 from interview_sim.compare.execution import CellGroup, RunOptions, execute
 from interview_sim.compare.executors import ExecutorChoice, ExecutorKind, check_executor
-from interview_sim.config import LoadedScenario, LoadedSweep, load_agent, load_scenario, load_sweep, project_root
+from interview_sim.config import LoadedScenario, LoadedSweep, load_agent, load_scenario, load_sweep
 from interview_sim.errors import BatchError, ConfigError
 from interview_sim.models import create_model
 from interview_sim.session import prepare_scenario
@@ -57,10 +58,10 @@ def _other_role(role: CompareRole) -> Literal["candidate", "interviewer"]:
 def _default_evaluator(loaded: LoadedScenario) -> str:
     if "evaluator" in loaded.agents:
         return loaded.agents["evaluator"].model
-    fallback = project_root() / "agents" / "evaluator.yaml"
-    if not fallback.exists():
-        raise BatchError(f"{loaded.path}: no evaluator agent and no {fallback}: pass --evaluator-model")
-    return load_agent(fallback).model
+    fallback = lookup.find("agents/evaluator.yaml")
+    if fallback is None:
+        raise BatchError(f"{loaded.path}: no evaluator agent and no agents/evaluator.yaml: pass --evaluator-model")
+    return load_agent(fallback.path).model
 
 
 def _make_group(

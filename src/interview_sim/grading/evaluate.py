@@ -18,8 +18,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from interview_sim import lookup
 from interview_sim.catalog import note_run
-from interview_sim.config import AgentSpec, Rubric, load_agent, load_scenario, project_root
+from interview_sim.config import AgentSpec, Rubric, load_agent, load_scenario
 from interview_sim.errors import ConfigError, EvaluationError, InterviewSimError, ModelCallError, RecordError
 from interview_sim.grading import gate, judge
 from interview_sim.grading.grades import (
@@ -101,8 +102,12 @@ def _evaluator_agent(transcript: Transcript, scenario_agents: dict[str, AgentSpe
 
 
 def default_evaluator() -> AgentSpec:
-    """agents/evaluator.yaml: the judge of runs that name none (and of the calibration controls)."""
-    return load_agent(project_root() / "agents" / "evaluator.yaml")
+    """agents/evaluator.yaml: the judge of runs that name none (and of the calibration controls), found as ids are
+    (`interview_sim.lookup`: $INTERVIEW_SIM_HOME, the working directory, the packaged one)."""
+    found = lookup.find("agents/evaluator.yaml")
+    if found is None:
+        raise ConfigError("no agents/evaluator.yaml in $INTERVIEW_SIM_HOME, the working directory or the package")
+    return load_agent(found.path)
 
 
 def _rubric(transcript: Transcript, scenario: str | Path | None) -> tuple[Rubric, dict[str, AgentSpec] | None]:

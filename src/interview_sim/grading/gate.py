@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from interview_sim.config import project_root
 from interview_sim.grading.grades import CalibrationState
+from interview_sim.lookup import find, packaged_root
 from interview_sim.models import ChatModel, assembly
 
 INDEX_FILE = "index.jsonl"
@@ -67,8 +67,14 @@ def key(identity: str, rubric_hash: str, prompt_version: str, mode: str, screen:
 
 
 def controls_dir(scenario: str) -> Path:
-    """Where a scenario's calibration controls live (and the calibration record the project ships for them)."""
-    return project_root() / "scenarios" / "controls" / scenario
+    """Where a scenario's calibration controls live (and the calibration record the project ships for them):
+    `scenarios/controls/<scenario>/` of the first place that has it (`interview_sim.lookup`), else the packaged one."""
+    relative = f"scenarios/controls/{scenario}"
+    found = find(relative)
+    if found is not None:
+        return found.path
+    packaged = packaged_root()
+    return (packaged if packaged is not None else Path.cwd()) / relative
 
 
 def shipped_calibration(scenario: str) -> Path | None:
