@@ -29,8 +29,6 @@ __all__ = [
     "write_report",
 ]
 
-__version__ = "0.1.0"
-
 # Lazy attribute access keeps `import interview_sim` (and `interview-sim --help`) fast:
 # the session engine pulls in AutoGen, which costs about a second to import.
 _LAZY = {
@@ -69,6 +67,10 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # read from the installed metadata (interview_sim.version), never written twice
+        from interview_sim.version import version
+
+        return version()
     try:
         module_name, attr = _LAZY[name]
     except KeyError:

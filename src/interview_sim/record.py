@@ -261,6 +261,8 @@ class Transcript(_Record):
     """transcript.json. `schema_version` is always the first key."""
 
     schema_version: int = SCHEMA_VERSION
+    interview_sim_version: str | None = None
+    """The interview-sim release that wrote this record (None: written before releases were recorded)."""
     kind: Literal["interview", "analysis"] = "interview"
     run_id: str
     scenario_id: str

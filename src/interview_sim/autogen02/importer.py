@@ -72,6 +72,7 @@ from interview_sim.record import (
     utc_now,
     write_json_atomic,
 )
+from interview_sim.version import version
 
 DEFAULT_SCENARIO = "scalability-issues"
 ANALYSIS_PREFIX = "analysis-"
@@ -309,6 +310,7 @@ def _interview(
             notes = [*notes, f"candidate model {model!r} inferred from the candidate's name and the Cost block's models"]
     imported_at = utc_now()
     return Transcript(
+        interview_sim_version=version(),
         kind="interview",
         run_id=new_run_id(imported_at),
         scenario_id=loaded.spec.id,
@@ -375,6 +377,7 @@ def _analysis(chat: Chat, match: re.Match[str], *, source: Path, scenarios: _Sce
     assert interview.imported is not None
     file_origin = _Origin.from_name(source.name, source.parent.name)
     record = Transcript(
+        interview_sim_version=version(),
         kind="analysis",
         run_id=new_run_id(interview.imported.imported_at),
         scenario_id=interview.scenario_id,

@@ -38,6 +38,7 @@ from interview_sim.grading.modes import Mode
 from interview_sim.grading.screen import SCREEN_VERSION
 from interview_sim.models import ModelOptions, create_model, parse_ref
 from interview_sim.record import load_transcript, new_run_id, save_transcript, utc_now, write_json_atomic
+from interview_sim.version import version
 
 __all__ = ["CONTROLS", "Calibration", "ControlResult", "calibrate", "controls_dir"]
 
@@ -94,6 +95,8 @@ class Calibration(_Rec):
     """`calibration.json`: how a judge ranked the controls. `schema_version` is always the first key."""
 
     schema_version: int = CALIBRATION_SCHEMA_VERSION
+    interview_sim_version: str | None = None
+    """The interview-sim release that wrote this record (None: written before releases were recorded)."""
     calibration_id: str
     scenario_id: str
     evaluator_models: list[str]
@@ -381,6 +384,7 @@ def _assemble(
     if judges == 1:
         notes["spread"] = "undefined with one judge per model (use --judges 3)"
     return Calibration(
+        interview_sim_version=version(),
         calibration_id="",
         scenario_id=scenario,
         evaluator_models=models,

@@ -57,6 +57,7 @@ from interview_sim.record import (
     utc_now,
     write_json_atomic,
 )
+from interview_sim.version import version
 
 __all__ = [
     "EVALUATION_SCHEMA_VERSION",
@@ -277,6 +278,7 @@ def _new_evaluation(
     transcript: Transcript, rubric: Rubric, refs: list[str], judges: int, seed: int, mode: Mode, notes: list[str]
 ) -> Evaluation:
     return Evaluation(
+        interview_sim_version=version(),
         evaluation_id=new_run_id(),
         run_id=transcript.run_id,
         scenario_id=transcript.scenario_id,
@@ -500,6 +502,7 @@ async def evaluate_pairwise(
     refs = _refs(evaluator_models, agent)
     base_seed = seed if seed is not None else agent.seed
     result = PairwiseResult(
+        interview_sim_version=version(),
         pairwise_id=new_run_id(),
         run_a=a.run_id,
         run_b=b.run_id,

@@ -170,6 +170,8 @@ class Evaluation(_Versioned):
     """`evaluation-<id>.json`: one grading of one run. `schema_version` is always the first key."""
 
     schema_version: int = EVALUATION_SCHEMA_VERSION
+    interview_sim_version: str | None = None
+    """The interview-sim release that wrote this record (None: written before releases were recorded)."""
     evaluation_id: str
     run_id: str
     scenario_id: str
@@ -235,6 +237,8 @@ class PairwiseResult(_Versioned):
     """`pairwise-<id>.json`, saved in the first run's folder. A verdict that flips with the order is a tie."""
 
     schema_version: int = EVALUATION_SCHEMA_VERSION
+    interview_sim_version: str | None = None
+    """The interview-sim release that wrote this record (None: written before releases were recorded)."""
     pairwise_id: str
     run_a: str
     run_b: str

@@ -35,6 +35,7 @@ from interview_sim.record import (
 from interview_sim.session.panel import debrief_panel
 from interview_sim.session.recorder import EventSink, SessionRecorder, TextSink
 from interview_sim.session.state import SessionState
+from interview_sim.version import version
 
 __all__ = ["ModelFactory", "RunResult", "prepare_scenario", "run_scenario"]
 
@@ -236,6 +237,7 @@ def _new_transcript(
     by_role = {"interviewer": models.get(chair), "candidate": models.get("candidate")}
     started = utc_now()
     return Transcript(
+        interview_sim_version=version(),
         run_id=new_run_id(started),
         scenario_id=loaded.spec.id,
         scenario={**loaded.spec.model_dump(mode="json"), "path": loaded.path},
