@@ -161,7 +161,7 @@ def test_run_report_flag_writes_the_run_page(runs_dir: Path) -> None:
     ("args", "line"),
     [
         (["run", "--bogus"], "error: No such option: --bogus (see 'interview-sim run --help')"),
-        (["validate"], "error: Missing argument 'paths' (see 'interview-sim validate --help')"),
+        (["replay"], "error: Missing argument 'run' (see 'interview-sim replay --help')"),
         (["nosuch"], "error: No such command 'nosuch' (see 'interview-sim --help')"),
         (["runs", "nosuch"], "error: No such command 'nosuch' (see 'interview-sim runs --help')"),
         (

@@ -13,7 +13,7 @@ import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -29,8 +29,20 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from interview_sim.version import version
+
+        print(f"interview-sim {version()}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _group() -> None:
+def _group(
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Show the version and exit.")
+    ] = False,
+) -> None:
     # A group callback keeps `interview-sim COMMAND` a group even when only one command module is imported
     # (see _register): a Typer app with a single command and no callback runs that command without its name.
     return None
@@ -89,7 +101,7 @@ def describe_os_error(exc: OSError) -> tuple[str, int]:
 
 
 COMMAND_MODULES = {
-    "run": "run", "models": "run", "validate": "run",
+    "run": "run", "models": "run", "validate": "run", "init": "init",
     "compare": "compare", "sweep": "compare",
     "evaluate": "evaluate", "calibrate": "evaluate",
     "replay": "replay", "import": "replay", "export": "replay",

