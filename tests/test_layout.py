@@ -126,7 +126,7 @@ def test_the_readme_parser_reads_the_rules() -> None:
     assert allowed["record"] == {"errors", "files", "usage"}
     assert allowed["files"] == {"errors"}
     assert allowed["cli"] is None
-    assert allowed["session"] == {"catalog", "config", "errors", "models", "record"}
+    assert allowed["session"] == {"catalog", "config", "errors", "models", "record", "version"}
     assert allowed["catalog"] == {"errors", "record"}
 
 

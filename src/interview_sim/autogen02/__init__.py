@@ -7,7 +7,7 @@ Modules:
                session whatever its forms, analyses attached, idempotent (content fingerprints).
     export     `export_run`: one of our runs in an AutoGen 0.2 form.
 
-May import: catalog, config, errors, record. Never session, models or grading.
+May import: catalog, config, errors, lookup, record, version. Never session, models or grading.
 """
 
 from interview_sim.autogen02.export import EXPORT_FORMATS, ExportFormat, export_run, to_chat_result, to_markdown

@@ -11,7 +11,7 @@ Modules:
     lock         one command at a time per comparison (an flock beside its folder).
     journal      `records.jsonl`: cells and pairs appended as they finish, read back on top of the summary.
 
-May import: catalog, config, errors, models, record, session, grading. Never report or cli.
+May import: catalog, config, errors, lookup, models, record, session, grading. Never report or cli.
 """
 
 from interview_sim.compare.comparison import (

@@ -11,7 +11,7 @@ Modules:
     calibration  `calibrate`: a judge graded on hand-written control transcripts.
     bulk         `evaluate_runs`: many runs (a list or a filter), a few at a time, skipping those already graded.
 
-May import: catalog, config, errors, models, record. Never session (grading reads recorded runs only).
+May import: catalog, config, errors, lookup, models, record, version. Never session (grading reads recorded runs only).
 """
 
 from interview_sim.grading.bulk import BulkResult, evaluate_runs, select_runs

@@ -491,8 +491,7 @@ async def evaluate_pairwise(
     """
     path_a, path_b = transcript_path(run_a), transcript_path(run_b)
     a, b = load_transcript(path_a), load_transcript(path_b)
-    rubric, _ = _rubric(a, None)
-    rubric_b, _ = _rubric(b, None)
+    (rubric, _), (rubric_b, _) = _rubric(a, None), _rubric(b, None)
     if rubric.content_hash() != rubric_b.content_hash():
         raise EvaluationError(f"runs {a.run_id} and {b.run_id} have different rubrics: a pairwise verdict needs one rubric")
     for t in (a, b):

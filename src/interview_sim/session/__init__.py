@@ -14,7 +14,7 @@ Modules, each importing only those above it:
 Exports the public API of a session (`run_scenario`, `prepare_scenario`, `RunResult`) and the pieces other
 features read: the event sinks, the state and recorder, the board. Importing this package never imports AutoGen.
 
-May import: catalog, config, errors, models, record. Never grading, compare, replay, report or cli.
+May import: catalog, config, errors, models, record, version. Never grading, compare, replay, report or cli.
 """
 
 from interview_sim.session.recorder import EventSink, SessionRecorder, TextSink, cut_back_to_sentence
