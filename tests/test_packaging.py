@@ -28,7 +28,7 @@ import pytest
 from cli_process import SCRIPTED
 
 ROOT = Path(__file__).resolve().parents[1]
-NOT_SOURCE = (".git", ".venv", "runs", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "test-artifacts", "fuzz-*")
+NOT_SOURCE = (".git", ".venv", ".hypothesis", ".*_cache", "__pycache__", "*.egg-info", "build", "dist", "runs", "test-artifacts")
 SHIPPED = ("agents", "scenarios")
 
 
