@@ -78,7 +78,9 @@ async def test_json_schema_constrains_the_output(model: LlamaCppModel) -> None:
 
 def test_real_session_from_the_cli_records_real_tokens(runs_dir: Path) -> None:
     # Grading on the embedded model has its own tests (test_calibrate.py); this one is about the session.
-    args = ["run", "scalability-issues", "--max-turns", "4", "--runs-dir", str(runs_dir), "--json", "--no-evaluate"]
+    # SmolLM2 in both seats: this is about the mechanics, which the fast model shows as well as the default.
+    smol = ["--interviewer-model", "llamacpp:smollm2-135m", "--candidate-model", "llamacpp:smollm2-135m"]
+    args = ["run", "scalability-issues", *smol, "--max-turns", "4", "--runs-dir", str(runs_dir), "--json", "--no-evaluate"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)

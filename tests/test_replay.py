@@ -296,7 +296,8 @@ def test_rerun_refuses_an_imported_run(runs_dir: Path) -> None:
 def test_a_real_embedded_model_session_re_executes_offline_with_identical_messages(
     runs_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    args = ["run", "scalability-issues", "--max-turns", "3", "--no-evaluate", "--runs-dir", str(runs_dir), "--json"]
+    smol = ["--interviewer-model", "llamacpp:smollm2-135m", "--candidate-model", "llamacpp:smollm2-135m"]
+    args = ["run", "scalability-issues", *smol, "--max-turns", "3", "--no-evaluate", "--runs-dir", str(runs_dir), "--json"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     original_dir = Path(json.loads(result.stdout)["run_dir"])

@@ -176,7 +176,7 @@ def test_text_thinking_under_a_tiny_cap_stops_in_a_subprocess_with_one_line(runs
     # The cap is met inside `<think>`: the answer is empty, retried once, then the run stops; as a user sees it.
     candidate = tmp_path / "candidate.yaml"
     source = re.sub(r"max_tokens: \d+", "max_tokens: 16", (ROOT / "agents" / "candidate.yaml").read_text())
-    candidate.write_text(source.replace("model: llamacpp:smollm2-135m", "model: scripted:thinker"))
+    candidate.write_text(re.sub(r"(?m)^model: .*$", "model: scripted:thinker", source))
     scenario = tmp_path / "scenario.yaml"
     text = (ROOT / "scenarios" / "scalability-issues.yaml").read_text()
     text = text.replace("../agents/", f"{ROOT / 'agents'}/").replace(f"{ROOT / 'agents'}/candidate.yaml", str(candidate))
