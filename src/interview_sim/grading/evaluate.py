@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from interview_sim.catalog import note_run
 from interview_sim.config import AgentSpec, Rubric, load_agent, load_scenario, project_root
 from interview_sim.errors import ConfigError, EvaluationError, InterviewSimError, ModelCallError, RecordError
+from interview_sim.files import open_lock, parse_json, read_text
 from interview_sim.grading import gate, judge
 from interview_sim.grading.grades import (
     EVALUATION_SCHEMA_VERSION,
@@ -142,12 +143,12 @@ def _locked(folder: Path) -> Iterator[None]:
     parallel processes) must not both rewrite its transcript from the same old copy and lose calls."""
     import fcntl
 
-    with (folder / LOCK_FILE).open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    fd = open_lock(folder / LOCK_FILE, RecordError)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor releases the lock
 
 
 def _append_calls(path: Path, calls: list[CallRecord], record_id: str) -> None:
@@ -377,10 +378,9 @@ def load_evaluations(run: str | Path) -> list[Evaluation]:
     found = []
     for file in folder.glob("evaluation-*.json"):
         try:
-            found.append(Evaluation.model_validate(json.loads(file.read_text(encoding="utf-8"))))
-        except (json.JSONDecodeError, ValidationError) as exc:
-            detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else f"not valid JSON ({exc.msg})"
-            raise RecordError(f"{file}: {detail}") from None
+            found.append(Evaluation.model_validate(parse_json(read_text(file, RecordError), RecordError, str(file))))
+        except ValidationError as exc:
+            raise RecordError(f"{file}: {exc.errors()[0]['msg']}") from None
     return sorted(found, key=lambda e: (e.started_at, e.evaluation_id))
 
 
