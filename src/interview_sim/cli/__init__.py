@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import itertools
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 import typer
 
 from interview_sim.cli.signals import Interrupted, leave, own_process, print_interrupted
+from interview_sim.cli.terminal import clean
 from interview_sim.errors import InterviewSimError
 
 app = typer.Typer(
@@ -41,7 +43,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one error line on stderr and return the Exit to raise."""
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {clean(message)}", file=sys.stderr)
     return typer.Exit(code)
 
 
@@ -124,6 +126,10 @@ def main() -> None:
     sys.exit(run_app(sys.argv[1:]))
 
 
+PATH_OPTIONS = frozenset({"--runs-dir", "--output", "-o"})
+"""Options that name a path, which an empty value must not silently turn into the working folder."""
+
+
 def run_app(args: list[str]) -> int:
     """Run the app on `args` and return the exit code; a usage error is one line (click draws a box of five)."""
     try:
@@ -131,6 +137,11 @@ def run_app(args: list[str]) -> int:
     except ImportError:  # pragma: no cover - older typer runs on click itself
         from click import exceptions as click  # type: ignore[no-redef]
 
+    pairs = [*itertools.pairwise(args), *(a.partition("=")[::2] for a in args if a.startswith("--") and "=" in a)]
+    empty = next((name for name, value in pairs if name in PATH_OPTIONS and not value.strip()), None)
+    if empty is not None:  # Path("") is the working folder: an empty --runs-dir would write runs into it
+        print(f"error: {empty} names no path (it is empty; use . for the working folder)", file=sys.stderr)
+        return 2
     try:
         result = app(args=args, prog_name="interview-sim", standalone_mode=False)
     except click.NoArgsIsHelpError as exc:  # a group run bare: its help (typer prints it itself), exit 2
@@ -140,10 +151,10 @@ def run_app(args: list[str]) -> int:
         return 2
     except click.UsageError as exc:
         where = exc.ctx.command_path if exc.ctx is not None else "interview-sim"
-        print(f"error: {exc.format_message().rstrip('.')} (see '{where} --help')", file=sys.stderr)
+        print(clean(f"error: {exc.format_message().rstrip('.')} (see '{where} --help')"), file=sys.stderr)
         return exc.exit_code
     except click.ClickException as exc:
-        print(f"error: {exc.format_message()}", file=sys.stderr)
+        print(clean(f"error: {exc.format_message()}"), file=sys.stderr)
         return exc.exit_code
     except typer.Abort:  # Ctrl-C while click itself prompts
         print("interrupted", file=sys.stderr)

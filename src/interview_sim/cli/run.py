@@ -11,6 +11,7 @@ import typer
 from interview_sim.cli import app, fail, user_errors
 from interview_sim.cli.common import JsonFlag, RunsDir, Timeout, apply_timeout, check_runs_dir, console
 from interview_sim.cli.signals import run_async
+from interview_sim.cli.terminal import clean
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -294,8 +295,8 @@ def validate_command(paths: Annotated[list[Path], typer.Argument(help="Agent, sc
             check_references(loaded, path)
         except (ConfigError, ModelNotFoundError) as exc:
             bad += 1
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {clean(str(exc))}", err=True)
         else:
-            typer.echo(f"ok: {path} ({kind})")
+            typer.echo(clean(f"ok: {path} ({kind})"))
     if bad:
         raise fail(f"{bad} of {len(paths)} file(s) invalid", 2)

@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from interview_sim.text import clean
+
 T = TypeVar("T")
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -74,7 +76,7 @@ def leave(code: int) -> None:
 def print_interrupted(exc: Interrupted) -> None:
     """Print the interruption's one line, once per process (the watchdog and the command may both try)."""
     if _printed.acquire(blocking=False):
-        print(exc.line, file=sys.stderr, flush=True)
+        print(clean(exc.line), file=sys.stderr, flush=True)
 
 
 def _raise_interrupted(signum: int, _frame: object) -> None:
