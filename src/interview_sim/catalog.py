@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from interview_sim.errors import RecordError
+from interview_sim.errors import BrokenIndexError, RecordError
+from interview_sim.text import like_literal
 
 if TYPE_CHECKING:
     from interview_sim.record import Transcript
@@ -28,7 +29,6 @@ INDEX_FILE = "index.sqlite"
 TRANSCRIPT_FILE = "transcript.json"
 """record.TRANSCRIPT_FILE; not imported from there, so that listing runs does not load the record models."""
 INDEX_VERSION = 1
-WRITER_LOCK = ".import.lock"
 SOURCES = ("measured", "imported")
 
 _SCHEMA = """
@@ -76,11 +76,6 @@ def chat_fingerprint(texts: Iterable[str]) -> str:
         digest.update(text.replace("\r\n", "\n").strip().encode("utf-8", "surrogatepass"))
         digest.update(b"\x1e")
     return digest.hexdigest()[:32]
-
-
-def like_literal(text: str) -> str:
-    """`text` for a LIKE pattern that matches it literally (with `ESCAPE '\\'`): `%` and `_` are not wildcards."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def name_key(path: str | Path) -> str:
@@ -417,10 +412,6 @@ def _connect(path: Path) -> sqlite3.Connection:
 _DISK_FAILURES = ("disk is full", "disk I/O error", "readonly database")
 
 
-class BrokenIndexError(RecordError):
-    """The runs folder's index.sqlite cannot be read (not a database, damaged, of no known shape)."""
-
-
 def _version(conn: sqlite3.Connection) -> str | None:
     try:
         row = conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
@@ -439,11 +430,9 @@ def _writable(folder: Path) -> bool:
 def open_catalog(runs_dir: str | Path, *, build: bool = True, writer: bool = False) -> Iterator[Catalog]:
     """The runs folder's index, built from the folders first if it does not exist yet (or is of another version).
 
-    Building it is one write transaction: two commands that find no index build it once, the second waiting for
-    the first. `writer` holds a write transaction for the whole block (an import: what it looks up and what it
-    writes stay consistent with any other writer). A runs folder this process cannot write to (read-only media,
-    another user's) is listed from an index built in memory. Changes are committed when the block ends without an
-    error.
+    Building it is one write transaction: two commands that find no index build it once. `writer` holds a write
+    transaction for the whole block (an import: what it looks up and writes stays consistent). A runs folder this
+    process cannot write to is listed from an index built in memory. Committed when the block ends without error.
 
     Raises:
         BrokenIndexError: index.sqlite is not a usable database (`runs reindex` replaces it).
@@ -481,24 +470,6 @@ def open_catalog(runs_dir: str | Path, *, build: bool = True, writer: bool = Fal
         raise _broken(path, exc) from None
     finally:
         conn.close()
-
-
-@contextlib.contextmanager
-def exclusive(runs_dir: str | Path) -> Iterator[None]:
-    """One writing command at a time in a runs folder (an import): the second waits for the first to finish, so it
-    sees every chat the first imported instead of importing it again."""
-    import fcntl
-
-    from interview_sim.files import open_lock
-
-    root = Path(runs_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    fd = open_lock(root / WRITER_LOCK, RecordError)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def _broken(path: Path, exc: sqlite3.DatabaseError) -> Exception:

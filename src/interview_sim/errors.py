@@ -43,6 +43,10 @@ class RecordError(InterviewSimError):
     exit_code = 2
 
 
+class BrokenIndexError(RecordError):
+    """A runs folder's index.sqlite that cannot be read (not a database, damaged): `runs reindex` replaces it."""
+
+
 class ImportFormatError(InterviewSimError):
     """A file to import that is not a readable AutoGen 0.2 record (malformed, truncated, unknown shape)."""
 

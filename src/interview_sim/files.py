@@ -10,12 +10,14 @@ through (never replaced by a regular file), and a regular file is replaced atomi
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import re
 import stat
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -123,6 +125,20 @@ def open_lock(path: Path, error: type[InterviewSimError]) -> int:
         os.close(fd)
         raise error(f"{path}: is {file_kind(mode)}, not a regular file: remove it and run again")
     return fd
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path, error: type[InterviewSimError]) -> Iterator[None]:
+    """Hold an exclusive `flock` on the lock file `path` (see `open_lock`) while the block runs, waiting for any
+    other holder. The kernel drops it when the holder exits, even on kill -9."""
+    import fcntl
+
+    fd = open_lock(path, error)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor releases the lock
 
 
 def exists(path: Path) -> bool:

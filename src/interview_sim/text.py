@@ -29,3 +29,8 @@ def ascii_int(text: str) -> int | None:
     a score, a port or a count is only ever ASCII digits.
     """
     return int(text) if len(text) <= 100 and _ASCII_INT.fullmatch(text) else None
+
+
+def like_literal(text: str) -> str:
+    """`text` for an SQL LIKE pattern that matches it literally (with `ESCAPE '\\'`): `%` and `_` are no wildcards."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

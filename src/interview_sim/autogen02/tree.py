@@ -35,14 +35,15 @@ from pydantic import BaseModel, Field
 
 from interview_sim.autogen02.formats import Chat, alternating, embedded_history, parse_json, parse_markdown
 from interview_sim.autogen02.importer import _ANALYSIS, _analysis, _Built, _interview, _Origin, _Scenarios, _write
-from interview_sim.catalog import Catalog, chat_fingerprint, exclusive, name_key, open_catalog
-from interview_sim.errors import ImportFormatError, InterviewSimError
-from interview_sim.files import file_kind, is_dir, read_text
+from interview_sim.catalog import Catalog, chat_fingerprint, name_key, open_catalog
+from interview_sim.errors import ImportFormatError, InterviewSimError, RecordError
+from interview_sim.files import exclusive_lock, file_kind, is_dir, read_text
 from interview_sim.record import TRANSCRIPT_FILE, Transcript, load_transcript, save_transcript, write_json_atomic
 
 Status = Literal["imported", "merged", "attached", "skipped", "failed"]
 STATUSES: tuple[Status, ...] = ("imported", "merged", "attached", "skipped", "failed")
 EXTENSIONS = (".json", ".md", ".txt")
+IMPORT_LOCK = ".import.lock"
 _FORM_ORDER = {"json": 0, "markdown": 1, "text": 2, "embedded-history": 3}
 
 Progress = Callable[[str, int, int], None]
@@ -500,7 +501,9 @@ def import_transcripts(
             groups.setdefault((p.analysis, p.fingerprint), []).append(p)
     if not groups:  # nothing to write: leave the runs folder as it is, not even an index
         return report
-    with exclusive(root), open_catalog(root, writer=True) as catalog:
+    root.mkdir(parents=True, exist_ok=True)
+    # One import at a time per runs folder: a second waits, then finds every chat the first imported.
+    with exclusive_lock(root / IMPORT_LOCK, RecordError), open_catalog(root, writer=True) as catalog:
         if not catalog.built:
             catalog.reconcile()  # runs an interrupted import renamed into place after its last commit
         writer = _Writer(catalog, root, report)

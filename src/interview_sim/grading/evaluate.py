@@ -9,10 +9,7 @@ calls join the run's transcript (role `evaluator`), so its usage ledger and cost
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from interview_sim.catalog import note_run
 from interview_sim.config import AgentSpec, Rubric, load_agent, load_scenario, project_root
 from interview_sim.errors import ConfigError, EvaluationError, InterviewSimError, ModelCallError, RecordError
-from interview_sim.files import open_lock, parse_json, read_text
+from interview_sim.files import exclusive_lock, parse_json, read_text
 from interview_sim.grading import gate, judge
 from interview_sim.grading.grades import (
     EVALUATION_SCHEMA_VERSION,
@@ -137,25 +134,13 @@ def _save_new(run_dir: Path, prefix: str, record: BaseModel, id_field: str) -> P
     return path
 
 
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    """An exclusive lock on a run folder: two gradings of one run (a comparison's pairwise judgments run in
-    parallel processes) must not both rewrite its transcript from the same old copy and lose calls."""
-    import fcntl
-
-    fd = open_lock(folder / LOCK_FILE, RecordError)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the last descriptor releases the lock
-
-
 def _append_calls(path: Path, calls: list[CallRecord], record_id: str) -> None:
     """Add the judges' calls to the run's transcript and refresh its usage ledger and cost block."""
     if not calls:
         return
-    with _locked(path.parent):
+    # Two gradings of one run (a comparison's pairwise judgments run in parallel processes) must not both
+    # rewrite its transcript from the same old copy and lose calls.
+    with exclusive_lock(path.parent / LOCK_FILE, RecordError):
         transcript = load_transcript(path)
         for call in calls:
             call.index, call.evaluation_id = len(transcript.calls), record_id
