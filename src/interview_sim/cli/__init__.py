@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import functools
 import itertools
+import signal
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -18,9 +19,15 @@ from typing import Any, TypeVar
 
 import typer
 
-from interview_sim.cli.signals import Interrupted, leave, own_process, print_interrupted
+from interview_sim.cli.signals import Interrupted, leave, own_process, print_interrupted, received
 from interview_sim.cli.terminal import clean
 from interview_sim.errors import InterviewSimError
+
+
+def _as_the_command(argv: list[str]) -> bool:
+    """Whether this process is the `interview-sim` command (its script, or `python -m interview_sim`)."""
+    return bool(argv) and (Path(argv[0]).name == "interview-sim" or argv[0] == str(Path(__file__).parents[1] / "__main__.py"))
+
 
 app = typer.Typer(
     name="interview-sim",
@@ -110,8 +117,7 @@ def _register(argv: list[str]) -> None:
     """
     import importlib
 
-    program = Path(argv[0]).name if argv else ""
-    running_cli = program == "interview-sim" or argv[0:1] == [str(Path(__file__).parents[1] / "__main__.py")]
+    running_cli = _as_the_command(argv)
     command = next((a for a in argv[1:] if not a.startswith("-")), None) if running_cli else None
     modules = [COMMAND_MODULES[command]] if command in COMMAND_MODULES else dict.fromkeys(COMMAND_MODULES.values())
     for module in modules:
@@ -123,7 +129,16 @@ _register(sys.argv)
 
 def main() -> None:
     own_process()  # SIGTERM ends the command like Ctrl-C; an interrupted command leaves at once
-    sys.exit(run_app(sys.argv[1:]))
+    try:
+        code = run_app(sys.argv[1:])
+        signum = received()  # typer made a signal during its parsing, or after the work, a silent 130
+    except KeyboardInterrupt as exc:  # a signal outside a command's own handling: while parsing, after its work
+        code, signum = 0, exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+    if signum is not None:
+        print_interrupted(Interrupted(signum))  # once per process: nothing if the command already said it
+        code = 128 + signum
+        leave(code)
+    sys.exit(code)
 
 
 PATH_OPTIONS = frozenset({"--runs-dir", "--output", "-o"})

@@ -60,7 +60,8 @@ _process = {"owned": False}
 def own_process() -> None:
     """Called by the entry point: after an interruption, the process may leave without Python's finalization."""
     _process["owned"] = True
-    signal.signal(signal.SIGTERM, _raise_interrupted)
+    for signum in SIGNALS:  # replaces the start-up handlers of interview_sim/__init__.py
+        signal.signal(signum, _raise_interrupted)
 
 
 def leave(code: int) -> None:
@@ -79,7 +80,18 @@ def print_interrupted(exc: Interrupted) -> None:
         print(clean(exc.line), file=sys.stderr, flush=True)
 
 
+_received: list[int] = []
+"""Signals the command process's own handler raised: typer turns a KeyboardInterrupt it sees (a signal while it
+parses, or between a command's work and its return) into a silent exit 130, whatever the signal was."""
+
+
+def received() -> int | None:
+    """The first signal that interrupted this process outside a command's own handling, if any."""
+    return _received[0] if _received else None
+
+
 def _raise_interrupted(signum: int, _frame: object) -> None:
+    _received.append(signum)
     raise Interrupted(signum)
 
 
