@@ -12,6 +12,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cli_process import one_line, run_cli
+from cli_process import cli_args, interrupt, one_line, run_cli, start
 from fake_ollama import DEFAULT_MODEL, FakeOllama
 from interview_sim.config import load_scenario
 from interview_sim.errors import ConfigError, RecordError
@@ -240,18 +241,20 @@ def test_9_escape_sequences_never_reach_the_terminal_or_the_page(run_dir: Path, 
 def test_9_the_grades_you_said_lines_are_cleaned() -> None:
     import io
 
+    from interview_sim.cli.common import console
     from interview_sim.cli.live import render_feedback
-    from interview_sim.cli.terminal import console
 
     grade = type("Grade", (), {"criterion": "c", "rationale": f"why{ESCAPES}", "evidence": [f"typed{ESCAPES}"]})()
     summary = type("Summary", (), {"name": "C", "mean": 2.0})()
     judge = type("Judge", (), {"criteria": [grade]})()
     evaluation = type("Evaluation", (), {"judges": [judge], "criteria": {"c": summary}, "scale_min": 1, "scale_max": 5})()
     buf = io.StringIO()
-    render_feedback(console(file=buf, force_terminal=True), evaluation)  # type: ignore[arg-type]
+    out = console()  # the console the commands print through
+    out.file = buf
+    render_feedback(out, evaluation)  # type: ignore[arg-type]
     shown = buf.getvalue()
     assert "you said:" in shown and "typed" in shown and "pwned" in shown
-    assert "\x1b]" not in shown and "\x07" not in shown and "\x1b[2J" not in shown  # only rich's own colours
+    assert not any(c in shown for c in "\x1b\x07\x9b")
 
 
 def test_9_file_names_in_the_import_table_and_errors_are_cleaned(tmp_path: Path) -> None:
@@ -385,7 +388,6 @@ def test_24_only_ascii_digits_are_scores() -> None:
     from interview_sim.grading.criterion import score_probabilities
     from interview_sim.models import Completion
     from interview_sim.models.base import TokenAlternatives
-    from interview_sim.text import ascii_int
 
     content = '{"score": 4'
     top = [("³", -0.1), ("4", -0.5), ("١", -0.7), ("²", -0.9), ("3", -1.5)]  # '١' is int() 1: not a score either
@@ -394,6 +396,11 @@ def test_24_only_ascii_digits_are_scores() -> None:
     found, why = score_probabilities(completion, 1, 5)  # before: ValueError from int('³') ended the evaluation
     assert found is not None, why
     assert {k for k, v in found.probabilities.items() if v} == {3, 4}
+
+
+def test_24_ascii_int_reads_ascii_digits_only() -> None:
+    from interview_sim.text import ascii_int
+
     assert [ascii_int(t) for t in ("7", "-2", "³", "١", "", "4 ", "+3")] == [7, -2, None, None, None, None, None]
 
 
@@ -445,7 +452,8 @@ def test_10_every_thing_in_a_tree_gets_a_status_and_links_out_are_not_followed(t
     os.mkfifo(src / "fifo.json")
     (src / "fifo-link.json").symlink_to(src / "fifo.json")
     sock = socket.socket(socket.AF_UNIX)
-    sock.bind(str(src / "sock.json"))
+    sock.bind(str(tmp_path / "s"))  # AF_UNIX paths are short: bound here, then moved into the tree
+    os.rename(tmp_path / "s", src / "sock.json")
     locked.chmod(0)
     try:
         proc = as_plain_user("import", src, "--runs-dir", tmp_path / "runs", "--json", timeout=60)
@@ -515,8 +523,6 @@ def _runs_and_fingerprints(runs: Path) -> tuple[int, int]:
 
 
 def test_13_an_import_killed_mid_way_and_run_again_imports_each_session_once(tmp_path: Path) -> None:
-    import signal
-
     from pipeline_tree import write_tree
 
     sessions = 150
@@ -709,3 +715,26 @@ def test_23_the_scripted_judge_never_cites_a_sentence_too_short_to_be_evidence()
     (stem,) = {s for w, s in _stem_words("sharding") if w}
     hits = _hits(sentences, {stem: "sharding"})
     assert hits.found == ["sharding"] and len(hits.evidence.split()) >= 3
+
+
+# ---------------------------------------------------------------------------------------------- 19. signals at the edges
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_19_a_signal_at_any_moment_is_one_line_and_its_exit_code(runs_dir: Path, signum: int) -> None:
+    """From the first import to the last line printed: 0 with no line, or 128 + signal with one line; never a
+    traceback, never the bare signal's death."""
+    outcomes = []
+    for delay in (0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.8, 1.2, 2.0):  # before 0.05 s: Python itself starting
+        proc = start(cli_args("run", "scalability-issues", *SCRIPTED_CLI, "--runs-dir", str(runs_dir), "--max-turns", "3"))
+        time.sleep(delay)
+        stopped = interrupt(proc, signum)
+        outcomes.append((delay, stopped.code))
+        if stopped.code == 0 or stopped.code == -signum:  # finished first; or stopped before Python ran our code
+            assert "Traceback" not in stopped.stderr and not stopped.stderr.strip(), stopped.stderr[-2000:]
+            continue
+        assert stopped.code == 128 + signum, (delay, stopped.code, stopped.stderr[-2000:])
+        line = one_line(stopped.stderr)
+        assert line.startswith(f"interrupted ({signal.Signals(signum).name})"), line
+    print(outcomes)
+    assert any(code == 128 + signum for _, code in outcomes)
