@@ -26,7 +26,7 @@ from fake_ollama import DEFAULT_MODEL, FakeOllama
 
 OLLAMA_MODEL = f"ollama:{DEFAULT_MODEL}"
 OLLAMA_COMPARE = ["compare", "scalability-issues", "--models", OLLAMA_MODEL, "--repeats", "4", "--max-turns", "4"]
-STEPS = ("compare", "sweep", "ollama", "interrupt", "kill")
+STEPS = ("compare", "sweep", "ollama", "interrupt", "sigterm", "kill")
 SCRIPTED = ["--interviewer-model", "scripted:default", "--evaluator-model", "scripted:judge"]
 
 
@@ -147,6 +147,8 @@ def suite(out: Path, steps: Sequence[str] = STEPS) -> dict[str, Any]:
             result.update(_ollama_cells(out, address, first, second))
         if "interrupt" in steps:
             result.update(_interrupt(out, address, [first, second]))
+        if "sigterm" in steps:  # Ray's own SIGTERM handler must not replace the command's
+            result.update(_interrupt(out, address, [first, second], signal.SIGTERM, "sigterm"))
         if "kill" in steps:
             result.update(_kill_a_node(out, address, cluster))
     finally:
@@ -166,17 +168,19 @@ def _ollama_cells(out: Path, address: list[str], first: Node, second: Node) -> d
     }
 
 
-def _interrupt(out: Path, address: list[str], nodes: list[Node]) -> dict[str, Any]:
-    """Ctrl-C once a cell has finished: exit 130, finished cells kept, no cell goes on running."""
+def _interrupt(
+    out: Path, address: list[str], nodes: list[Node], signum: int = signal.SIGINT, name: str = "interrupt"
+) -> dict[str, Any]:
+    """Ctrl-C (or `signum`) once a cell has finished: exit 128 + signal, finished cells kept, no cell goes on running."""
     for node in nodes:
         node.ollama.delay_s = 0.4
-    runs = out / "interrupt"
+    runs = out / name
     argv = cli(*OLLAMA_COMPARE, *SCRIPTED, "--repeats", "8", "--seed", "200", "--executor", "ray", *address)
     proc = subprocess.Popen([*argv, "--runs-dir", str(runs), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while proc.poll() is None and time.monotonic() < deadline and not _finished_cells(runs):
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=60)
     chats_at_exit = sum(len(n.ollama.chat_requests) for n in nodes)
     time.sleep(2.0)
@@ -184,9 +188,9 @@ def _interrupt(out: Path, address: list[str], nodes: list[Node]) -> dict[str, An
         node.ollama.delay_s = 0.2
     (record,) = (runs / "comparisons").glob("*/comparison.json")
     return {
-        "interrupt": _parsed(proc.returncode, stdout, stderr, time.perf_counter()),
-        "interrupt_cells": [c["status"] for c in json.loads(record.read_text())["cells"]],
-        "interrupt_chats": [chats_at_exit, sum(len(n.ollama.chat_requests) for n in nodes)],
+        name: _parsed(proc.returncode, stdout, stderr, time.perf_counter()),
+        f"{name}_cells": [c["status"] for c in json.loads(record.read_text())["cells"]],
+        f"{name}_chats": [chats_at_exit, sum(len(n.ollama.chat_requests) for n in nodes)],
     }
 
 

@@ -738,3 +738,11 @@ def test_19_a_signal_at_any_moment_is_one_line_and_its_exit_code(runs_dir: Path,
         assert line.startswith(f"interrupted ({signal.Signals(signum).name})"), line
     print(outcomes)
     assert any(code == 128 + signum for _, code in outcomes)
+
+
+def test_23_a_ray_compare_without_a_cluster_writes_no_comparison(runs_dir: Path) -> None:
+    pytest.importorskip("ray")
+    args = ["compare", "scalability-issues", "--models", "scripted:strong", "--interviewer-model", "scripted:default"]
+    proc = cli(*args, "--executor", "ray", "--ray-address", "127.0.0.1:1", "--runs-dir", runs_dir, timeout=180)
+    one_line_error(proc, 2, "Ray cluster", "127.0.0.1:1")
+    assert not list(runs_dir.rglob("comparison.json")) and not list(runs_dir.rglob("records.jsonl"))

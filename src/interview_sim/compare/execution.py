@@ -229,9 +229,6 @@ async def _execute(request: ComparisonRequest, groups: dict[str, CellGroup], opt
                 if task is not None:
                     tasks.append(task)
     invocation.cells_skipped = len(comparison.cells) - len(tasks)
-    journal = Journal(folder)  # creates the folder
-    save_comparison(folder, comparison)
-    journal.clear()  # everything it held is in the summary now
 
     from interview_sim.models.cache import default_cache_dir
 
@@ -241,7 +238,14 @@ async def _execute(request: ComparisonRequest, groups: dict[str, CellGroup], opt
         endpoints=Endpoints(list(options.ollama_hosts), options.per_endpoint),
         cache_dir=cache_dir,
     )
-    executor = make_executor(options.executor, scheduler, cache_dir, options.model_factory)
+    try:  # connected (a Ray cluster) before anything is written: a cluster that is not there leaves no comparison
+        executor = make_executor(options.executor, scheduler, cache_dir, options.model_factory)
+    except BaseException:
+        scheduler.close()
+        raise
+    journal = Journal(folder)  # creates the folder
+    save_comparison(folder, comparison)
+    journal.clear()  # everything it held is in the summary now
     start = time.perf_counter()
     try:
         index = {c.key: i for i, c in enumerate(comparison.cells)}

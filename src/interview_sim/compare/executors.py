@@ -27,8 +27,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -257,6 +259,21 @@ def _check_reachable(address: str) -> None:
         ) from None
 
 
+def _signal_handlers() -> dict[int, Any]:
+    """The process's SIGINT and SIGTERM handlers (main thread only: elsewhere they cannot be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore(handlers: dict[int, Any]) -> None:
+    """Put back the handlers `ray.init` replaced: Ray's own SIGTERM handler exits 15 at once, with a C++ stack dump
+    and no line, where the command cancels its cells, keeps the finished ones and says so (exit 143)."""
+    for signum, handler in handlers.items():
+        if handler is not None:
+            signal.signal(signum, handler)
+
+
 def _failed(task: CellTask, error: str) -> CellOutcome:
     now = utc_now()
     return CellOutcome(key=task.key, status="failed", started_at=now, ended_at=now, error=error)
@@ -274,6 +291,7 @@ class RayExecutor:
         self._owns_connection = False
         if not ray.is_initialized():
             _check_reachable(address)
+            handlers = _signal_handlers()
             try:
                 # Ray's own start-up chatter stays off this command's output (--json must be the only stdout).
                 ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, configure_logging=True)
@@ -283,6 +301,8 @@ class RayExecutor:
                     f"cannot connect to a Ray cluster at {address}: {first} (start one with `ray start --head`,"
                     " or pass --ray-address)"
                 ) from None
+            finally:
+                _restore(handlers)
             self._owns_connection = True
         self._remote = ray.remote(max_retries=RAY_MAX_RETRIES, retry_exceptions=False)(run_cell_here)
 

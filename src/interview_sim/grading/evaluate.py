@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from interview_sim.catalog import note_run
 from interview_sim.config import AgentSpec, Rubric, load_agent, load_scenario, project_root
 from interview_sim.errors import ConfigError, EvaluationError, InterviewSimError, ModelCallError, RecordError
-from interview_sim.files import exclusive_lock, parse_json, read_text
+from interview_sim.files import exclusive_lock, parse_json, read_text, record_folder
 from interview_sim.grading import gate, judge
 from interview_sim.grading.grades import (
     EVALUATION_SCHEMA_VERSION,
@@ -320,6 +320,7 @@ async def evaluate_run(
     """
     _check_arguments(judges, mode)
     path = transcript_path(run)
+    record_folder(path.parent)  # the grade is written there: refuse a linked folder before any judge is called
     transcript = load_transcript(path)
     rubric, scenario_agents = _rubric(transcript, scenario)
     agent = _evaluator_agent(transcript, scenario_agents)
