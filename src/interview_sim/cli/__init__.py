@@ -62,7 +62,10 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except InterviewSimError as exc:
-            raise fail(str(exc), exc.exit_code) from None
+            error = fail(str(exc), exc.exit_code)
+            if getattr(exc, "leave_at_once", False):  # what finished is written; finalization could hang
+                leave(exc.exit_code)
+            raise error from None
         except OSError as exc:  # a full disk, a file where a folder should be, no permission: not a crash
             message, code = describe_os_error(exc)
             raise fail(message, code) from None
