@@ -182,7 +182,7 @@ def pacing(turns: list[ReplayTurn], *, speed: float = DEFAULT_SPEED, instant: bo
     runs) waits a nominal `UNKNOWN_LATENCY_S`. `instant` waits for nothing.
     """
     if not 0 < speed < math.inf:  # NaN too
-        raise ReplayError(f"--speed must be a positive number, got {speed:g}")
+        raise ReplayError(f"--speed must be positive, got {speed:g}")
     if instant:
         return [0.0 for _ in turns]
     waits = []
