@@ -1,8 +1,13 @@
 """Files that come from outside (read strictly, fail in one line) and files a user names as output.
 
-Reading: every reader of outside data goes through `read_text` (UTF-8 only; a file in another encoding, a
-folder or an unreadable path is the caller's own error type, never a `UnicodeDecodeError`) and, for JSON,
-`parse_json` (nesting too deep for the parser is an error, never a `RecursionError`).
+Reading: every reader of outside data goes through `read_bytes` / `read_text`: a regular file only (a device,
+FIFO or socket is refused before it is opened), of bounded size, UTF-8 only; a file in another encoding, a folder
+or an unreadable path is the caller's own error type, never a `UnicodeDecodeError`. For JSON, `parse_json`
+(nesting too deep for the parser is an error, never a `RecursionError`); parsed data of any kind is measured by
+`data_problem` (depth, lone surrogates, YAML alias bombs) in one walk that visits each object once.
+
+Writing records: `write_text_atomic` (temporary file + rename) and `open_append` (JSON lines) never write through
+a symlink; lock files (`open_lock`, `exclusive_lock`) must be regular files.
 
 Writing a user-named output (`-o PATH`): an existing symlink writes its target, a device or FIFO is written
 through (never replaced by a regular file), and a regular file is replaced atomically, keeping its mode.
