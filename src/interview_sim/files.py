@@ -124,7 +124,7 @@ def open_lock(path: Path, error: type[InterviewSimError]) -> int:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise error(f"{path}: is a symlink: a lock file must be a regular file") from None
-        raise error(f"{path}: cannot open the lock file: {exc.strerror or exc}") from None
+        raise  # no permission, a read-only or full disk: the CLI words it (exit 2 or 4)
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
