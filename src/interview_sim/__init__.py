@@ -10,10 +10,9 @@ import sys
 
 def _started_as_the_command(argv: list[str]) -> bool:
     """`interview-sim ...` or `python -m interview_sim ...` (never a program that imports the API)."""
-    return any(a.endswith("/interview-sim") or a == "interview-sim" for a in argv[:3]) or any(
-        a == "-m" and b == "interview_sim"
-        for a, b in zip(argv, argv[1:], strict=False)  # noqa: RUF007
-    )
+    script = argv[1] if len(argv) > 1 else ""  # [python, the console script, its arguments...]
+    module = argv[argv.index("-m") + 1 : argv.index("-m") + 2] if "-m" in argv else []  # python's own -m comes first
+    return script.rsplit("/", 1)[-1] == "interview-sim" or module == ["interview_sim"]
 
 
 def _stopped_while_starting(signum: int, _frame: object) -> None:
