@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from interview_sim.cli.signals import Interrupted, leave, own_process, print_interrupted, received
+from interview_sim.cli.signals import Interrupted, finished, leave, own_process, print_interrupted, received
 from interview_sim.cli.terminal import clean
 from interview_sim.errors import InterviewSimError
 
@@ -141,6 +141,7 @@ def main() -> None:
         print_interrupted(Interrupted(signum))  # once per process: nothing if the command already said it
         code = 128 + signum
         leave(code)
+    finished()
     sys.exit(code)
 
 

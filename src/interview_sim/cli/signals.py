@@ -16,6 +16,7 @@ as interrupted), as after kill -9.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import signal
@@ -62,6 +63,48 @@ def own_process() -> None:
     _process["owned"] = True
     for signum in SIGNALS:  # replaces the start-up handlers of interview_sim/__init__.py
         signal.signal(signum, _raise_interrupted)
+    python_hook = sys.unraisablehook
+
+    def quiet_when_interrupted(unraisable: Any) -> None:
+        # A signal that lands in a finalizer (an event loop's __del__) cannot propagate: Python would print
+        # "Exception ignored in ..." with a traceback. It is recorded (`received`) and main() says it in one line.
+        if not isinstance(unraisable.exc_value, Interrupted):
+            python_hook(unraisable)
+
+    sys.unraisablehook = quiet_when_interrupted
+    atexit.register(_after_the_work)  # early, so it runs late: after the handlers the command registers
+
+
+def finished() -> None:
+    """The command's work and output are done. A signal from now on (Python's own shutdown can take a while: it
+    joins threads, runs exit handlers) is noted instead of raised, and said in one line at exit: without this it
+    killed the process silently, or printed a traceback from a finalizer."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    for signum in SIGNALS:
+        signal.signal(signum, _note)
+    _process["finished"] = True
+
+
+def _note(signum: int, _frame: object) -> None:
+    _late.append(signum)
+
+
+_late: list[int] = []
+
+
+def _after_the_work() -> None:
+    if not _process.get("finished"):
+        return
+    # Blocked from here on: a signal in what is left of Python's shutdown is discarded at exit (the command had
+    # finished: exit 0), instead of its default action, death by the signal without a line.
+    signal.pthread_sigmask(signal.SIG_BLOCK, set(SIGNALS))
+    pending = signal.sigpending() & set(SIGNALS)
+    late = _late[0] if _late else min(pending) if pending else None
+    if late is not None:
+        print_interrupted(Interrupted(late, "the command had finished; everything is kept"))
+        os._exit(128 + late)
 
 
 def leave(code: int) -> None:
