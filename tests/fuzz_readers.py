@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -136,7 +138,7 @@ def mutated_data(draw: st.DrawFn, data: Any) -> Any:
     for _ in range(draw(st.integers(1, 4))):
         paths = _paths(data)
         path = draw(st.sampled_from(paths))
-        op = draw(st.sampled_from(["replace", "delete", "add", "wrap", "deep", "empty"]))
+        op = draw(st.sampled_from(["replace", "delete", "add", "wrap", "deep", "empty", "nonfinite", "share"]))
         if not path:
             if op == "replace":
                 data = draw(json_values)
@@ -157,7 +159,40 @@ def mutated_data(draw: st.DrawFn, data: Any) -> Any:
             parent[key] = nested
         elif op == "empty":
             parent[key] = type(parent[key])() if isinstance(parent[key], dict | list | str) else None
+        elif op == "nonfinite":
+            parent[key] = draw(NON_FINITE)
+        elif op == "share":  # YAML writes a shared value once, with an anchor, and an alias where it appears again
+            others = [p for p in paths if p and p[: len(path)] != path and path[: len(p)] != p]
+            if others:
+                before, parent[key] = parent[key], _get(data, draw(st.sampled_from(others)))
+                try:
+                    json.dumps(data)
+                except ValueError:  # the value shared contains this place: a cycle, not an alias
+                    parent[key] = before
+    if draw(st.integers(0, 9)) == 0:  # now and then every number of the record at once
+        data = _all_non_finite(data, draw(NON_FINITE))
     return data
+
+
+NON_FINITE = st.sampled_from([math.nan, math.inf, -math.inf])
+
+
+def _all_non_finite(value: Any, number: float) -> Any:
+    if isinstance(value, dict):
+        return {k: _all_non_finite(v, number) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_all_non_finite(v, number) for v in value]
+    return number if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+_KEY_LINE = re.compile(r'^\s*"?[\w-]+"?\s*:')
+
+
+def alias_bomb(levels: int) -> str:
+    """YAML whose aliases expand to 9**levels values: a few hundred bytes (levels 9: 387 million)."""
+    lines = ['l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 9)}]" for n in range(1, levels)]
+    return "\n".join(lines)
 
 
 @st.composite
@@ -165,13 +200,22 @@ def mutated_text(draw: st.DrawFn, text: str) -> str:
     """Splices, deletions and a truncation at random places of a text."""
     for _ in range(draw(st.integers(1, 3))):
         at = draw(st.integers(0, len(text)))
-        op = draw(st.sampled_from(["splice", "delete", "truncate", "repeat"]))
+        op = draw(st.sampled_from(["splice", "delete", "truncate", "repeat", "duplicate-key", "alias-bomb"]))
         if op == "splice":
             text = text[:at] + draw(st.sampled_from(_SPLICES) | st.text(max_size=12)) + text[at:]
         elif op == "delete":
             text = text[:at] + text[at + draw(st.integers(1, 200)) :]
         elif op == "truncate":
             text = text[:at]
+        elif op == "duplicate-key":  # a line `key: value` given again in the same mapping, right below it
+            lines = text.split("\n")
+            keyed = [n for n, line in enumerate(lines) if _KEY_LINE.match(line)]
+            if keyed:
+                n = draw(st.sampled_from(keyed))
+                lines.insert(n + 1, lines[n])
+                text = "\n".join(lines)
+        elif op == "alias-bomb":  # nine aliases a line over `levels` lines, as new top-level keys
+            text = f"{text.rstrip()}\n{alias_bomb(draw(st.integers(2, 9)))}\n"
         else:
             piece = text[at : at + draw(st.integers(1, 40))]
             text = text[:at] + piece * draw(st.integers(2, 50)) + text[at:]
@@ -191,8 +235,49 @@ def encoded(draw: st.DrawFn, text: str) -> bytes:
     return text.encode(how, errors="replace")
 
 
+SPECIAL = b"\x00fuzz-special:"
+"""A payload `SPECIAL + kind` puts something other than a regular file where the reader looks (see `place`)."""
+SPECIALS = ["fifo", "dev-zero", "dev-null", "dev-urandom", "huge", "folder", "symlink-loop", "dangling-symlink", "socket"]
+special_files = st.sampled_from(SPECIALS).map(lambda kind: SPECIAL + kind.encode())
+
+
+def place(path: Path, payload: bytes) -> None:
+    """Write `payload` at `path`, or, for a special payload, a FIFO, a device (through a symlink), a 4 GB sparse
+    file, a folder, a symlink loop, a dangling symlink or a socket: what a hostile user can name instead of a file."""
+    import os
+    import socket
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kind = payload.removeprefix(SPECIAL).decode() if payload.startswith(SPECIAL) else None
+    if kind is None:
+        path.write_bytes(payload)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind.startswith("dev-"):
+        path.symlink_to(f"/dev/{kind.removeprefix('dev-')}")
+    elif kind == "huge":
+        with path.open("wb") as fh:
+            fh.truncate(4 * 1024**3)
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "symlink-loop":
+        path.symlink_to(path.name)
+    elif kind == "dangling-symlink":
+        path.symlink_to(path.parent / "nowhere")
+    elif kind == "socket":  # bound at a short path (AF_UNIX paths are short), then moved into place
+        short = Path(tempfile.mkdtemp(prefix="s")) / "s"
+        sock = socket.socket(socket.AF_UNIX)
+        try:
+            sock.bind(str(short))
+            os.rename(short, path)
+        finally:
+            sock.close()
+            shutil.rmtree(short.parent, ignore_errors=True)
+
+
 def documents(texts: list[str], load: Callable[[str], Any], dump: Callable[[Any], str]) -> st.SearchStrategy[bytes]:
-    """Hostile inputs for one kind of document: random bytes, mutated text, mutated structure."""
+    """Hostile inputs for one kind of document: random bytes, mutated text, mutated structure, duplicate keys,
+    aliases and alias bombs (YAML), NaN and infinities in any field, and things that are not regular files."""
     seeds = st.sampled_from(texts)
     loadable = []
     for text in texts:  # malformed fixtures are seeds for text mutations only
@@ -200,7 +285,7 @@ def documents(texts: list[str], load: Callable[[str], Any], dump: Callable[[Any]
             loadable.append(load(text))
     structural = st.sampled_from(loadable).flatmap(mutated_data).map(dump)
     textual = seeds.flatmap(mutated_text)
-    return st.binary(max_size=300) | st.one_of(structural, textual, seeds).flatmap(encoded)
+    return st.binary(max_size=300) | special_files | st.one_of(structural, textual, seeds).flatmap(encoded)
 
 
 def _yaml_dump(data: Any) -> str:
@@ -240,26 +325,26 @@ def _check_transcript(transcript: Transcript, run: Path) -> None:
 
 def read_agent(payload: bytes, work: Path) -> None:
     path = work / "agents" / "fuzzed.yaml"
-    path.write_bytes(payload)
+    place(path, payload)
     assert isinstance(load_agent(path), AgentSpec)
 
 
 def read_scenario(payload: bytes, work: Path) -> None:
     path = work / "scenarios" / "fuzzed.yaml"
-    path.write_bytes(payload)
+    place(path, payload)
     assert isinstance(load_scenario(path), LoadedScenario)
 
 
 def read_sweep(payload: bytes, work: Path) -> None:
     path = work / "scenarios" / "sweep-fuzzed.yaml"
-    path.write_bytes(payload)
+    place(path, payload)
     assert isinstance(load_sweep(path), LoadedSweep)
 
 
 def read_any_config(payload: bytes, work: Path) -> None:
     """What `validate` does: tell the kind by content, load it, check its model references."""
     path = work / "scenarios" / "any.yaml"
-    path.write_bytes(payload)
+    place(path, payload)
     _, loaded = load_any(path)
     check_references(loaded, path)
 
@@ -267,7 +352,7 @@ def read_any_config(payload: bytes, work: Path) -> None:
 def read_transcript(payload: bytes, work: Path) -> None:
     run = work / "run"
     run.mkdir()
-    (run / TRANSCRIPT_FILE).write_bytes(payload)
+    place(run / TRANSCRIPT_FILE, payload)
     _check_transcript(load_transcript(run), run)
 
 
@@ -275,7 +360,7 @@ def read_event_log(payload: bytes, work: Path) -> None:
     """A run killed before it wrote transcript.json: rebuilt from its event log."""
     run = work / "run"
     run.mkdir()
-    (run / EVENTS_FILE).write_bytes(payload)
+    place(run / EVENTS_FILE, payload)
     assert isinstance(read_events(run), list)
     _check_transcript(load_transcript(run), run)
 
@@ -283,8 +368,7 @@ def read_event_log(payload: bytes, work: Path) -> None:
 def _read_autogen02(suffix: str) -> Callable[[bytes, Path], None]:
     def read(payload: bytes, work: Path) -> None:
         src = work / "interview_26" / f"interview_transcript_2024-04-24_scalability_issues_6_fuzzed{suffix}"
-        src.parent.mkdir()
-        src.write_bytes(payload)
+        place(src, payload)
         report = import_transcripts([src], runs_dir=work / "runs")
         assert len(report.files) == 1  # every file is accounted for: imported, skipped (empty, not a chat) or failed
         for record in report.created:  # what an import writes, every later command reads

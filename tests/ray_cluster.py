@@ -10,6 +10,7 @@ mid-compare, and writes what it saw to `<out>/result.json` for the test to asser
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -26,7 +27,7 @@ from fake_ollama import DEFAULT_MODEL, FakeOllama
 
 OLLAMA_MODEL = f"ollama:{DEFAULT_MODEL}"
 OLLAMA_COMPARE = ["compare", "scalability-issues", "--models", OLLAMA_MODEL, "--repeats", "4", "--max-turns", "4"]
-STEPS = ("compare", "sweep", "ollama", "interrupt", "kill")
+STEPS = ("compare", "sweep", "ollama", "interrupt", "sigterm", "kill", "head")
 SCRIPTED = ["--interviewer-model", "scripted:default", "--evaluator-model", "scripted:judge"]
 
 
@@ -147,10 +148,15 @@ def suite(out: Path, steps: Sequence[str] = STEPS) -> dict[str, Any]:
             result.update(_ollama_cells(out, address, first, second))
         if "interrupt" in steps:
             result.update(_interrupt(out, address, [first, second]))
+        if "sigterm" in steps:  # Ray's own SIGTERM handler must not replace the command's
+            result.update(_interrupt(out, address, [first, second], signal.SIGTERM, "sigterm"))
         if "kill" in steps:
             result.update(_kill_a_node(out, address, cluster))
+        if "head" in steps:  # the last step: the cluster has no head after it
+            result.update(_kill_the_head(out, address, cluster, first))
     finally:
-        cluster.shutdown()
+        with contextlib.suppress(Exception):  # without its head, Ray's own shutdown may complain
+            cluster.shutdown()
     return result
 
 
@@ -166,17 +172,19 @@ def _ollama_cells(out: Path, address: list[str], first: Node, second: Node) -> d
     }
 
 
-def _interrupt(out: Path, address: list[str], nodes: list[Node]) -> dict[str, Any]:
-    """Ctrl-C once a cell has finished: exit 130, finished cells kept, no cell goes on running."""
+def _interrupt(
+    out: Path, address: list[str], nodes: list[Node], signum: int = signal.SIGINT, name: str = "interrupt"
+) -> dict[str, Any]:
+    """Ctrl-C (or `signum`) once a cell has finished: exit 128 + signal, finished cells kept, no cell goes on running."""
     for node in nodes:
         node.ollama.delay_s = 0.4
-    runs = out / "interrupt"
+    runs = out / name
     argv = cli(*OLLAMA_COMPARE, *SCRIPTED, "--repeats", "8", "--seed", "200", "--executor", "ray", *address)
     proc = subprocess.Popen([*argv, "--runs-dir", str(runs), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while proc.poll() is None and time.monotonic() < deadline and not _finished_cells(runs):
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=60)
     chats_at_exit = sum(len(n.ollama.chat_requests) for n in nodes)
     time.sleep(2.0)
@@ -184,9 +192,9 @@ def _interrupt(out: Path, address: list[str], nodes: list[Node]) -> dict[str, An
         node.ollama.delay_s = 0.2
     (record,) = (runs / "comparisons").glob("*/comparison.json")
     return {
-        "interrupt": _parsed(proc.returncode, stdout, stderr, time.perf_counter()),
-        "interrupt_cells": [c["status"] for c in json.loads(record.read_text())["cells"]],
-        "interrupt_chats": [chats_at_exit, sum(len(n.ollama.chat_requests) for n in nodes)],
+        name: _parsed(proc.returncode, stdout, stderr, time.perf_counter()),
+        f"{name}_cells": [c["status"] for c in json.loads(record.read_text())["cells"]],
+        f"{name}_chats": [chats_at_exit, sum(len(n.ollama.chat_requests) for n in nodes)],
     }
 
 
@@ -223,6 +231,28 @@ def _kill_a_node(out: Path, address: list[str], cluster: LocalCluster) -> dict[s
         "killed_after_chats": chats_before_kill,
         "killed_node": third.ollama.url,
         "kill_hosts": _hosts(runs, run["json"]) if run["json"] is not None else [],
+    }
+
+
+def _kill_the_head(out: Path, address: list[str], cluster: LocalCluster, head: Node) -> dict[str, Any]:
+    """The head node dies once a cell has finished: the command says so in a bounded time, exit 4, cells kept."""
+    for node in cluster.nodes:
+        node.ollama.delay_s = 0.4
+    runs = out / "head"
+    argv = cli(*OLLAMA_COMPARE, *SCRIPTED, "--repeats", "8", "--seed", "300", "--executor", "ray", *address)
+    proc = subprocess.Popen([*argv, "--runs-dir", str(runs), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline and not _finished_cells(runs):
+        time.sleep(0.05)
+    started = time.perf_counter()
+    cluster.remove(head)
+    stdout, stderr = proc.communicate(timeout=120)
+    from interview_sim.compare import load_comparison
+
+    (folder,) = (runs / "comparisons").glob("*/")
+    return {
+        "head": _parsed(proc.returncode, stdout, stderr, started),
+        "head_cells": [c.status for c in load_comparison(folder).cells],
     }
 
 

@@ -215,7 +215,7 @@ def test_a_tree_with_bad_files_imports_the_rest_one_error_line_per_bad_file(runs
     assert lines[-1] == f"error: {len(failing)} of {len(bad) + 3} file(s) failed"
     assert "Traceback" not in result.output
     assert len(_run_dirs(runs_dir)) == 3
-    assert not any(p.name.startswith(".") for p in runs_dir.rglob("*"))  # no staging folder left behind
+    assert not any(p.name.startswith(".import-") for p in runs_dir.rglob("*"))  # no staging folder left behind
 
 
 def test_tree_import_prints_a_summary_table(runs_dir: Path) -> None:

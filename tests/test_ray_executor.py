@@ -120,6 +120,36 @@ def test_ctrl_c_cancels_the_ray_tasks_and_keeps_the_finished_cells(cluster_run: 
     assert later == at_exit
 
 
+def test_20_sigterm_during_a_ray_compare_is_one_line_exit_143_and_keeps_the_finished_cells(
+    cluster_run: dict[str, Any],
+) -> None:
+    """Issue 28, 20: `ray.init` installed Ray's SIGTERM handler: exit 15, a C++ stack dump, no line."""
+    run = cluster_run["sigterm"]
+    assert run["rc"] == 143 and run["stdout"] == "", run["stderr"][-3000:]
+    assert "Traceback" not in run["stderr"] and "*** " not in run["stderr"], run["stderr"][-3000:]
+    assert run["stderr"].strip().splitlines()[-1].startswith("interrupted (SIGTERM): finished cells are kept under ")
+    statuses = cluster_run["sigterm_cells"]
+    assert "ok" in statuses and statuses.count("ok") < len(statuses)
+    at_exit, later = cluster_run["sigterm_chats"]
+    assert later == at_exit
+
+
+def test_20_a_dead_head_node_is_one_line_exit_4_in_bounded_time_and_keeps_the_finished_cells(
+    cluster_run: dict[str, Any],
+) -> None:
+    """Issue 28, 20: Ray's driver waited 60 s for a dead head, then exited 1 with its own message."""
+    from interview_sim.compare.executors import HEAD_LOST_S
+
+    run = cluster_run["head"]
+    assert run["rc"] == 4 and run["stdout"] == "", run["stderr"][-3000:]
+    assert "Traceback" not in run["stderr"]
+    last = run["stderr"].strip().splitlines()[-1]
+    assert last.startswith("error: lost the Ray cluster at ") and "run the same command again to resume" in last
+    assert run["wall_s"] < HEAD_LOST_S + 20  # from the kill to the exit
+    statuses = cluster_run["head_cells"]
+    assert "ok" in statuses and statuses.count("ok") < len(statuses)
+
+
 def test_killing_a_worker_node_mid_compare_still_completes_every_cell(cluster_run: dict[str, Any]) -> None:
     data = _ok(cluster_run["kill"])
     assert cluster_run["killed_after_chats"] >= 1, "the node was killed before it ran a cell"

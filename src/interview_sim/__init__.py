@@ -5,7 +5,34 @@ The public Python API. The CLI is a thin skin over these functions.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import sys
+
+
+def _started_as_the_command(argv: list[str]) -> bool:
+    """`interview-sim ...` or `python -m interview_sim ...` (never a program that imports the API)."""
+    script = argv[1] if len(argv) > 1 else ""  # [python, the console script, its arguments...]
+    module = argv[argv.index("-m") + 1 : argv.index("-m") + 2] if "-m" in argv else []  # python's own -m comes first
+    return script.rsplit("/", 1)[-1] == "interview-sim" or module == ["interview_sim"]
+
+
+def _stopped_while_starting(signum: int, _frame: object) -> None:
+    import os
+    import signal
+
+    os.write(2, f"interrupted ({signal.Signals(signum).name}): the command had not started; nothing was written\n".encode())
+    os._exit(128 + signum)
+
+
+if _started_as_the_command(getattr(sys, "orig_argv", [])):
+    # The command's first code, before any other import: Ctrl-C or SIGTERM while it is still importing (typer,
+    # rich, pydantic take a moment on a loaded machine) is one line, not a traceback. The CLI's own handlers
+    # replace these once it runs (cli/signals.py).
+    import signal as _signal
+
+    for _signum in (_signal.SIGINT, _signal.SIGTERM):
+        _signal.signal(_signum, _stopped_while_starting)
+
+from typing import TYPE_CHECKING, Any  # noqa: E402
 
 __all__ = [
     "InterviewSimError",

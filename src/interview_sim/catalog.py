@@ -12,13 +12,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from interview_sim.errors import RecordError
+from interview_sim.errors import BrokenIndexError, RecordError
+from interview_sim.text import like_literal
 
 if TYPE_CHECKING:
     from interview_sim.record import Transcript
@@ -143,8 +145,8 @@ class RunFilter:
             clauses.append("scenario_id = ?")
             args.append(self.scenario)
         if self.model:
-            clauses.append("(candidate_model LIKE ? OR interviewer_model LIKE ?)")
-            args += [f"%{self.model}%"] * 2
+            clauses.append(r"(candidate_model LIKE ? ESCAPE '\' OR interviewer_model LIKE ? ESCAPE '\')")
+            args += [f"%{like_literal(self.model)}%"] * 2
         if self.source:
             if self.source not in SOURCES:
                 raise RecordError(f"--source must be one of {', '.join(SOURCES)}, got {self.source!r}")
@@ -191,9 +193,11 @@ def _calibration(data: dict[str, Any]) -> str | None:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
+    from interview_sim.files import parse_json, read_text
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = parse_json(read_text(path, RecordError), RecordError, str(path))
+    except RecordError:
         return None  # a broken side record is left out of the index, never fatal to a listing
     return data if isinstance(data, dict) else None
 
@@ -327,6 +331,19 @@ class Catalog:
                 ),
             )
 
+    def reconcile(self) -> int:
+        """Index the run folders the index does not list yet: a command killed after it renamed a run into place and
+        before it committed the index left one. Returns how many were added."""
+        listed = {row[0] for row in self.conn.execute("SELECT run_dir FROM runs")}
+        added = 0
+        for transcript in sorted(self.root.glob(f"*/*/{TRANSCRIPT_FILE}")):
+            folder = transcript.parent
+            if folder.parent.name.startswith((".", "_")) or self.rel(folder) in listed:
+                continue
+            self.upsert(folder)
+            added += 1
+        return added
+
     # ------------------------------------------------------------------------------------------ reading
 
     def runs(self, where: RunFilter | None = None, limit: int | None = None) -> list[RunRow]:
@@ -344,7 +361,7 @@ class Catalog:
         for sql, arg in (
             (f"SELECT {cols} FROM runs WHERE run_dir = ?", key),
             (f"SELECT {cols} FROM runs WHERE run_id = ?", key),
-            (f"SELECT {cols} FROM runs WHERE run_id LIKE ? ORDER BY run_id", f"{key}%"),
+            (f"SELECT {cols} FROM runs WHERE run_id LIKE ? ESCAPE '\\' ORDER BY run_id", f"{like_literal(key)}%"),
         ):
             found = self.conn.execute(sql, (arg,)).fetchall()
             if len(found) == 1:
@@ -392,39 +409,85 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+_DISK_FAILURES = ("disk is full", "disk I/O error", "readonly database")
+
+
+def _version(conn: sqlite3.Connection) -> str | None:
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return None  # an index file another process has only just created, or an empty one
+        raise
+    return str(row[0]) if row else None
+
+
+def _writable(folder: Path) -> bool:
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
 @contextlib.contextmanager
-def open_catalog(runs_dir: str | Path, *, build: bool = True) -> Iterator[Catalog]:
+def open_catalog(runs_dir: str | Path, *, build: bool = True, writer: bool = False) -> Iterator[Catalog]:
     """The runs folder's index, built from the folders first if it does not exist yet (or is of another version).
 
-    Changes are committed when the block ends without an error.
+    Building it is one write transaction: two commands that find no index build it once. `writer` holds a write
+    transaction for the whole block (an import: what it looks up and writes stays consistent). A runs folder this
+    process cannot write to is listed from an index built in memory. Committed when the block ends without error.
+
+    Raises:
+        BrokenIndexError: index.sqlite is not a usable database (`runs reindex` replaces it).
+        sqlite3.OperationalError: the disk is full or failing (the CLI says so, exit 4).
     """
     root = Path(runs_dir)
     path = root / INDEX_FILE
-    fresh = not path.exists()
-    if fresh and not build:
+    if not build and not path.exists():
         raise RecordError(f"{root}: no run index")
     root.mkdir(parents=True, exist_ok=True)
-    conn = _connect(path)
+    in_memory = not _writable(root)
+    if in_memory and (writer or not build):
+        raise RecordError(f"{root}: cannot write to the runs folder (read-only)")
     try:
-        version = None if fresh else conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+        conn = sqlite3.connect(":memory:") if in_memory else _connect(path)
+    except sqlite3.DatabaseError as exc:
+        raise _broken(path, exc) from None
+    try:
         catalog = Catalog(root, conn)
-        if fresh or version is None or version[0] != str(INDEX_VERSION):
-            _rebuild(catalog)
-            catalog.built = True
+        if writer:
+            conn.execute("BEGIN IMMEDIATE")
+        if _version(conn) != str(INDEX_VERSION):
+            if not build:
+                raise BrokenIndexError(f"{path}: not a run index of version {INDEX_VERSION}")
+            if not conn.in_transaction:
+                conn.execute("BEGIN IMMEDIATE")  # one builder; another waits here, then finds it built
+            if _version(conn) != str(INDEX_VERSION):
+                _rebuild(catalog)
+                catalog.built = True
         yield catalog
         conn.commit()
     except sqlite3.DatabaseError as exc:
-        conn.rollback()
-        raise RecordError(f"{path}: the run index is unusable ({exc}); rebuild it with `interview-sim runs reindex`") from None
+        with contextlib.suppress(sqlite3.Error):
+            conn.rollback()
+        raise _broken(path, exc) from None
     finally:
         conn.close()
 
 
+def _broken(path: Path, exc: sqlite3.DatabaseError) -> Exception:
+    if isinstance(exc, sqlite3.OperationalError) and any(s in str(exc) for s in _DISK_FAILURES):
+        return exc  # the machine, not the index: the CLI reports a full or failing disk as such
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        return RecordError(f"{path}: the run index is busy (another command is writing to it): run again when it is done")
+    return BrokenIndexError(f"{path}: the run index is unusable ({exc}); rebuild it with `interview-sim runs reindex`")
+
+
 def _rebuild(catalog: Catalog) -> int:
+    """Fill the index from the folders, inside the caller's transaction (committed by `open_catalog`)."""
     conn = catalog.conn
     for table in ("meta", "runs", "chats", "sources", "evaluations", "pairwise"):
         conn.execute(f"DROP TABLE IF EXISTS {table}")
-    conn.executescript(_SCHEMA)
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
     count = 0
     for transcript in sorted(catalog.root.glob(f"*/*/{TRANSCRIPT_FILE}")):
         if transcript.parent.parent.name.startswith((".", "_")):
@@ -432,15 +495,26 @@ def _rebuild(catalog: Catalog) -> int:
         catalog.upsert(transcript.parent)
         count += 1
     conn.execute("INSERT INTO meta VALUES ('version', ?)", (str(INDEX_VERSION),))
-    conn.commit()
     return count
 
 
 def reindex(runs_dir: str | Path) -> int:
-    """Rebuild the runs folder's index from its folders; returns how many runs it lists."""
+    """Rebuild the runs folder's index from its folders; returns how many runs it lists. An index file that is
+    not a usable database is replaced."""
     root = Path(runs_dir)
     if not root.is_dir():
         raise RecordError(f"{root}: no such runs folder")
+    if not _writable(root):
+        raise RecordError(f"{root}: read-only: no index can be written there (`runs` lists it from the folders)")
+    try:
+        return _reindex(root)
+    except BrokenIndexError:
+        for name in (INDEX_FILE, f"{INDEX_FILE}-wal", f"{INDEX_FILE}-shm", f"{INDEX_FILE}-journal"):
+            (root / name).unlink(missing_ok=True)
+        return _reindex(root)
+
+
+def _reindex(root: Path) -> int:
     with open_catalog(root) as catalog:
         if catalog.built:
             return int(catalog.conn.execute("SELECT count(*) FROM runs").fetchone()[0])

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from interview_sim import lookup
 from interview_sim.errors import ConfigError, field_path
-from interview_sim.files import data_problem, exists, read_text
+from interview_sim.files import MAX_CONFIG_BYTES, data_problem, exists, read_text
 
 Role = Literal["interviewer", "candidate", "evaluator"]
 SESSION_ROLES: tuple[Role, Role] = ("interviewer", "candidate")
@@ -88,6 +88,12 @@ class Stage(_Spec):
     """Panel scenarios: the id of the panelist who runs this stage (default: the first panelist)."""
 
 
+MAX_WEIGHT = 1000.0
+"""The largest criterion weight: weights are relative, and a huge one (1e308) overflows the weighted mean to NaN."""
+SCALE_LIMIT = 100
+"""A rubric scale lies within -100..100 (a scale up to 10**30 passed validation and crashed grading)."""
+
+
 class Criterion(_Spec):
     """One rubric criterion."""
 
@@ -95,7 +101,8 @@ class Criterion(_Spec):
     name: str
     description: str
     """What a good answer shows on this criterion; the judge reads it."""
-    weight: float = Field(default=1.0, gt=0)
+    weight: float = Field(default=1.0, gt=0, le=MAX_WEIGHT, allow_inf_nan=False)
+    """How much the criterion counts in the overall score, relative to the others: a positive number up to 1000."""
     levels: dict[int, str] = Field(default_factory=dict)
     """Behavioural anchors: what an answer at a point of the scale looks like in this scenario, at least for
     the lowest, the middle and the highest point (e.g. {1: ..., 3: ..., 5: ...}); the judge reads them."""
@@ -109,8 +116,10 @@ class Criterion(_Spec):
 
 
 class Scale(_Spec):
-    min: int = 1
-    max: int = 5
+    min: int = Field(default=1, ge=-SCALE_LIMIT, le=SCALE_LIMIT)
+    """The lowest score (at least -100)."""
+    max: int = Field(default=5, ge=-SCALE_LIMIT, le=SCALE_LIMIT)
+    """The highest score (at most 100): a judge's reply names a point of the scale, and a score is a small number."""
     labels: dict[int, str] = Field(default_factory=dict)
     """Optional meaning of some points of the scale, e.g. {1: poor, 5: excellent}."""
 
@@ -341,10 +350,33 @@ def _format_validation(path: Path, err: ValidationError) -> str:
     return f"{path}: {loc}: {msg}{suffix}"
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """`yaml.safe_load`, except that a key given twice in one mapping is an error (PyYAML keeps the last silently,
+    so a second `agents:` would quietly replace the first). Keys brought in by a merge (`<<: *base`) may be
+    overridden, as YAML intends."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _value in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue  # an unhashable key: the constructor below says so
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first given on line {first + 1})", key_node.start_mark
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
-    text = read_text(path, ConfigError)
+    text = read_text(path, ConfigError, limit=MAX_CONFIG_BYTES)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""

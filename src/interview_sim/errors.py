@@ -37,10 +37,23 @@ class ModelCallError(InterviewSimError):
         self.retries: list[object] = list(retries or [])
 
 
+class ClusterError(InterviewSimError):
+    """A Ray cluster lost while a compare or sweep ran on it (its head node stopped answering).
+
+    `leave_at_once`: the command ends as soon as it has said so; Python's own shutdown would wait for Ray's."""
+
+    exit_code = 4
+    leave_at_once = True
+
+
 class RecordError(InterviewSimError):
     """A run folder or transcript that cannot be read (missing, malformed, newer schema)."""
 
     exit_code = 2
+
+
+class BrokenIndexError(RecordError):
+    """A runs folder's index.sqlite that cannot be read (not a database, damaged): `runs reindex` replaces it."""
 
 
 class ImportFormatError(InterviewSimError):

@@ -17,7 +17,7 @@ from typing import IO, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from interview_sim.errors import RecordError, field_path
-from interview_sim.files import data_problem, exists, is_dir, is_file, parse_json, read_text
+from interview_sim.files import data_problem, exists, is_dir, is_file, open_append, parse_json, read_text
 from interview_sim.files import write_text_atomic as write_text_atomic  # its home before files.py; still imported from here
 from interview_sim.usage import Usage as Usage
 from interview_sim.usage import UsageLedger as UsageLedger
@@ -411,7 +411,7 @@ class EventLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[str] | None = path.open("a", encoding="utf-8")
+        self._fh: IO[str] | None = open_append(path)
 
     def emit(self, event: RunStarted | ModelCalled | ModelFailed | MessageAdded | RunFinished) -> None:
         if self._fh is None:
@@ -469,6 +469,10 @@ def save_transcript(run_dir: Path, transcript: Transcript, *, durable: bool = Tr
     return path
 
 
+REQUIRED_IN_FILE = ("messages",)
+"""Fields a transcript file of every schema version has, though the model defaults them for a run being built."""
+
+
 def load_transcript(run: str | Path) -> Transcript:
     """Read a transcript from a run folder or a transcript.json path. Raises RecordError."""
     path = transcript_path(run)
@@ -479,6 +483,9 @@ def load_transcript(run: str | Path) -> Transcript:
     data = parse_json(read_text(path, RecordError), RecordError, str(path))
     if not isinstance(data, dict):
         raise RecordError(f"{path}: expected a transcript object, got a JSON {type(data).__name__}")
+    missing = [name for name in REQUIRED_IN_FILE if name not in data]
+    if missing:  # a default would make a file without them read as an empty run
+        raise RecordError(f"{path}: {missing[0]}: Field required (every transcript file has it)")
     try:
         return Transcript.model_validate(data)
     except ValidationError as exc:

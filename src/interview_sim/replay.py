@@ -15,6 +15,7 @@ reported.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -180,7 +181,7 @@ def pacing(turns: list[ReplayTurn], *, speed: float = DEFAULT_SPEED, instant: bo
     Template text (the opening line) appears at once; a model turn without a recorded latency (imported
     runs) waits a nominal `UNKNOWN_LATENCY_S`. `instant` waits for nothing.
     """
-    if speed <= 0:
+    if not 0 < speed < math.inf:  # NaN too
         raise ReplayError(f"--speed must be positive, got {speed:g}")
     if instant:
         return [0.0 for _ in turns]

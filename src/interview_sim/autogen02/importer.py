@@ -59,6 +59,7 @@ from interview_sim.autogen02.formats import (
 )
 from interview_sim.config import LoadedScenario, load_scenario
 from interview_sim.errors import ConfigError, ImportFormatError
+from interview_sim.files import DIR_MODE
 from interview_sim.record import (
     ImportInfo,
     Message,
@@ -413,17 +414,37 @@ def _analysis(chat: Chat, match: re.Match[str], *, source: Path, scenarios: _Sce
 def _write(built: _Built, runs_dir: Path, *, durable: bool = True) -> Path:
     """Build the run folder in a hidden staging folder, then rename it into place: never half a run."""
     transcript = built.transcript
-    final = run_dir_for(runs_dir, transcript.scenario_id, transcript.run_id)
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    final = _reserve(built, runs_dir)
     staging = Path(tempfile.mkdtemp(prefix=".import-", dir=runs_dir))
     try:
+        os.chmod(staging, DIR_MODE)
         for name, record in built.attachments:
             record.refresh_usage()
             write_json_atomic(staging / name, record, durable=durable)
         save_transcript(staging, transcript, durable=durable)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(staging, final)
+        os.rename(staging, final)  # onto the empty folder reserved for it
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            final.rmdir()
         raise
     return final
+
+
+def _reserve(built: _Built, runs_dir: Path) -> Path:
+    """Create the run's empty folder, under a run id no other run has: two chats imported in the same second (by
+    this process or another) may draw the same id, and renaming onto another run's folder would lose one."""
+    transcript = built.transcript
+    while True:
+        final = run_dir_for(runs_dir, transcript.scenario_id, transcript.run_id)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            final.mkdir()
+        except FileExistsError:
+            taken = transcript.run_id
+            transcript.run_id = new_run_id(transcript.imported.imported_at if transcript.imported else None)
+            for _name, record in built.attachments:
+                if record.imported is not None and record.imported.analysis_of == taken:
+                    record.imported.analysis_of = transcript.run_id
+            continue
+        return final

@@ -23,6 +23,7 @@ process, then writes runs in a fixed order: interviews before analyses, JSON bef
 from __future__ import annotations
 
 import os
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -35,13 +36,14 @@ from pydantic import BaseModel, Field
 from interview_sim.autogen02.formats import Chat, alternating, embedded_history, parse_json, parse_markdown
 from interview_sim.autogen02.importer import _ANALYSIS, _analysis, _Built, _interview, _Origin, _Scenarios, _write
 from interview_sim.catalog import Catalog, chat_fingerprint, name_key, open_catalog
-from interview_sim.errors import ImportFormatError, InterviewSimError
-from interview_sim.files import read_text
+from interview_sim.errors import ImportFormatError, InterviewSimError, RecordError
+from interview_sim.files import exclusive_lock, file_kind, is_dir, read_text
 from interview_sim.record import TRANSCRIPT_FILE, Transcript, load_transcript, save_transcript, write_json_atomic
 
 Status = Literal["imported", "merged", "attached", "skipped", "failed"]
 STATUSES: tuple[Status, ...] = ("imported", "merged", "attached", "skipped", "failed")
 EXTENSIONS = (".json", ".md", ".txt")
+IMPORT_LOCK = ".import.lock"
 _FORM_ORDER = {"json": 0, "markdown": 1, "text": 2, "embedded-history": 3}
 
 Progress = Callable[[str, int, int], None]
@@ -221,19 +223,88 @@ def parse_file(name: str) -> _Parsed:
 
 
 def _expand(paths: list[Path]) -> tuple[list[str], list[FileResult]]:
+    """The regular files to read, and a result for every other thing named or found (so every file gets a status)."""
     files: list[str] = []
-    missing: list[FileResult] = []
+    results: list[FileResult] = []
     for p in paths:
-        if p.is_dir():
-            found = sorted(str(f.resolve()) for f in p.rglob("*") if f.is_file())
-            if not found:
-                missing.append(FileResult(path=str(p), status="failed", form="other", reason="an empty folder: no files"))
+        if is_dir(p):
+            found, problems = _walk(p)
+            if not found and not problems:
+                results.append(FileResult(path=str(p), status="failed", form="other", reason="an empty folder: no files"))
             files.extend(found)
-        elif p.is_file():
-            files.append(str(p.resolve()))
+            results.extend(problems)
+        elif (problem := _not_readable(p)) is not None:
+            results.append(problem)
         else:
-            missing.append(FileResult(path=str(p), status="failed", form="other", reason="no such file or folder"))
-    return list(dict.fromkeys(files)), missing
+            files.append(str(p.resolve()))
+    return list(dict.fromkeys(files)), results
+
+
+def _shown(path: str | Path) -> str:
+    """A path as text that can be written anywhere: a name that is not valid UTF-8 shows its bytes as escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _not_readable(path: Path, how: str = "") -> FileResult | None:
+    """Why `path` (a file named, or met in a walk) is not read, as its result; None for a regular file to read."""
+    shown = _shown(path)
+    if shown != str(path):
+        return FileResult(path=shown, status="failed", form="other", reason="the file name is not valid UTF-8: rename it")
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError) as exc:
+        reason = "no such file or folder" if isinstance(exc, FileNotFoundError) else f"cannot read: {exc}"
+        return FileResult(path=shown, status="failed", form="other", reason=f"{how}{reason}")
+    if not stat.S_ISREG(mode):
+        reason = f"{how}{file_kind(mode)}: only regular files are read"
+        return FileResult(path=shown, status="skipped", form="other", reason=reason)
+    return None
+
+
+def _walk(top: Path) -> tuple[list[str], list[FileResult]]:
+    """Every regular file under `top`, with a loop instead of recursion (a tree may be thousands of folders deep).
+
+    A folder that cannot be listed fails, with its path; FIFOs, sockets and devices are skipped; symlinks are not
+    followed out of the tree, nor into folders (a link to a folder of the tree would import it twice).
+    """
+    root = top.resolve()
+    files: list[str] = []
+    results: list[FileResult] = []
+    folders = [root]
+    while folders:
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name, reverse=True)
+        except OSError as exc:
+            reason = f"cannot read this folder ({exc.strerror or exc}): the files in it were not imported"
+            results.append(FileResult(path=_shown(folder), status="failed", form="other", reason=reason))
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                if entry.is_symlink():
+                    target = path.resolve(strict=True)
+                    if not target.is_relative_to(root):
+                        reason = f"a symlink to {_shown(target)}, outside the folder imported: not followed"
+                        results.append(FileResult(path=_shown(path), status="skipped", form="other", reason=reason))
+                    elif target.is_dir():
+                        reason = "a symlink to a folder: not followed"
+                        results.append(FileResult(path=_shown(path), status="skipped", form="other", reason=reason))
+                    elif (problem := _not_readable(target, "a symlink to ")) is not None:
+                        results.append(problem.model_copy(update={"path": _shown(path)}))
+                    else:
+                        files.append(str(target))
+                elif entry.is_dir(follow_symlinks=False):
+                    folders.append(path)
+                elif (problem := _not_readable(path)) is not None:
+                    results.append(problem)
+                else:
+                    files.append(str(path))
+            except (OSError, RuntimeError) as exc:  # a dangling symlink or a loop of them
+                reason = f"a symlink that leads nowhere ({getattr(exc, 'strerror', None) or exc})"
+                results.append(FileResult(path=_shown(path), status="skipped", form="other", reason=reason))
+    return sorted(files), results
 
 
 def _parse_all(files: list[str], jobs: int, progress: Progress | None) -> Iterator[_Parsed]:
@@ -430,7 +501,11 @@ def import_transcripts(
             groups.setdefault((p.analysis, p.fingerprint), []).append(p)
     if not groups:  # nothing to write: leave the runs folder as it is, not even an index
         return report
-    with open_catalog(root) as catalog:
+    root.mkdir(parents=True, exist_ok=True)
+    # One import at a time per runs folder: a second waits, then finds every chat the first imported.
+    with exclusive_lock(root / IMPORT_LOCK, RecordError), open_catalog(root, writer=True) as catalog:
+        if not catalog.built:
+            catalog.reconcile()  # runs an interrupted import renamed into place after its last commit
         writer = _Writer(catalog, root, report)
         try:
             for n, group in enumerate(groups.values(), 1):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import errno
 import functools
+import itertools
+import signal
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -17,8 +19,15 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from interview_sim.cli.signals import Interrupted, leave, own_process, print_interrupted
+from interview_sim.cli.signals import Interrupted, finished, leave, own_process, print_interrupted, received
+from interview_sim.cli.terminal import clean
 from interview_sim.errors import InterviewSimError
+
+
+def _as_the_command(argv: list[str]) -> bool:
+    """Whether this process is the `interview-sim` command (its script, or `python -m interview_sim`)."""
+    return bool(argv) and (Path(argv[0]).name == "interview-sim" or argv[0] == str(Path(__file__).parents[1] / "__main__.py"))
+
 
 app = typer.Typer(
     name="interview-sim",
@@ -53,7 +62,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one error line on stderr and return the Exit to raise."""
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {clean(message)}", file=sys.stderr)
     return typer.Exit(code)
 
 
@@ -65,7 +74,10 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except InterviewSimError as exc:
-            raise fail(str(exc), exc.exit_code) from None
+            error = fail(str(exc), exc.exit_code)
+            if getattr(exc, "leave_at_once", False):  # what finished is written; finalization could hang
+                leave(exc.exit_code)
+            raise error from None
         except OSError as exc:  # a full disk, a file where a folder should be, no permission: not a crash
             message, code = describe_os_error(exc)
             raise fail(message, code) from None
@@ -120,8 +132,7 @@ def _register(argv: list[str]) -> None:
     """
     import importlib
 
-    program = Path(argv[0]).name if argv else ""
-    running_cli = program == "interview-sim" or argv[0:1] == [str(Path(__file__).parents[1] / "__main__.py")]
+    running_cli = _as_the_command(argv)
     command = next((a for a in argv[1:] if not a.startswith("-")), None) if running_cli else None
     modules = [COMMAND_MODULES[command]] if command in COMMAND_MODULES else dict.fromkeys(COMMAND_MODULES.values())
     for module in modules:
@@ -133,7 +144,21 @@ _register(sys.argv)
 
 def main() -> None:
     own_process()  # SIGTERM ends the command like Ctrl-C; an interrupted command leaves at once
-    sys.exit(run_app(sys.argv[1:]))
+    try:
+        code = run_app(sys.argv[1:])
+        signum = received()  # typer made a signal during its parsing, or after the work, a silent 130
+    except KeyboardInterrupt as exc:  # a signal outside a command's own handling: while parsing, after its work
+        code, signum = 0, exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+    if signum is not None:
+        print_interrupted(Interrupted(signum))  # once per process: nothing if the command already said it
+        code = 128 + signum
+        leave(code)
+    finished()
+    sys.exit(code)
+
+
+PATH_OPTIONS = frozenset({"--runs-dir", "--output", "-o"})
+"""Options that name a path, which an empty value must not silently turn into the working folder."""
 
 
 def run_app(args: list[str]) -> int:
@@ -143,6 +168,11 @@ def run_app(args: list[str]) -> int:
     except ImportError:  # pragma: no cover - older typer runs on click itself
         from click import exceptions as click  # type: ignore[no-redef]
 
+    pairs = [*itertools.pairwise(args), *(a.partition("=")[::2] for a in args if a.startswith("--") and "=" in a)]
+    empty = next((name for name, value in pairs if name in PATH_OPTIONS and not value.strip()), None)
+    if empty is not None:  # Path("") is the working folder: an empty --runs-dir would write runs into it
+        print(f"error: {empty} names no path (it is empty; use . for the working folder)", file=sys.stderr)
+        return 2
     try:
         result = app(args=args, prog_name="interview-sim", standalone_mode=False)
     except click.NoArgsIsHelpError as exc:  # a group run bare: its help (typer prints it itself), exit 2
@@ -152,10 +182,10 @@ def run_app(args: list[str]) -> int:
         return 2
     except click.UsageError as exc:
         where = exc.ctx.command_path if exc.ctx is not None else "interview-sim"
-        print(f"error: {exc.format_message().rstrip('.')} (see '{where} --help')", file=sys.stderr)
+        print(clean(f"error: {exc.format_message().rstrip('.')} (see '{where} --help')"), file=sys.stderr)
         return exc.exit_code
     except click.ClickException as exc:
-        print(f"error: {exc.format_message()}", file=sys.stderr)
+        print(clean(f"error: {exc.format_message()}"), file=sys.stderr)
         return exc.exit_code
     except typer.Abort:  # Ctrl-C while click itself prompts
         print("interrupted", file=sys.stderr)

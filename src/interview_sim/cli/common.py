@@ -53,9 +53,10 @@ def apply_timeout(seconds: float | None) -> None:
 
 
 def console() -> Console:
-    from rich.console import Console
+    """The console commands print through: text from outside is cleaned of control characters (cli/terminal.py)."""
+    from interview_sim.cli.terminal import console
 
-    return Console(highlight=False)
+    return console()
 
 
 def message_printer(out: Console) -> Any:

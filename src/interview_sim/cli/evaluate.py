@@ -13,6 +13,7 @@ import typer
 from interview_sim.cli import app, fail, user_errors
 from interview_sim.cli.common import Timeout, apply_timeout
 from interview_sim.cli.signals import run_async
+from interview_sim.cli.terminal import clean
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -74,9 +75,9 @@ def split_refs(value: str | None) -> list[str] | None:
 
 
 def _console() -> Console:
-    from rich.console import Console
+    from interview_sim.cli.terminal import console
 
-    return Console(highlight=False)
+    return console()
 
 
 def grade_table(evaluation: Evaluation) -> Any:
@@ -320,9 +321,9 @@ def _evaluate_many(
 
 
 def _console_err() -> Console:
-    from rich.console import Console
+    from interview_sim.cli.terminal import console
 
-    return Console(stderr=True, highlight=False)
+    return console(stderr=True)
 
 
 def _render_calibration(out: Console, calibration: Calibration) -> None:
@@ -381,7 +382,7 @@ def calibrate_command(
     from interview_sim.grading.calibration import calibrate
 
     def progress(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
+        print(clean(line), file=sys.stderr, flush=True)
 
     calibration = run_async(
         calibrate(

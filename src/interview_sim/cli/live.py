@@ -15,7 +15,6 @@ Plain writes and ANSI colours only (through rich's Console), so it works on a ba
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 import threading
 import time
@@ -23,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from interview_sim.cli.terminal import clean
 from interview_sim.models import ChatModel, ModelOptions, parse_ref
 
 if TYPE_CHECKING:
@@ -40,7 +40,6 @@ POLL_S = 0.25
 NO_ANSWER = "(no answer within the time limit)"
 """Recorded as the answer when --answer-time runs out before the person typed a line."""
 _COLOURS = {"interviewer": "cyan", "candidate": "green"}
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 ModelFactory = Callable[[str, ModelOptions], ChatModel]
 ReadLine = Callable[[], Awaitable[str | None]]
@@ -212,7 +211,7 @@ class LiveView:
         _, answer = split_thinking(self._turn)
         new = answer[self._printed :]
         self._printed = len(answer)
-        self.out.file.write(_CONTROL.sub("", new))
+        self.out.file.write(clean(new))
         self.out.file.flush()
 
     def _end_stream(self) -> None:

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from interview_sim.cli import app, fail, user_errors
-from interview_sim.cli.common import JsonFlag, console, message_printer
+from interview_sim.cli.common import JsonFlag, message_printer
 from interview_sim.cli.panel import board_lines, debrief_lines
 from interview_sim.cli.signals import run_async
+from interview_sim.cli.terminal import clean, console
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -193,7 +194,7 @@ def import_command(
         report = import_transcripts(list(paths), runs_dir=runs_dir, jobs=jobs, progress=progress)
     for f in report.files:
         if f.status == "failed":
-            typer.echo(f"error: {f.path}: {f.reason}", err=True)
+            typer.echo(clean(f"error: {f.path}: {f.reason}"), err=True)
     if as_json:
         run_keys = ["run_dir", "kind", "messages", "source_file", "sources", "path", "run_id", "scenario_id"]
         run_keys += ["format", "topic", "warnings", "notes", "created"]
@@ -214,10 +215,9 @@ TABLE_ROWS = 30
 @contextlib.contextmanager
 def import_progress() -> Iterator[Callable[[str, int, int], None] | None]:
     """A progress bar on stderr while files are parsed and written (only on a terminal)."""
-    from rich.console import Console
     from rich.progress import Progress
 
-    err = Console(stderr=True)
+    err = console(stderr=True, highlight=True)
     if not err.is_terminal:
         yield None
         return

@@ -11,6 +11,7 @@ import typer
 from interview_sim.cli import app, fail, user_errors
 from interview_sim.cli.common import JsonFlag, RunsDir, Timeout, apply_timeout, check_runs_dir, console
 from interview_sim.cli.signals import run_async
+from interview_sim.cli.terminal import clean
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -322,8 +323,9 @@ def validate_command(
             check_references(loaded, path)
         except (ConfigError, ModelNotFoundError) as exc:
             bad += 1
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {clean(str(exc))}", err=True)
         else:
-            typer.echo(f"ok: {shown} ({kind}, {found.describe()}): {path}" if found is not None else f"ok: {shown} ({kind})")
+            line = f"ok: {shown} ({kind}, {found.describe()}): {path}" if found is not None else f"ok: {shown} ({kind})"
+            typer.echo(clean(line))
     if bad:
         raise fail(f"{bad} of {len(targets)} file(s) invalid", 2)

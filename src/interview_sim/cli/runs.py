@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from interview_sim.cli import app, user_errors
+from interview_sim.cli.terminal import clean
 
 if TYPE_CHECKING:
     from interview_sim.catalog import RunDetails, RunRow
@@ -33,18 +34,17 @@ def _table_lines(rows: list[RunRow]) -> list[str]:
     body = []
     for r in rows:
         judge = f"{r.judge} ({r.calibration or 'calibration not recorded'})" if r.judge else "-"
-        body.append(
-            (
-                r.run_dir,
-                r.started_at[:10],
-                r.source + (f":{r.batch}" if r.batch else ""),
-                r.interviewer_model or "-",
-                r.candidate_model or "-",
-                str(r.messages),
-                f"{r.score:.2f}" if r.score is not None else "-",
-                judge,
-            )
+        cells = (
+            r.run_dir,
+            r.started_at[:10],
+            r.source + (f":{r.batch}" if r.batch else ""),
+            r.interviewer_model or "-",
+            r.candidate_model or "-",
+            str(r.messages),
+            f"{r.score:.2f}" if r.score is not None else "-",
+            judge,
         )
+        body.append(tuple(clean(cell) for cell in cells))  # ids, models and batches come from imported files
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
     fmt = "  ".join(f"{{:{'>' if i in (5, 6) else '<'}{w}}}" for i, w in enumerate(widths))
     return [fmt.format(*header).rstrip(), *(fmt.format(*b).rstrip() for b in body)]
@@ -80,10 +80,11 @@ def _runs_dir(ctx: typer.Context, runs_dir: Path | None) -> Path:
 
 
 def _render(details: RunDetails) -> None:
-    from rich.console import Console
     from rich.markup import escape
 
-    out = Console(highlight=False)
+    from interview_sim.cli.terminal import console
+
+    out = console()
     r = details.run
     out.print(f"[bold]{escape(r.run_id)}[/] {r.kind} · {escape(r.scenario_id)} · {r.started_at}", soft_wrap=True)
     out.print(f"folder: {escape(details.folder)}", soft_wrap=True)

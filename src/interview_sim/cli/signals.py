@@ -16,6 +16,7 @@ as interrupted), as after kill -9.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import signal
@@ -24,6 +25,8 @@ import threading
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
+
+from interview_sim.text import clean
 
 T = TypeVar("T")
 
@@ -58,7 +61,50 @@ _process = {"owned": False}
 def own_process() -> None:
     """Called by the entry point: after an interruption, the process may leave without Python's finalization."""
     _process["owned"] = True
-    signal.signal(signal.SIGTERM, _raise_interrupted)
+    for signum in SIGNALS:  # replaces the start-up handlers of interview_sim/__init__.py
+        signal.signal(signum, _raise_interrupted)
+    python_hook = sys.unraisablehook
+
+    def quiet_when_interrupted(unraisable: Any) -> None:
+        # A signal that lands in a finalizer (an event loop's __del__) cannot propagate: Python would print
+        # "Exception ignored in ..." with a traceback. It is recorded (`received`) and main() says it in one line.
+        if not isinstance(unraisable.exc_value, Interrupted):
+            python_hook(unraisable)
+
+    sys.unraisablehook = quiet_when_interrupted
+    atexit.register(_after_the_work)  # early, so it runs late: after the handlers the command registers
+
+
+def finished() -> None:
+    """The command's work and output are done. A signal from now on (Python's own shutdown can take a while: it
+    joins threads, runs exit handlers) is noted instead of raised, and said in one line at exit: without this it
+    killed the process silently, or printed a traceback from a finalizer."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    for signum in SIGNALS:
+        signal.signal(signum, _note)
+    _process["finished"] = True
+
+
+def _note(signum: int, _frame: object) -> None:
+    _late.append(signum)
+
+
+_late: list[int] = []
+
+
+def _after_the_work() -> None:
+    if not _process.get("finished"):
+        return
+    # Blocked from here on: a signal in what is left of Python's shutdown is discarded at exit (the command had
+    # finished: exit 0), instead of its default action, death by the signal without a line.
+    signal.pthread_sigmask(signal.SIG_BLOCK, set(SIGNALS))
+    pending = signal.sigpending() & set(SIGNALS)
+    late = _late[0] if _late else min(pending) if pending else None
+    if late is not None:
+        print_interrupted(Interrupted(late, "the command had finished; everything is kept"))
+        os._exit(128 + late)
 
 
 def leave(code: int) -> None:
@@ -74,10 +120,21 @@ def leave(code: int) -> None:
 def print_interrupted(exc: Interrupted) -> None:
     """Print the interruption's one line, once per process (the watchdog and the command may both try)."""
     if _printed.acquire(blocking=False):
-        print(exc.line, file=sys.stderr, flush=True)
+        print(clean(exc.line), file=sys.stderr, flush=True)
+
+
+_received: list[int] = []
+"""Signals the command process's own handler raised: typer turns a KeyboardInterrupt it sees (a signal while it
+parses, or between a command's work and its return) into a silent exit 130, whatever the signal was."""
+
+
+def received() -> int | None:
+    """The first signal that interrupted this process outside a command's own handling, if any."""
+    return _received[0] if _received else None
 
 
 def _raise_interrupted(signum: int, _frame: object) -> None:
+    _received.append(signum)
     raise Interrupted(signum)
 
 

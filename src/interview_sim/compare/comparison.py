@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from interview_sim.compare.journal import JOURNAL_FILE, read_journal
 from interview_sim.errors import RecordError
+from interview_sim.files import read_text
 from interview_sim.grading import stats
 from interview_sim.record import Usage, utc_now, write_json_atomic, write_text_atomic
 
@@ -310,7 +311,7 @@ def load_comparison(path: str | Path) -> Comparison:
     if not file.exists():
         raise RecordError(f"{path}: no comparison there (no {COMPARISON_FILE})")
     try:
-        comparison = Comparison.model_validate_json(file.read_text(encoding="utf-8"))
+        comparison = Comparison.model_validate_json(read_text(file, RecordError))
     except ValidationError as exc:
         raise RecordError(f"{file}: {_first_error(exc)}") from None
     return apply_journal(comparison, file.parent)

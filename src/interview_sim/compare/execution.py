@@ -37,7 +37,7 @@ from interview_sim.compare.comparison import (
     notes,
     save_comparison,
 )
-from interview_sim.compare.executors import ExecutorChoice, make_executor
+from interview_sim.compare.executors import CellExecutor, ExecutorChoice, make_executor
 from interview_sim.compare.journal import Journal
 from interview_sim.compare.lock import comparison_lock
 from interview_sim.config import LoadedScenario
@@ -194,6 +194,23 @@ async def execute(request: ComparisonRequest, groups: dict[str, CellGroup], opti
         return await _execute(request, groups, options)
 
 
+def _connect(options: RunOptions) -> tuple[Path | None, Scheduler, CellExecutor]:
+    """The cache folder, the local scheduler and the executor (connected to its Ray cluster, for `ray`)."""
+    from interview_sim.models.cache import default_cache_dir
+
+    cache_dir = default_cache_dir(options.runs_dir).resolve() if options.cache else None
+    scheduler = Scheduler(
+        concurrency=options.concurrency,
+        endpoints=Endpoints(list(options.ollama_hosts), options.per_endpoint),
+        cache_dir=cache_dir,
+    )
+    try:
+        return cache_dir, scheduler, make_executor(options.executor, scheduler, cache_dir, options.model_factory)
+    except BaseException:
+        scheduler.close()
+        raise
+
+
 async def _execute(request: ComparisonRequest, groups: dict[str, CellGroup], options: RunOptions) -> Comparison:
     runs_dir = options.runs_dir
     comparison_id = request.comparison_id()
@@ -229,19 +246,10 @@ async def _execute(request: ComparisonRequest, groups: dict[str, CellGroup], opt
                 if task is not None:
                     tasks.append(task)
     invocation.cells_skipped = len(comparison.cells) - len(tasks)
+    cache_dir, scheduler, executor = _connect(options)  # before anything is written: a missing cluster leaves none
     journal = Journal(folder)  # creates the folder
     save_comparison(folder, comparison)
     journal.clear()  # everything it held is in the summary now
-
-    from interview_sim.models.cache import default_cache_dir
-
-    cache_dir = default_cache_dir(runs_dir).resolve() if options.cache else None
-    scheduler = Scheduler(
-        concurrency=options.concurrency,
-        endpoints=Endpoints(list(options.ollama_hosts), options.per_endpoint),
-        cache_dir=cache_dir,
-    )
-    executor = make_executor(options.executor, scheduler, cache_dir, options.model_factory)
     start = time.perf_counter()
     try:
         index = {c.key: i for i, c in enumerate(comparison.cells)}

@@ -27,8 +27,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from pydantic import TypeAdapter
 
 from interview_sim.compare.cells import CellOutcome, CellTask, ModelFactory, Scheduler, cell_runner, run_cell
-from interview_sim.errors import BatchError
+from interview_sim.errors import BatchError, ClusterError
 from interview_sim.models import parse_ref
 from interview_sim.models.cache import CACHE_ENV
 from interview_sim.models.llamacpp import LLAMA_LANES_ENV, LLAMA_THREADS_ENV
@@ -234,16 +237,17 @@ def _write_bytes_atomic(path: Path, data: bytes) -> None:
 _CONNECT_TIMEOUT_S = 5.0
 
 
-def _check_reachable(address: str) -> None:
-    """Fail in seconds, in one line, on a cluster address nothing answers at: `ray.init` retries for minutes."""
+def _check_reachable(address: str) -> tuple[str, int] | None:
+    """Fail in seconds, in one line, on a cluster address nothing answers at: `ray.init` retries for minutes.
+    Returns the head's (host, port), where it is known."""
     if address.startswith("ray://"):
-        return  # Ray Client has its own, bounded, connection retries
+        return None  # Ray Client has its own, bounded, connection retries
     try:
         from ray._private.services import canonicalize_bootstrap_address
 
         resolved = canonicalize_bootstrap_address(address)
     except (ImportError, AttributeError):
-        return  # Ray moved its internals: leave the check to ray.init
+        return None  # Ray moved its internals: leave the check to ray.init
     except (ConnectionError, ValueError) as exc:
         raise BatchError(f"no Ray cluster at {address}: {exc} (start one with `ray start --head`)") from None
     if resolved is None:
@@ -251,10 +255,50 @@ def _check_reachable(address: str) -> None:
     host, _, port = resolved.rpartition(":")
     try:
         socket.create_connection((host, int(port)), timeout=_CONNECT_TIMEOUT_S).close()
+        return host, int(port)
     except (OSError, ValueError):
-        raise BatchError(
-            f"no Ray cluster answers at {resolved} (--ray-address {address}): start one with `ray start --head`"
-        ) from None
+        tried = f" (tried {resolved})" if resolved != address else ""  # Ray resolves localhost to this machine's IP
+        raise BatchError(f"no Ray cluster answers at {address}{tried}: start one with `ray start --head`") from None
+
+
+def _signal_handlers() -> dict[int, Any]:
+    """The process's SIGINT and SIGTERM handlers (main thread only: elsewhere they cannot be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore(handlers: dict[int, Any]) -> None:
+    """Put back the handlers `ray.init` replaced: Ray's own SIGTERM handler exits 15 at once, with a C++ stack dump
+    and no line, where the command cancels its cells, keeps the finished ones and says so (exit 143)."""
+    for signum, handler in handlers.items():
+        if handler is not None:
+            signal.signal(signum, handler)
+
+
+HEAD_LOST_S = 10.0
+"""How long the head node of a Ray cluster may not answer before the command gives up on the cluster (Ray's own
+driver waits 60 s, then ends the process with exit 1 and its own message, the finished cells unsaved)."""
+
+
+class _HeadWatch:
+    """Whether the cluster's head (its GCS port) still accepts connections, checked at most once a second."""
+
+    def __init__(self, head: tuple[str, int] | None) -> None:
+        self.head = head
+        self.last_answer = self.last_check = time.monotonic()
+
+    def lost(self) -> bool:
+        now = time.monotonic()
+        if self.head is None or now - self.last_check < 1.0:
+            return False
+        self.last_check = now
+        try:
+            socket.create_connection(self.head, timeout=1.0).close()
+            self.last_answer = now
+        except OSError:
+            return now - self.last_answer >= HEAD_LOST_S
+        return False
 
 
 def _failed(task: CellTask, error: str) -> CellOutcome:
@@ -272,8 +316,10 @@ class RayExecutor:
         self.cache_dir, self.factory = cache_dir, factory
         self.llama_threads = _llama_threads()
         self._owns_connection = False
+        self.address, self._head, self._lost = address, None, False
         if not ray.is_initialized():
-            _check_reachable(address)
+            self._head = _check_reachable(address)
+            handlers = _signal_handlers()
             try:
                 # Ray's own start-up chatter stays off this command's output (--json must be the only stdout).
                 ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, configure_logging=True)
@@ -283,6 +329,8 @@ class RayExecutor:
                     f"cannot connect to a Ray cluster at {address}: {first} (start one with `ray start --head`,"
                     " or pass --ray-address)"
                 ) from None
+            finally:
+                _restore(handlers)
             self._owns_connection = True
         self._remote = ray.remote(max_retries=RAY_MAX_RETRIES, retry_exceptions=False)(run_cell_here)
 
@@ -331,7 +379,14 @@ class RayExecutor:
             for task in tasks:
                 pending[self._submit(task)] = task
                 on_start(task)
+            watch = _HeadWatch(self._head)
             while pending:
+                if watch.lost():
+                    self._lost = True
+                    raise ClusterError(
+                        f"lost the Ray cluster at {self.address}: its head node has not answered for {HEAD_LOST_S:g} s;"
+                        " the finished cells are kept: run the same command again to resume"
+                    )
                 ready, _ = await asyncio.to_thread(self.ray.wait, list(pending), num_returns=1, timeout=_WAIT_S)
                 if ready:
                     # Take every result that is ready now, not one per wait.
@@ -340,10 +395,10 @@ class RayExecutor:
                     task = pending.pop(ref)
                     on_done(task, self._collect(task, ref))
         finally:
-            for ref in pending:
+            for ref in pending if not self._lost else ():  # without its head, the cluster cannot cancel anything
                 self.ray.cancel(ref)
 
     def close(self) -> None:
-        if self._owns_connection:
+        if self._owns_connection and not self._lost:  # ray.shutdown would wait a minute for the lost head
             self.ray.shutdown()
             self._owns_connection = False

@@ -19,6 +19,9 @@ import time
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from interview_sim.errors import RecordError
+from interview_sim.files import exists, open_append, read_bytes
+
 JOURNAL_FILE = "records.jsonl"
 JOURNAL_VERSION = 1
 SYNC_EVERY = 64
@@ -32,8 +35,7 @@ class Journal:
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / JOURNAL_FILE
-        folder.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[str] | None = self.path.open("a", encoding="utf-8")
+        self._fh: IO[str] | None = open_append(self.path)  # creates the folder
         self._unsynced = 0
         self._last_sync = time.monotonic()
 
@@ -74,10 +76,9 @@ def read_journal(folder: Path) -> list[tuple[RecordType, dict[str, Any]]]:
     the middle of a write, and the record it was writing is then simply run again.
     """
     path = folder / JOURNAL_FILE
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
+    if not exists(path):
         return []
+    text = read_bytes(path, RecordError).decode("utf-8", errors="replace")
     records: list[tuple[RecordType, dict[str, Any]]] = []
     for line in text.splitlines(keepends=True):
         if not line.endswith("\n"):

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from interview_sim.errors import BatchError
+from interview_sim.files import open_lock
 
 
 @contextlib.contextmanager
@@ -22,7 +23,7 @@ def comparison_lock(folder: Path) -> Iterator[None]:
     """Hold the comparison's lock while the block runs. Raises BatchError if another process holds it."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     path = folder.parent / f".{folder.name}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = open_lock(path, BatchError)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -31,6 +31,7 @@ from interview_sim.grading.judge import (
     json_schema,
 )
 from interview_sim.models import ChatMessage, ChatModel, Completion
+from interview_sim.text import ascii_int
 
 _SCORE_KEY = re.compile(r'"score"\s*:\s*')
 
@@ -161,9 +162,9 @@ def score_probabilities(completion: Completion | None, lo: int, hi: int) -> tupl
         return None, "no token probabilities at the score"
     mass: dict[int, float] = {}
     for text, logprob in before[-1].top:
-        word = text.strip()
-        if word.lstrip("-").isdigit() and lo <= int(word) <= hi:
-            mass[int(word)] = mass.get(int(word), 0.0) + math.exp(logprob)
+        point = ascii_int(text.strip())
+        if point is not None and lo <= point <= hi:
+            mass[point] = mass.get(point, 0.0) + math.exp(logprob)
     total = sum(mass.values())
     if total <= 0:
         return None, "no point of the scale among the most likely tokens at the score"

@@ -9,10 +9,7 @@ calls join the run's transcript (role `evaluator`), so its usage ledger and cost
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +19,7 @@ from interview_sim import lookup
 from interview_sim.catalog import note_run
 from interview_sim.config import AgentSpec, Rubric, load_agent, load_scenario
 from interview_sim.errors import ConfigError, EvaluationError, InterviewSimError, ModelCallError, RecordError
+from interview_sim.files import exclusive_lock, parse_json, read_text, record_folder
 from interview_sim.grading import gate, judge
 from interview_sim.grading.grades import (
     EVALUATION_SCHEMA_VERSION,
@@ -142,25 +140,13 @@ def _save_new(run_dir: Path, prefix: str, record: BaseModel, id_field: str) -> P
     return path
 
 
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    """An exclusive lock on a run folder: two gradings of one run (a comparison's pairwise judgments run in
-    parallel processes) must not both rewrite its transcript from the same old copy and lose calls."""
-    import fcntl
-
-    with (folder / LOCK_FILE).open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _append_calls(path: Path, calls: list[CallRecord], record_id: str) -> None:
     """Add the judges' calls to the run's transcript and refresh its usage ledger and cost block."""
     if not calls:
         return
-    with _locked(path.parent):
+    # Two gradings of one run (a comparison's pairwise judgments run in parallel processes) must not both
+    # rewrite its transcript from the same old copy and lose calls.
+    with exclusive_lock(path.parent / LOCK_FILE, RecordError):
         transcript = load_transcript(path)
         for call in calls:
             call.index, call.evaluation_id = len(transcript.calls), record_id
@@ -341,6 +327,7 @@ async def evaluate_run(
     """
     _check_arguments(judges, mode)
     path = transcript_path(run)
+    record_folder(path.parent)  # the grade is written there: refuse a linked folder before any judge is called
     transcript = load_transcript(path)
     rubric, scenario_agents = _rubric(transcript, scenario)
     agent = _evaluator_agent(transcript, scenario_agents)
@@ -384,10 +371,9 @@ def load_evaluations(run: str | Path) -> list[Evaluation]:
     found = []
     for file in folder.glob("evaluation-*.json"):
         try:
-            found.append(Evaluation.model_validate(json.loads(file.read_text(encoding="utf-8"))))
-        except (json.JSONDecodeError, ValidationError) as exc:
-            detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else f"not valid JSON ({exc.msg})"
-            raise RecordError(f"{file}: {detail}") from None
+            found.append(Evaluation.model_validate(parse_json(read_text(file, RecordError), RecordError, str(file))))
+        except ValidationError as exc:
+            raise RecordError(f"{file}: {exc.errors()[0]['msg']}") from None
     return sorted(found, key=lambda e: (e.started_at, e.evaluation_id))
 
 

@@ -29,7 +29,7 @@ import os
 import re
 from collections.abc import Callable
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from interview_sim.errors import ConfigError, ModelCallError, ModelNotFoundError, ModelNotReadyError
 from interview_sim.models.base import (
@@ -41,6 +41,7 @@ from interview_sim.models.base import (
     TokenAlternatives,
     call_with_retries,
 )
+from interview_sim.text import ascii_int
 
 if TYPE_CHECKING:
     import ollama
@@ -98,7 +99,7 @@ def resolve_host(host: str | None = None) -> str:
         name, port = hostport[: end + 1], hostport[end + 1 :].removeprefix(":")
     else:
         name, _, port = hostport.partition(":")
-    if scheme not in ("http", "https") or not _valid_name(name) or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+    if scheme not in ("http", "https") or not _valid_name(name) or (port and not 0 < (ascii_int(port) or 0) < 65536):
         source = "host" if host else "OLLAMA_HOST"
         raise ConfigError(f"{source}={raw!r} is not a valid Ollama address (expected [http[s]://]host[:port])")
     name = name or "localhost"
@@ -165,12 +166,30 @@ def _listed_name(entry: Any) -> str:
     return str(getattr(entry, "model", None) or getattr(entry, "name", None) or "")
 
 
+class MalformedResponseError(ValueError):
+    """An answer that breaks Ollama's own contract (a negative token count or duration): not recorded, and not
+    retried, like any other malformed response."""
+
+
+_R = TypeVar("_R")
+_COUNTS = ("prompt_eval_count", "eval_count", "prompt_eval_duration", "eval_duration", "load_duration", "total_duration")
+
+
+def _checked(response: _R) -> _R:
+    """`response`, if its counts and durations are whole numbers of at least 0. Raises MalformedResponseError."""
+    for name in _COUNTS:
+        value = getattr(response, name, None)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise MalformedResponseError(f"{name} is {value!r}, not a count")
+    return response
+
+
 def _num_ctx_parameter(parameters: str | None) -> int | None:
     """The `num_ctx` a Modelfile sets (/api/show `parameters` is `name value` lines)."""
     for line in (parameters or "").splitlines():
         key, _, value = line.strip().partition(" ")
-        if key == "num_ctx" and value.strip().isdigit():
-            return int(value.strip())
+        if key == "num_ctx" and (number := ascii_int(value.strip())) is not None:
+            return number
     return None
 
 
@@ -329,8 +348,8 @@ class OllamaModel(ChatModel):
 
         async def call() -> ollama.ChatResponse:
             if request.on_text is not None:
-                return await self._streamed(client, chat, request.on_text)
-            return await client.chat(**chat, stream=False)
+                return _checked(await self._streamed(client, chat, request.on_text))
+            return _checked(await client.chat(**chat, stream=False))
 
         try:
             response, retries, wall = await call_with_retries(

@@ -377,7 +377,7 @@ def _hits(sentences: list[str], keywords: dict[str, str]) -> _Hits:
     for sentence in sentences:
         stems = {s for _, s in _stem_words(_unlisted(sentence))}
         new = [k for k in keywords if k in stems and k not in found]
-        if new and not evidence:
+        if new and not evidence and len(sentence.split()) >= 3:  # a judge's quote has at least 3 words
             evidence = sentence
         for stem in new:
             found[stem] = keywords[stem]

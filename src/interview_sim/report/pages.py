@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from interview_sim.errors import RecordError
-from interview_sim.files import output_target, write_output
+from interview_sim.files import output_target, read_text, write_output
 from interview_sim.record import Transcript, load_transcript, write_text_atomic
 from interview_sim.report import trust
 from interview_sim.report.board import board_view, debrief_view
@@ -32,6 +32,7 @@ from interview_sim.report.records import (
     run_folder,
     scenario_view,
 )
+from interview_sim.text import clean
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -154,12 +155,23 @@ def _load_comparison(folder: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- templates
 
 
+def _printable(value: Any) -> Any:
+    """Every value a template prints, without control characters (an ESC from a transcript is inert in HTML, but
+    noise); markup stays markup."""
+    from markupsafe import Markup
+
+    if isinstance(value, Markup):
+        return Markup(clean(value))
+    return clean(value) if isinstance(value, str) else value
+
+
 def _environment() -> Environment:
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
     env = Environment(
         loader=PackageLoader("interview_sim.report", "templates"),
         autoescape=True,
+        finalize=_printable,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -190,8 +202,13 @@ def _now_iso() -> str:
     return utc_now().strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _missing(value: Any) -> bool:
+    """Nothing to show: None, or a NaN or an infinity (a record keeps what a backend reported, however odd)."""
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
+
+
 def _num(value: Any, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         return "–"
     if isinstance(value, bool):
         return str(value)
@@ -203,13 +220,13 @@ def _num(value: Any, digits: int = 2) -> str:
 
 
 def _minutes(value: float | None) -> str:
-    if value is None:
+    if value is None or _missing(value):
         return "–"
     return f"{value:g} min"
 
 
 def _seconds(value: float | None) -> str:
-    if value is None:
+    if value is None or _missing(value):
         return "–"
     if value < 60:
         return f"{value:.1f} s"
@@ -403,8 +420,8 @@ def _attachment_views(run_dir: Path, transcript: Transcript) -> list[dict[str, A
             entry["view"] = _transcript_view(load_transcript(path), [], f"a{k}-")[0]
         except RecordError as exc:
             try:
-                entry["raw"] = json.dumps(json.loads(path.read_text(encoding="utf-8")), indent=2, ensure_ascii=False)
-            except (OSError, ValueError, RecursionError):
+                entry["raw"] = json.dumps(json.loads(read_text(path, RecordError)), indent=2, ensure_ascii=False)
+            except (RecordError, ValueError, RecursionError):
                 entry["error"] = str(exc)
         out.append(entry)
     return out

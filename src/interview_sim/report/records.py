@@ -58,8 +58,15 @@ def cell_run_dir(folder: Path, cell: dict[str, Any]) -> Path | None:
     raw = cell.get("run_dir")
     if not raw:
         return None
-    p = Path(raw)
-    candidate = p if p.is_absolute() else folder.parent.parent / p
+    root = folder.parent.parent
+    p = Path(str(raw))
+    candidate = p if p.is_absolute() else root / p
+    try:
+        inside = candidate.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL character
+        inside = False
+    if not inside:
+        return None  # a record pointing outside its runs folder: never read from, never written to
     return candidate if exists(candidate / TRANSCRIPT_FILE) or is_file(candidate / EVENTS_FILE) else None
 
 
