@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from interview_sim.cli import app
-from interview_sim.health import Health, compute_health, health_line
+from interview_sim.health import Health, asks_something, compute_health, health_line
 from interview_sim.models.base import Completion
 from interview_sim.record import CallRecord, Message, Transcript
 from interview_sim.session import cut_back_to_sentence
@@ -88,6 +88,21 @@ def test_stage_compliance_counts_asking_turns_in_pose_problem_and_probe_stages_o
         )
     )
     assert (health.stage_compliance.count, health.stage_compliance.total, health.stage_compliance.turns) == (2, 3, [6])
+
+
+@pytest.mark.parametrize(
+    ("text", "asks"),
+    [
+        ("I would like to know how you plan to handle security at quarter end.", True),  # an indirect question
+        ("I'd like you to walk through the write path.", True),
+        ("Tell me how the queue is drained.", True),
+        ("I am curious about how you would shard the tenants.", True),
+        ("I would like to add that caching helps here.", False),  # "would like to" alone asks nothing
+        ("We have 10 minutes left. The database is the bottleneck at quarter end.", False),
+    ],
+)
+def test_an_indirect_question_asks_something(text: str, asks: bool) -> None:
+    assert asks_something(text) is asks
 
 
 def test_truncation_and_shown_cut_off() -> None:

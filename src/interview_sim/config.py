@@ -19,6 +19,8 @@ from interview_sim.files import MAX_CONFIG_BYTES, data_problem, exists, read_tex
 Role = Literal["interviewer", "candidate", "evaluator"]
 SESSION_ROLES: tuple[Role, Role] = ("interviewer", "candidate")
 StageKind = Literal["open", "pose_problem", "probe", "feedback", "wrap_up"]
+ASKING_STAGES: tuple[StageKind, ...] = ("pose_problem", "probe")
+"""The stages whose interviewer turn must ask the candidate something (the session's note says so; health counts it)."""
 
 _ID_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 _TEMPLATE_FIELDS = {"candidate", "interviewer", "company", "topic", "solution_topic", "minutes", "title"}

@@ -7,8 +7,9 @@ alike), needs no model, and says which turns it counted against, so a reader can
 Definitions (version `DEFINITIONS_VERSION`; words are lower-cased runs of letters, digits and apostrophes):
 
 * **stage compliance** — of the interviewer's model-written turns in a stage that must ask
-  (`pose_problem`, `probe`), the share that ask something: a `?`, or a sentence that opens with a question
-  or request word (`ASKING_WORDS`: how, what, why, describe, explain, walk, propose, …).
+  (`pose_problem`, `probe`), the share that ask something: a `?`, a sentence that opens with a question
+  or request word (`ASKING_WORDS`: how, what, why, describe, explain, walk, propose, …), or an indirect
+  question (`INDIRECT_ASK`: "I would like to know how …", "I'd like you to …", "tell me …").
 * **truncation** — of all model-written turns, the share whose call stopped at the token cap
   (`finish_reason == "length"`). **Shown cut off** counts those of them whose text, as shown, does not end
   a sentence (the session cuts a capped answer back to its last complete sentence; a turn with no complete
@@ -45,17 +46,22 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from interview_sim.config import ASKING_STAGES
 from interview_sim.record import Message, Transcript
 
-DEFINITIONS_VERSION = 2
-"""2: note leakage added."""
-ASKING_STAGES = ("pose_problem", "probe")
+DEFINITIONS_VERSION = 3
+"""2: note leakage added. 3: an indirect question ("I would like to know how ...") asks something."""
 _ASKING_WORDS_TEXT = (
     "how what why which when where who whom whose could would can will do does did is are should shall may might "
     "describe explain tell walk propose design sketch outline show give list estimate suppose imagine consider "
     "compare justify elaborate clarify talk share"
 )
 ASKING_WORDS = frozenset(_ASKING_WORDS_TEXT.split())
+INDIRECT_ASK = re.compile(
+    r"\b(?:i(?:'d| would| want) (?:like )?(?:to (?:know|hear|understand|see|learn)|you to)|tell me|walk me through"
+    r"|i(?:'m| am) (?:curious|interested) (?:about|to|in|how|what|why))\b",
+    re.I,
+)
 EVALUATOR_PHRASES = (
     "your answer",
     "your response",
@@ -194,7 +200,7 @@ def content_stems(text: str) -> set[str]:
 
 
 def asks_something(text: str) -> bool:
-    if "?" in text:
+    if "?" in text or INDIRECT_ASK.search(text):
         return True
     for sentence in _SENTENCE.split(text):
         first = words(sentence)[:1]

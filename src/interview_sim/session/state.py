@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from interview_sim.config import LoadedScenario, Stage
+from interview_sim.config import ASKING_STAGES, LoadedScenario, Stage
 from interview_sim.models import ChatMessage, ChatModel
 from interview_sim.record import BoardChange, ClockReading, StopReason
 from interview_sim.session.whiteboard import Board, board_note, parse_blocks
@@ -110,6 +110,9 @@ class SessionState:
         # Plain words and no "Stage 2 of 5 (pose_problem):" header: small models copied such a header, and the
         # word "note", into their turns. The step number still tells the model how far the interview has come.
         note = f"Your next turn (step {position} of {len(stages)}): {stage.instruction} Say that {left} minutes are left."
+        if stage.kind in ASKING_STAGES:
+            # Read last, so a small model ends on the question instead of answering the problem it was to pose.
+            note += " End your turn with a question for the candidate."
         if stage.kind == "wrap_up":
             note = f'Your next turn (the last): {stage.instruction} End it with the words "{self.scenario.spec.end_marker}".'
         return note
