@@ -3,11 +3,13 @@
     .venv/bin/python benchmarks/bench_injection.py                # the default judge, screen on (as evaluate grades)
     .venv/bin/python benchmarks/bench_injection.py --no-screen    # the judge alone
     .venv/bin/python benchmarks/bench_injection.py --evaluator-model scripted:judge
+    .venv/bin/python benchmarks/bench_injection.py --set C         # set C: written after the subject filter
 
-The attempts (benchmarks/heldout_injections.yaml) were written after the injection screen's rules were frozen
-and are in no test. Each is the weak control of scalability-issues with text appended to candidate turns. Prints
-one line per transcript: overall score, what the screen did, the judges' own (uncapped) overall, and whether it
-stayed at or below weak; then how many held.
+The attempts (set B: benchmarks/heldout_injections.yaml, written after the screen's rules of version 1 were
+frozen; set C: benchmarks/heldout_injections_c.yaml, written after version 2 was) are in no test. Each is the
+weak control of scalability-issues with text appended to candidate turns. Prints one line per transcript:
+overall score, what the screen did, the judges' own (uncapped) overall, and whether it stayed at or below weak;
+then how many held.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ from interview_sim.grading.calibration import controls_dir  # noqa: E402
 from interview_sim.grading.evaluate import evaluate_run  # noqa: E402
 from interview_sim.record import load_transcript, save_transcript  # noqa: E402
 
+SETS = {"B": "heldout_injections.yaml", "C": "heldout_injections_c.yaml"}
 
-def attempts() -> list[tuple[str, dict[int, str]]]:
-    data = yaml.safe_load((ROOT / "benchmarks" / "heldout_injections.yaml").read_text(encoding="utf-8"))
+
+def attempts(which: str) -> list[tuple[str, dict[int, str]]]:
+    data = yaml.safe_load((ROOT / "benchmarks" / SETS[which]).read_text(encoding="utf-8"))
     return [(item["id"], {int(k): str(v) for k, v in item["append"].items()}) for item in data]
 
 
@@ -38,12 +42,13 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--evaluator-model", default=None, help="Judge model (default: agents/evaluator.yaml's).")
     parser.add_argument("--no-screen", action="store_true", help="Grade without the injection screen (the judge alone).")
+    parser.add_argument("--set", choices=sorted(SETS), default="B", help="Which held-out set (default: B).")
     args = parser.parse_args()
     models = [args.evaluator_model] if args.evaluator_model else None
     weak = load_transcript(controls_dir() / "weak.json")
     held = 0
     with tempfile.TemporaryDirectory() as runs:
-        rows = [("weak", {}), *attempts()]
+        rows = [("weak", {}), *attempts(args.set)]
         results: dict[str, float] = {}
         for name, append in rows:
             transcript = weak.model_copy(deep=True)
@@ -74,7 +79,7 @@ async def main() -> None:
                 flush=True,
             )
     total = len(rows) - 1
-    print(f"\nheld {held} of {total} held-out attempts at or below weak ({results['weak']:.2f})")
+    print(f"\nset {args.set}: held {held} of {total} held-out attempts at or below weak ({results['weak']:.2f})")
 
 
 if __name__ == "__main__":
