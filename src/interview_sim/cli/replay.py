@@ -74,13 +74,15 @@ def _render_usage(out: Console, replay: Replay) -> None:
     view = replay.usage.get("usage_including_cached_inference", {})
     table = Table(title="Usage per model (including cached)", title_justify="left")
     for column in ("model", "prompt", "completion", "total"):
-        table.add_column(column, justify="left" if column == "model" else "right")
+        table.add_column(column, justify="left" if column == "model" else "right", no_wrap=True)
     for model, entry in view.items():
         if model != "total_cost" and isinstance(entry, dict):
             table.add_row(
                 model, str(entry.get("prompt_tokens")), str(entry.get("completion_tokens")), str(entry.get("total_tokens"))
             )
-    out.print(table)
+    from interview_sim.cli.tables import print_whole
+
+    print_whole(out, table)
     for warning in replay.warnings:
         out.print(f"[yellow]warning:[/] {warning}")
 
