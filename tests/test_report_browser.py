@@ -165,7 +165,7 @@ def test_planted_script_does_not_run(browser: Any, records: dict[str, Path]) -> 
     assert page.title().startswith('Scale <script>document.title="pwned"</script>')
     assert page.evaluate("document.querySelectorAll('main script, main img, header script, header img').length") == 0
     hostile = next(m for m in transcript.messages if HOSTILE in m.content)
-    assert page.locator(f"#m-{hostile.index} .text").text_content() == hostile.content
+    assert (page.locator(f"#m-{hostile.index} .text").text_content() or "").strip() == hostile.content.strip()
     # The record embedded for download round-trips through the page's JSON blob.
     data = page.evaluate("JSON.parse(document.getElementById('report-data').textContent)")
     assert data["transcript"]["messages"][hostile.index]["content"] == hostile.content

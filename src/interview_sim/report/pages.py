@@ -277,6 +277,7 @@ def _conversation(transcript: Transcript, quotes: QuoteIndex, colours: dict[str,
         clock = None
         if m.clock is not None:
             clock = {"elapsed": m.clock.elapsed_minutes, "remaining": m.clock.remaining_minutes, "total": total}
+        html, markdown = quotes.rendered(m.index)
         out.append(
             {
                 "anchor": f"{prefix}m-{m.index}",
@@ -292,7 +293,9 @@ def _conversation(transcript: Transcript, quotes: QuoteIndex, colours: dict[str,
                 "stage": m.stage,
                 "thinking": m.thinking,
                 "cut_off": m.cut_off,
-                "html": quotes.content(m.index),
+                "html": html,
+                "markdown": markdown,
+                "human": m.model == "human",
                 "colour": colours.get(m.role, "#888"),
                 # The candidate answers from the right, as in a chat app seen from the interviewer's side.
                 "side": "right" if m.role == "candidate" else "left",
