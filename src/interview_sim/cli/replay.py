@@ -185,15 +185,28 @@ def import_command(
     runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where run folders are written.")] = Path("runs"),
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Parser processes (1: parse in this process).")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help='Print {"runs": [...], "files": [...]} as JSON.')] = False,
+    interviewer_model: Annotated[
+        str | None, typer.Option("--interviewer-model", help="The model the interviewer used, recorded as given.")
+    ] = None,
+    candidate_model: Annotated[
+        str | None, typer.Option("--candidate-model", help="The model the candidate used, recorded as given.")
+    ] = None,
 ) -> None:
     """Import AutoGen 0.2 transcripts and whole results trees; every file ends imported, merged, attached, skipped or failed.
+
+    The files do not say which agent used which model. A seat's model is inferred (and marked so) when the agent's
+    name and the Cost block agree on exactly one; --interviewer-model / --candidate-model record it as given.
 
     Exit 0 when no file failed, 2 when at least one did (the others are still imported).
     """
     from interview_sim.autogen02 import import_transcripts
+    from interview_sim.models import parse_ref
 
+    seats = {role: ref for role, ref in (("interviewer", interviewer_model), ("candidate", candidate_model)) if ref}
+    for ref in seats.values():
+        parse_ref(ref)  # a malformed reference: one line, exit 2, before anything is read
     with import_progress() as progress:
-        report = import_transcripts(list(paths), runs_dir=runs_dir, jobs=jobs, progress=progress)
+        report = import_transcripts(list(paths), runs_dir=runs_dir, jobs=jobs, progress=progress, seat_models=seats)
     for f in report.files:
         if f.status == "failed":
             typer.echo(clean(f"error: {f.path}: {f.reason}"), err=True)

@@ -24,7 +24,10 @@ Scenario = Annotated[str | None, typer.Option("--scenario", help="Only runs of t
 Model = Annotated[
     str | None, typer.Option("--model", help="Only runs where the interviewer's or candidate's model contains this.")
 ]
-Source = Annotated[str | None, typer.Option("--source", help="measured (run here) or imported (AutoGen 0.2 files).")]
+Source = Annotated[
+    str | None,
+    typer.Option("--source", help="measured (run here), replayed (replay --rerun copies) or imported (AutoGen 0.2 files)."),
+]
 Batch = Annotated[str | None, typer.Option("--batch", help="Only imported runs of this batch folder (e.g. interview_26).")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 

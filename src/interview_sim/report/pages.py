@@ -326,7 +326,11 @@ def _models_by_role(transcript: Transcript) -> list[dict[str, Any]]:
                 ref, name = member.get("model_ref"), member.get("model_name")
                 rows.append({"role": f"{role} · {seat}", "agent": member.get("name"), "ref": ref, "name": name})
             continue
-        rows.append({"role": role, "agent": agent.get("name"), "ref": ref, "name": name if name != ref else None})
+        row = {"role": role, "agent": agent.get("name"), "ref": ref, "name": name if name != ref else None}
+        if agent.get("model_inferred") and not ref:  # an imported seat: the model its name and the cost block agree on
+            row.update(ref=name, name=None, inferred=True)
+        row["given"] = bool(agent.get("model_given"))
+        rows.append(row)
     known = {r["role"] for r in rows}
     for m in transcript.messages:
         if m.role not in known and m.model:
