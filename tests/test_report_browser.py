@@ -182,8 +182,11 @@ def test_imported_run_page(browser: Any, records: dict[str, Path]) -> None:  # n
     assert page.locator("#chat .bubble").count() == len(transcript.messages)
     assert page.locator("#chat-1 .bubble").count() == len(analysis.messages)
     assert page.locator("#provenance").is_visible()
-    warnings = page.locator("[data-usage-warning]").all_inner_texts()
-    assert [w.strip("⚠ ") for w in warnings] == transcript.usage.warnings + analysis.usage.warnings
+    # The attached analysis follows the conversation (its usage folded away), before the interview's usage.
+    warnings = page.locator("[data-usage-warning]").all_text_contents()
+    assert [w.strip("⚠ ") for w in warnings] == analysis.usage.warnings + transcript.usage.warnings
+    chat, attachment, usage = (page.locator(s).bounding_box() for s in ("#conversation", "#attachment-1", "#usage"))
+    assert chat and attachment and usage and chat["y"] < attachment["y"] < usage["y"]
     assert page.evaluate("typeof window.__pwned") == "undefined"
     v.screenshot("run-imported.png")
 
