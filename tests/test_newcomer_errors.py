@@ -56,3 +56,11 @@ def test_model_suggests_the_seat_options_and_a_scenario_typo_its_name() -> None:
     proc = run_cli("run", "scalabilty-issues", *SCRIPTED)
     assert proc.returncode == 2
     assert "did you mean 'scalability-issues'?" in one_line(proc.stderr)
+
+
+def test_help_at_80_columns_keeps_every_option_whole() -> None:
+    proc = run_cli("run", "--help", extra_env={"COLUMNS": "80"})
+    assert proc.returncode == 0 and "…" not in proc.stdout
+    assert all(len(line) <= 80 for line in proc.stdout.splitlines())
+    for option in ("--interviewer-model", "--candidate-model", "--evaluator-model", "--answer-time"):
+        assert any(line.lstrip().startswith(option) for line in proc.stdout.splitlines()), option
