@@ -230,6 +230,7 @@ def test_a_practice_session_shows_the_person_no_model_instructions(tmux: Tmux, r
     assert " ".join(BOARD_HOW_TO.split()[:8]) not in shown  # the model's how-to, never the person's
     assert "```" not in shown  # nor the markup the board is written in
     assert shown.count("whiteboard for me some system design") == 1  # the opening line, once
+    assert "said by Product-Manager" in shown  # a panel's streamed turn names its speaker once it is known
     assert "Your answers, graded" in shown and shown.count("Grade (scripted:judge") == 0  # the criteria once
 
 

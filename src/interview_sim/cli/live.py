@@ -241,11 +241,16 @@ class LiveView:
             return self.models[role]
         return " / ".join(dict.fromkeys(ref for seat, ref in self.models.items() if seat != "candidate")) or "?"
 
-    def _header(self, role: str, model: str) -> str:
+    def _panel(self, role: str) -> bool:
+        """Several interviewers share the role: a streamed turn's speaker is known only once it is recorded."""
+        return role == "interviewer" and sum(1 for seat in self.models if seat != "candidate") > 1
+
+    def _header(self, role: str, model: str, agent: str | None = None) -> str:
         from rich.markup import escape
 
         colour = _COLOURS.get(role, "white")
-        return f"\n[bold {colour}]{escape(self.agents.get(role, role))}[/] ({role}, {escape(model)})"
+        name = agent or ("The panel" if self._panel(role) else self.agents.get(role, role))
+        return f"\n[bold {colour}]{escape(name)}[/] ({role}, {escape(model)})"
 
     def _message(self, m: Message, changes: list[BoardChange] | None = None) -> None:
         from rich.markup import escape
@@ -263,7 +268,9 @@ class LiveView:
             tokens = "your answer" if m.role in self.human_roles else model_tokens
         facts = [tokens, *([_clock_text(m.clock)] if m.clock else []), *([m.stage] if m.stage else [])]
         if streamed:
-            self.out.print(f"[dim]  · {' · '.join(facts)}[/]")
+            if self._panel(m.role):
+                facts.insert(0, f"said by {m.agent}")
+            self.out.print(f"[dim]  · {escape(' · '.join(facts))}[/]")
             if m.cut_off:  # the screen showed the whole turn; the record keeps it up to its last full sentence
                 dropped = " ".join(m.cut_off.split())
                 self.out.print(
@@ -273,7 +280,7 @@ class LiveView:
         elif m.role in self.human_roles and m.source != "template":  # the person's own answer is on screen
             self.out.print(f"[dim]  ✓ recorded · {' · '.join(facts[1:]) or 'no clock'}[/]")
         else:
-            self.out.print(f"{self._header(m.role, m.model or 'opening line')} · {' · '.join(facts)}")
+            self.out.print(f"{self._header(m.role, m.model or 'opening line', m.agent)} · {' · '.join(facts)}")
             if m.cut_off:
                 words = len(m.cut_off.split())
                 self.out.print(f"[dim]✂ cut back to the last complete sentence at the token cap ({words} words)[/]")
