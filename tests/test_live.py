@@ -170,3 +170,16 @@ async def test_the_board_command_writes_one_section_as_the_block_a_model_would_w
         return next(cancelled, None)
 
     assert await board_editor(AnswerRequest(role="candidate", messages=()), nothing, out) is None
+
+
+def test_a_streamed_turn_cut_at_the_token_cap_says_what_the_record_keeps() -> None:
+    live, screen = view()
+    live.on_event(added(0, "interviewer", "Welcome.", model=None))
+    for piece in ["I would cache reads.", " Then I would"]:
+        live.on_text("candidate", piece)
+    capped = added(1, "candidate", "I would cache reads.")
+    capped.message.cut_off = "Then I would"
+    live.on_event(capped)
+    out = screen.getvalue()
+    assert out.index("Then I would") < out.index("✂ at the token cap the record keeps this turn up to its last complete")
+    assert out.rstrip().endswith("dropped: Then I would")
