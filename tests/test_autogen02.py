@@ -62,11 +62,14 @@ def test_chat_result_with_dict_history(runs_dir: Path) -> None:
     assert (info.topic, info.solution_topic) == ("scalability issues", "a ticketing API that slows down during concert sales")
     assert info.original_id == "031b3d76-6dca-491a-80d5-0a245347f784" and info.scenario_match == "topic"
     assert info.autogen_roles == {"interviewer": "assistant", "candidate": "user"}
-    # The opening line names the candidate "(Llama3)" and the Cost block has one llama3 model: that is its model.
+    # The opening line names the candidate "(Llama3)" and the Cost block has one llama3 model: that is its model;
+    # the interviewer is "Interviewer-Bot (Gemma)" and the block has one gemma model. Both are marked inferred.
     assert info.notes == [
-        "candidate model 'llama3:8b-instruct-fp16' inferred from the candidate's name and the Cost block's models"
+        "interviewer model 'gemma:2b-instruct-v1.1-fp16' inferred from the interviewer's name and the Cost block's models",
+        "candidate model 'llama3:8b-instruct-fp16' inferred from the candidate's name and the Cost block's models",
     ]
-    assert t.agents["candidate"]["model_name"] == "llama3:8b-instruct-fp16" and t.agents["interviewer"]["model_name"] is None
+    assert t.agents["candidate"]["model_name"] == "llama3:8b-instruct-fp16" and t.agents["candidate"]["model_inferred"]
+    assert t.agents["interviewer"]["model_name"] == "gemma:2b-instruct-v1.1-fp16" and t.agents["interviewer"]["model_inferred"]
     assert t.started_at == datetime(2024, 4, 24, tzinfo=UTC)
 
     # The rubric of the scenario with the same topic, the original topic and solution topic beside it.
@@ -82,6 +85,23 @@ def test_chat_result_with_dict_history(runs_dir: Path) -> None:
     assert len(warnings) == 2 and all(w.startswith("llama3:8b-instruct-fp16: ") for w in warnings)
     assert "183,186 prompt tokens cannot belong to a single chat of 5 messages" in warnings[0]
     assert "2,310 completion tokens exceed all the text" in warnings[1]
+
+
+def test_import_takes_the_seats_models_explicitly(runs_dir: Path) -> None:
+    result = runner.invoke(
+        app, ["import", str(SCALABILITY), "--runs-dir", str(runs_dir), "--candidate-model", "ollama:llama3:8b-instruct-fp16"]
+    )
+    assert result.exit_code == 0, result.output
+    (run_dir,) = _run_dirs(runs_dir)
+    candidate = load_transcript(run_dir).agents["candidate"]
+    assert candidate["model_ref"] == "ollama:llama3:8b-instruct-fp16" and candidate["model_given"]
+    assert not candidate["model_inferred"]
+    listed = runner.invoke(app, ["runs", "--runs-dir", str(runs_dir), "--json"])
+    (row,) = json.loads(listed.output)
+    assert row["candidate_model"] == "ollama:llama3:8b-instruct-fp16"
+    assert row["interviewer_model"] == "gemma:2b-instruct-v1.1-fp16"  # inferred: the page says so
+    bad = runner.invoke(app, ["import", str(SCALABILITY), "--runs-dir", str(runs_dir), "--interviewer-model", "llama3"])
+    assert bad.exit_code == 2
 
 
 def test_chat_result_with_plain_string_history(runs_dir: Path) -> None:

@@ -1,7 +1,7 @@
-"""The package layout the README's "Architecture" section describes, checked against the source tree.
+"""The package layout docs/architecture.md describes, checked against the source tree.
 
-Each unit (a top-level module or a feature package) may import only the units its README entry lists after
-"Imports:", and only `session/autogen_adapter.py` imports AutoGen. A new arrow is a design decision: the README
+Each unit (a top-level module or a feature package) may import only the units its entry in docs/architecture.md lists after
+"Imports:", and only `session/autogen_adapter.py` imports AutoGen. A new arrow is a design decision: docs/architecture.md
 says it first, and this test reads the rules from there. Imports point one way between modules too: the import
 graph of the source, imports inside functions included, has no cycle.
 """
@@ -21,12 +21,12 @@ UNIT_LINE = re.compile(r"^  (?P<unit>[a-z_0-9]+)(?:\.py|/)\s", re.M)
 
 
 def _architecture() -> str:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    return readme.split("## Architecture", 1)[1].split("\n## ", 1)[0]
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    return page.split("# Architecture", 1)[1].split("\n## ", 1)[0]
 
 
 def _allowed_by_readme() -> dict[str, set[str] | None]:
-    """Per unit, the units its README entry says it imports ("Imports: a, b; c inside f."); None for "anything"."""
+    """Per unit, the units its docs/architecture.md entry says it imports ("Imports: a, b; c inside f."); None for "anything"."""
     section = _architecture()
     starts = list(UNIT_LINE.finditer(section))
     units = {m["unit"] for m in starts}
@@ -78,14 +78,14 @@ def test_imports_follow_the_layers(path: Path) -> None:
     if unit in ("__init__", "__main__"):
         unit = "cli"  # the public API and the entry point sit on top, like the CLI
     allowed = _allowed_by_readme()
-    assert unit in allowed, f"{path}: a new unit {unit!r}: describe it in the README's Architecture section"
+    assert unit in allowed, f"{path}: a new unit {unit!r}: describe it in docs/architecture.md"
     may = allowed[unit]
     imports = _imports(path) - {unit}
     if path != AUTOGEN_ADAPTER:
         assert "AutoGen" not in imports, f"{path}: only session/autogen_adapter.py imports AutoGen"
     if may is not None:
         extra = imports - may - {"AutoGen"}
-        assert not extra, f"{path} imports {sorted(extra)}, which the README does not allow {unit}"
+        assert not extra, f"{path} imports {sorted(extra)}, which docs/architecture.md does not allow {unit}"
 
 
 def test_no_private_module_at_the_top_level_and_feature_packages_exist() -> None:
@@ -117,7 +117,7 @@ def test_no_function_over_80_lines_in_the_engine_and_feature_packages() -> None:
 def test_readme_architecture_names_every_unit() -> None:
     units = {_unit(p) for p in _sources()} - {"__init__", "__main__"}
     listed = set(_allowed_by_readme())
-    assert listed == units, f"README lists {sorted(listed)}, the tree has {sorted(units)}"
+    assert listed == units, f"docs/architecture.md lists {sorted(listed)}, the tree has {sorted(units)}"
 
 
 def test_the_readme_parser_reads_the_rules() -> None:

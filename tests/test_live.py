@@ -37,13 +37,42 @@ def added(index: int, role: str, content: str, *, model: str | None = "m", think
 
 def test_a_streamed_turn_is_shown_once_with_its_footer_after_it() -> None:
     live, screen = view()
+    live.on_event(added(0, "interviewer", "Welcome.", model=None))
     for piece in ["I would", " cache", " reads."]:
         live.on_text("candidate", piece)
     live.on_event(added(1, "candidate", "I would cache reads."))
     out = screen.getvalue()
     assert out.count("I would cache reads.") == 1
     assert out.index("(candidate, ?)") < out.index("I would cache reads.") < out.index("· 4 tok · 2/30 min · open")
-    assert live.shown == 1 and live.clock is not None and live.clock.remaining_minutes == 28
+    assert live.shown == 2 and live.clock is not None and live.clock.remaining_minutes == 28
+
+
+def test_the_opening_line_recorded_late_is_shown_first_and_the_answer_once() -> None:
+    """A person in the interviewer seat: the candidate starts answering before the opening line is recorded."""
+    live, screen = view("interviewer")
+    for piece in ["I would", " cache", " reads."]:
+        live.on_text("candidate", piece)
+    assert screen.getvalue() == ""  # held back until the opening line is on screen
+    opening = added(0, "interviewer", "Welcome, whiteboard for me.", model=None)
+    opening.message.source = "template"
+    live.on_event(opening)
+    live.on_event(added(1, "candidate", "I would cache reads."))
+    out = screen.getvalue()
+    assert out.count("Welcome, whiteboard for me.") == 1 and out.count("I would cache reads.") == 1
+    assert out.index("Welcome, whiteboard for me.") < out.index("I would cache reads.") < out.index("· 4 tok · 2/30 min")
+    assert "✓ recorded" not in out  # the opening line is the script's, not the person's answer
+
+
+def test_streamed_words_wrap_whole_at_the_terminal_width() -> None:
+    screen = io.StringIO()
+    live = LiveView(Console(file=screen, force_terminal=False, width=30))
+    live.on_event(added(0, "interviewer", "Welcome.", model=None))
+    text = "previously answered questions about sharding, replicas and caching layers"
+    for i in range(0, len(text), 3):  # pieces that cut words, as a tokenizer does
+        live.on_text("candidate", text[i : i + 3])
+    live.on_event(added(1, "candidate", text))
+    lines = screen.getvalue().split("(candidate, ?)")[1].split("·")[0].strip().splitlines()
+    assert all(len(line) <= 30 for line in lines) and " ".join(lines).split() == text.split()
 
 
 def test_a_reasoning_block_streams_out_of_sight() -> None:
@@ -141,3 +170,16 @@ async def test_the_board_command_writes_one_section_as_the_block_a_model_would_w
         return next(cancelled, None)
 
     assert await board_editor(AnswerRequest(role="candidate", messages=()), nothing, out) is None
+
+
+def test_a_streamed_turn_cut_at_the_token_cap_says_what_the_record_keeps() -> None:
+    live, screen = view()
+    live.on_event(added(0, "interviewer", "Welcome.", model=None))
+    for piece in ["I would cache reads.", " Then I would"]:
+        live.on_text("candidate", piece)
+    capped = added(1, "candidate", "I would cache reads.")
+    capped.message.cut_off = "Then I would"
+    live.on_event(capped)
+    out = screen.getvalue()
+    assert out.index("Then I would") < out.index("✂ at the token cap the record keeps this turn up to its last complete")
+    assert out.rstrip().endswith("dropped: Then I would")

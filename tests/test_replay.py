@@ -165,6 +165,11 @@ async def test_rerun_re_executes_a_scripted_session_offline(scripted_run: Path, 
     }
     assert copy.usage.excluding_cached.total.calls == 0
     assert copy.cost["usage_including_cached_inference"] == original.cost["usage_including_cached_inference"]
+    # Listed as what it is: a replayed copy, not a measured run.
+    from interview_sim.catalog import RunFilter, list_runs
+
+    sources = {r.run_id: r.source for r in list_runs(scripted_run.parent.parent, RunFilter())}
+    assert (sources[original.run_id], sources[copy.run_id]) == ("measured", "replayed")
 
 
 def test_rerun_from_the_cli(scripted_run: Path, runs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

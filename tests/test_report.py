@@ -316,7 +316,8 @@ def test_run_page_shows_header_conversation_usage_and_grades(records: dict[str, 
     assert [b.attrs["id"] for b in bubbles] == [f"m-{m.index}" for m in transcript.messages]
     assert [b.attrs["data-role"] for b in bubbles] == [m.role for m in transcript.messages]
     for bubble, message in zip(bubbles, transcript.messages, strict=True):
-        assert bubble.one(None, **{"class": "text"}).content == message.content
+        # Rendered as Markdown: the text is the same, its paragraph and line breaks are elements.
+        assert bubble.by_class("text")[0].content.strip() == message.content.strip()
         if message.usage is not None:
             assert bubble.one("span", data_tokens=str(message.usage.completion_tokens))
     candidate = [b for b in bubbles if b.attrs["data-role"] == "candidate"]
@@ -452,12 +453,14 @@ def test_planted_html_and_script_are_text(records: dict[str, Path]) -> None:
     assert_self_contained(html, dom)
     transcript = load_transcript(run_dir)
     assert "<script>window.__pwned" not in html and "<img src" not in html
-    assert not dom.all("img") and len(dom.all("svg")) == len(dom.all("svg", role="img"))
+    assert not dom.all("img") and all(
+        svg.attrs.get("role") in ("img", "group") and svg.attrs.get("aria-label") for svg in dom.all("svg")
+    )
     hostile = [m for m in transcript.messages if HOSTILE in m.content]
     assert len(hostile) >= 3
-    texts = {b.attrs["id"]: b.one(None, **{"class": "text"}).content for b in dom.by_class("bubble")}
+    texts = {b.attrs["id"]: b.by_class("text")[0].content for b in dom.by_class("bubble")}
     for m in hostile:
-        assert texts[f"m-{m.index}"] == m.content
+        assert texts[f"m-{m.index}"].strip() == m.content.strip()
     assert dom.one("h1").content == 'Scale <script>document.title="pwned"</script>'
     assert '<b onmouseover="window.__pwned=4">Mallory</b>' in dom.one(data_fact="models").content
     # The JSON blob cannot end its <script> early nor open a comment, and it carries the record unchanged.

@@ -165,7 +165,7 @@ def test_planted_script_does_not_run(browser: Any, records: dict[str, Path]) -> 
     assert page.title().startswith('Scale <script>document.title="pwned"</script>')
     assert page.evaluate("document.querySelectorAll('main script, main img, header script, header img').length") == 0
     hostile = next(m for m in transcript.messages if HOSTILE in m.content)
-    assert page.locator(f"#m-{hostile.index} .text").text_content() == hostile.content
+    assert (page.locator(f"#m-{hostile.index} .text").text_content() or "").strip() == hostile.content.strip()
     # The record embedded for download round-trips through the page's JSON blob.
     data = page.evaluate("JSON.parse(document.getElementById('report-data').textContent)")
     assert data["transcript"]["messages"][hostile.index]["content"] == hostile.content
@@ -182,8 +182,11 @@ def test_imported_run_page(browser: Any, records: dict[str, Path]) -> None:  # n
     assert page.locator("#chat .bubble").count() == len(transcript.messages)
     assert page.locator("#chat-1 .bubble").count() == len(analysis.messages)
     assert page.locator("#provenance").is_visible()
-    warnings = page.locator("[data-usage-warning]").all_inner_texts()
-    assert [w.strip("⚠ ") for w in warnings] == transcript.usage.warnings + analysis.usage.warnings
+    # The attached analysis follows the conversation (its usage folded away), before the interview's usage.
+    warnings = page.locator("[data-usage-warning]").all_text_contents()
+    assert [w.strip("⚠ ") for w in warnings] == analysis.usage.warnings + transcript.usage.warnings
+    chat, attachment, usage = (page.locator(s).bounding_box() for s in ("#conversation", "#attachment-1", "#usage"))
+    assert chat and attachment and usage and chat["y"] < attachment["y"] < usage["y"]
     assert page.evaluate("typeof window.__pwned") == "undefined"
     v.screenshot("run-imported.png")
 

@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 INDEX_FILE = "index.sqlite"
 TRANSCRIPT_FILE = "transcript.json"
 """record.TRANSCRIPT_FILE; not imported from there, so that listing runs does not load the record models."""
-INDEX_VERSION = 1
-SOURCES = ("measured", "imported")
+INDEX_VERSION = 2
+"""2: replayed runs (offline `replay --rerun` copies) have a source of their own, no longer `measured`."""
+SOURCES = ("measured", "replayed", "imported")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -95,7 +96,8 @@ class RunRow:
     kind: str
     started_at: str
     source: str
-    """measured (run here) or imported (read from an AutoGen 0.2 file)."""
+    """measured (run here), replayed (an offline `replay --rerun` copy of a run) or imported (read from an AutoGen 0.2
+    file)."""
     batch: str | None
     topic: str | None
     interviewer_model: str | None
@@ -267,7 +269,7 @@ class Catalog:
             scenario_id=transcript.scenario_id,
             kind=transcript.kind,
             started_at=transcript.started_at.isoformat(),
-            source="imported" if info else "measured",
+            source="imported" if info else "replayed" if transcript.replay_of else "measured",
             batch=info.batch if info else None,
             topic=info.topic if info else str(transcript.scenario.get("topic") or "") or None,
             interviewer_model=_model(transcript.agents.get("interviewer")),

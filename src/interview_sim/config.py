@@ -375,15 +375,49 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+def _yaml_problem(text: str, exc: yaml.YAMLError) -> str:
+    """`line N: what`, where N is the line to fix. A quote left open is the usual slip, and PyYAML reports it where
+    it gives up: at the end of the file, or lines later where the next quote closes it by accident. Both are
+    traced back to the line the quoted value starts on."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or "invalid YAML"
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context == "while scanning a quoted scalar" and context_mark is not None:
+        return f"line {context_mark.line + 1}: a quoted value is never closed (a missing quote?)"
+    flow = context is not None and context.startswith("while parsing a flow")
+    if flow and context_mark is not None and problem.endswith("'<stream end>'"):
+        return f"line {context_mark.line + 1}: a [ or {{ opened here is never closed"
+    if mark is not None:
+        opened = _quote_spanning_to(text, mark.line)
+        if opened is not None:
+            return (
+                f"line {opened + 1}: a quoted value opened here runs on to line {mark.line + 1},"
+                f" where YAML then finds {problem.split('found ', 1)[-1]} (a missing quote?)"
+            )
+    return f"line {mark.line + 1}: {problem}" if mark is not None else problem
+
+
+def _quote_spanning_to(text: str, line: int) -> int | None:
+    """The start line of a quoted scalar that spans several lines and ends on or just before `line`, if any."""
+    last = None
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if token.start_mark.line > line:
+                break
+            quoted = isinstance(token, yaml.ScalarToken) and token.style in ('"', "'")
+            if quoted and token.end_mark.line > token.start_mark.line and token.end_mark.line >= line - 1:
+                last = token.start_mark.line
+    except yaml.YAMLError:
+        pass
+    return last
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     text = read_text(path, ConfigError, limit=MAX_CONFIG_BYTES)
     try:
         data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path}: {where}{problem}") from None
+        raise ConfigError(f"{path}: {_yaml_problem(text, exc)}") from None
     except RecursionError:
         raise ConfigError(f"{path}: YAML nested too deeply to read") from None
     except (ValueError, TypeError, OverflowError) as exc:
@@ -419,8 +453,13 @@ def _resolve_in_scenarios(ref: str | Path, kind: str, is_kind: Callable[[str], b
     found = lookup.find(f"scenarios/{ref}.yaml")
     if found is not None:
         return found.path
-    known = ", ".join(stem for stem in lookup.list_ids("scenarios") if is_kind(stem))
-    raise ConfigError(f"unknown {kind} {str(ref)!r}: not a file and not an id in scenarios/ (known: {known or 'none'})")
+    import difflib
+
+    ids = [stem for stem in lookup.list_ids("scenarios") if is_kind(stem)]
+    close = difflib.get_close_matches(str(ref), ids, n=1, cutoff=0.75)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    known = ", ".join(ids)
+    raise ConfigError(f"unknown {kind} {str(ref)!r}: not a file and not an id in scenarios/ ({hint}known: {known or 'none'})")
 
 
 def resolve_scenario_path(ref: str | Path) -> Path:

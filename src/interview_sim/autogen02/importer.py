@@ -303,12 +303,13 @@ def _interview(
         if t.autogen_role:
             autogen_roles.setdefault(roles[t.speaker], t.autogen_role)
     agents = {role: _agent_snapshot(names[role], role) for role in ("interviewer", "candidate") if role in names}
-    if "candidate" in agents:
-        # The opening line addresses the candidate by the name that says its model ("... (Llama3)").
-        model = _candidate_model(default_names["candidate"], cost) or _candidate_model(names["candidate"], cost)
+    for role, agent in agents.items():
+        # An agent's name often says its model ("OpenCorpo-Assistant (Llama3)"); the opening line addresses the
+        # candidate by such a name. Taken only when exactly one model of the Cost block fits, and marked inferred.
+        model = _candidate_model(default_names.get(role, ""), cost) or _candidate_model(names[role], cost)
         if model:
-            agents["candidate"]["model_name"] = model
-            notes = [*notes, f"candidate model {model!r} inferred from the candidate's name and the Cost block's models"]
+            agent["model_name"], agent["model_inferred"] = model, True
+            notes = [*notes, f"{role} model {model!r} inferred from the {role}'s name and the Cost block's models"]
     imported_at = utc_now()
     return Transcript(
         interview_sim_version=version(),

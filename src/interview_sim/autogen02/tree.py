@@ -326,8 +326,16 @@ def _parse_all(files: list[str], jobs: int, progress: Progress | None) -> Iterat
 
 
 class _Writer:
-    def __init__(self, catalog: Catalog, runs_dir: Path, report: ImportReport) -> None:
+    def __init__(self, catalog: Catalog, runs_dir: Path, report: ImportReport, seat_models: dict[str, str] | None = None) -> None:
         self.catalog, self.runs_dir, self.report = catalog, runs_dir, report
+        self.seat_models = seat_models or {}
+
+    def _given(self, transcript: Transcript) -> Transcript:
+        """The seats' models the person importing named (`import --candidate-model ...`): recorded as given."""
+        for role, ref in self.seat_models.items():
+            if role in transcript.agents:
+                transcript.agents[role].update(model_ref=ref, model_given=True, model_inferred=False)
+        return transcript
 
     def _done(self, parsed: _Parsed, status: Status, folder: Path | None, record: str | None, reason: str | None) -> None:
         run = str(folder) if folder else None
@@ -389,7 +397,7 @@ class _Writer:
 
     def _create(self, lead: _Parsed, others: list[_Parsed]) -> None:
         assert lead.built is not None
-        transcript = lead.built.transcript
+        transcript = self._given(lead.built.transcript)
         assert transcript.imported is not None
         transcript.imported.sources = [lead.path, *(p.path for p in others)]
         transcript.imported.fingerprint = lead.fingerprint
@@ -430,7 +438,7 @@ class _Writer:
             folder = self.catalog.folder(run_dir)
             return folder, load_transcript(folder), f"analysis of {run_dir}: {how}"
         assert parsed.built is not None
-        interview = parsed.built.transcript.model_copy(update={"attachments": []})
+        interview = self._given(parsed.built.transcript.model_copy(update={"attachments": []}))
         assert interview.imported is not None
         interview.imported.sources = []
         interview.imported.fingerprint = parsed.interview_fingerprint
@@ -471,6 +479,7 @@ def import_transcripts(
     runs_dir: str | Path = "runs",
     jobs: int = 1,
     progress: Progress | None = None,
+    seat_models: dict[str, str] | None = None,
 ) -> ImportReport:
     """Import AutoGen 0.2 records, single files or whole results trees, as runs; every file is accounted for.
 
@@ -483,6 +492,9 @@ def import_transcripts(
             writing is one process's), and handing parsed runs back costs time too: on a busy 2-core machine
             one process was fastest (benchmarks/bench_import.py).
         progress: called as files are parsed and written.
+        seat_models: the model each seat used ({"candidate": "ollama:llama3:8b-instruct-fp16"}), when the
+            person importing knows it: recorded on every interview run created, as given (AutoGen 0.2 files
+            do not say which agent used which model).
 
     Returns:
         The records created or extended, and one entry per file with its status (see the module docstring).
@@ -506,7 +518,7 @@ def import_transcripts(
     with exclusive_lock(root / IMPORT_LOCK, RecordError), open_catalog(root, writer=True) as catalog:
         if not catalog.built:
             catalog.reconcile()  # runs an interrupted import renamed into place after its last commit
-        writer = _Writer(catalog, root, report)
+        writer = _Writer(catalog, root, report, seat_models)
         try:
             for n, group in enumerate(groups.values(), 1):
                 before = len(report.files)

@@ -34,6 +34,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help (click's formatter): rich's help panels squeeze option names to `--interviewer-mod…` at 80 columns.
+    rich_markup_mode=None,
     help="Simulated whiteboard interviews between local language models: run, grade, replay, compare.",
 )
 
@@ -157,6 +159,23 @@ def main() -> None:
     sys.exit(code)
 
 
+def seats_or_models(ctx: Any) -> list[str]:
+    return [opt for param in ctx.command.params for opt in getattr(param, "opts", [])]
+
+
+def _guess_option(exc: Exception) -> str | None:
+    """A better suggestion than click's for a likely guess: `--model` on a command whose options name the seat
+    (`--candidate-model`, `--interviewer-model`, `--evaluator-model`)."""
+    name = getattr(exc, "option_name", None)
+    ctx = getattr(exc, "ctx", None)
+    if name not in ("--model", "-m") or ctx is None:
+        return None
+    seats = [opt for opt in seats_or_models(ctx) if opt.endswith("-model")]
+    if not seats or "--models" in seats_or_models(ctx):
+        return None
+    return f"No such option: {name} (a model is given per seat: {', '.join(seats)})"
+
+
 PATH_OPTIONS = frozenset({"--runs-dir", "--output", "-o"})
 """Options that name a path, which an empty value must not silently turn into the working folder."""
 
@@ -182,7 +201,8 @@ def run_app(args: list[str]) -> int:
         return 2
     except click.UsageError as exc:
         where = exc.ctx.command_path if exc.ctx is not None else "interview-sim"
-        print(clean(f"error: {exc.format_message().rstrip('.')} (see '{where} --help')"), file=sys.stderr)
+        message = _guess_option(exc) or exc.format_message().rstrip(".")
+        print(clean(f"error: {message} (see '{where} --help')"), file=sys.stderr)
         return exc.exit_code
     except click.ClickException as exc:
         print(clean(f"error: {exc.format_message()}"), file=sys.stderr)

@@ -14,6 +14,7 @@ import typer
 from interview_sim.cli import app, fail, user_errors
 from interview_sim.cli.common import JsonFlag, RunsDir, Timeout, apply_timeout, check_runs_dir, console
 from interview_sim.cli.signals import run_async
+from interview_sim.cli.tables import print_whole
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -184,7 +185,7 @@ def render_comparison(out: Console, comparison: Comparison, folder: Path) -> Non
     for group, rows in groups.items():
         table = Table(title=escape(f"{group} · {request.role}s · judge {judges}"), title_justify="left")
         table.add_column("#", justify="right")
-        table.add_column("model", overflow="fold")
+        table.add_column("model", no_wrap=True)
         for column in ("n", "mean", "95% CI", "win", "tokens in/out", "gen tok/s", "prompt tok/s", "failed"):
             table.add_column(column, justify="right", no_wrap=True)
         for r in rows:
@@ -200,7 +201,7 @@ def render_comparison(out: Console, comparison: Comparison, folder: Path) -> Non
                 _fmt(r.prompt_tokens_per_second, 1),
                 str(r.failed),
             )
-        out.print(table)
+        print_whole(out, table, keys=2)
     out.print(_trust_line(comparison))
     overall_rows = groups.get("all") or next(iter(groups.values()), [])
     if comparison.criteria and overall_rows:
@@ -210,9 +211,9 @@ def render_comparison(out: Console, comparison: Comparison, folder: Path) -> Non
             table.add_column(escape(r.model), justify="right")
         for cid, name in comparison.criteria.items():
             table.add_row(escape(name), *(_fmt(r.criteria.get(cid)) for r in overall_rows))
-        out.print(table)
+        print_whole(out, table)
     if any(r.health for r in overall_rows):
-        out.print(_health_table(overall_rows, "all" in groups))
+        print_whole(out, _health_table(overall_rows, "all" in groups))
     for note in comparison.notes:
         out.print(f"[yellow]note:[/] {escape(note)}")
     inv = comparison.last_invocation
@@ -371,7 +372,7 @@ def _from_runs(where: str, runs_dir: Path, role: str, judge: str | None, as_json
     title = f"{where} · {board.runs} run(s) · {role}s · judge {board.judge or '-'}"
     table = Table(title=escape(title), title_justify="left")
     table.add_column("#", justify="right")
-    table.add_column("model", overflow="fold")
+    table.add_column("model", no_wrap=True)
     for column in ("runs", "n", "mean", "95% CI", "win", "W/L/T"):
         table.add_column(column, justify="right", no_wrap=True)
     for r in board.rows:
@@ -385,7 +386,7 @@ def _from_runs(where: str, runs_dir: Path, role: str, judge: str | None, as_json
             _fmt(r.win_rate),
             f"{r.wins}/{r.losses}/{r.ties}",
         )
-    out.print(table)
+    print_whole(out, table, keys=2)
     if board.criteria and board.rows:
         crit = Table(title="Mean score per criterion", title_justify="left")
         crit.add_column("criterion")
@@ -393,7 +394,7 @@ def _from_runs(where: str, runs_dir: Path, role: str, judge: str | None, as_json
             crit.add_column(escape(r.model), justify="right")
         for cid in board.criteria:
             crit.add_row(escape(cid), *(_fmt(r.criteria.get(cid)) for r in board.rows))
-        out.print(crit)
+        print_whole(out, crit)
     for note in board.notes:
         out.print(f"[yellow]note:[/] {escape(note)}")
 

@@ -127,11 +127,15 @@ ITEM_CHARS = 200
 """Strengths, weaknesses and recommendations are shortened to this many characters in the terminal."""
 
 
-def render_evaluation(out: Console, evaluation: Evaluation, path: Path | None = None) -> None:
-    """The grade table, agreement, strengths / weaknesses / recommendations, and where the record is."""
+def render_evaluation(out: Console, evaluation: Evaluation, path: Path | None = None, *, table: bool = True) -> None:
+    """The grade table (unless `table` is False: a person's feedback lists the criteria instead), agreement,
+    strengths / weaknesses / recommendations, and where the record is."""
     from rich.markup import escape
 
-    out.print(grade_table(evaluation))
+    if table:
+        out.print(grade_table(evaluation))
+    else:
+        out.print(trust_markup(evaluation.calibration))
     out.print(_agreement_line(evaluation))
     for failure in evaluation.failed_judges:
         out.print(f"[red]judge failed[/] ({escape(failure.judge)}, seed {failure.seed}): {escape(failure.error)}")
@@ -341,7 +345,9 @@ def _render_calibration(out: Console, calibration: Calibration) -> None:
         judges = f"{result.judges_graded} ok" + (f", {result.judges_failed} failed" if result.judges_failed else "")
         status = "ok" if result.status == "ok" else f"[red]failed[/]: {escape(result.error or '')}"
         table.add_row(name, overall, spread, judges, status)
-    out.print(table)
+    from interview_sim.cli.tables import print_whole
+
+    print_whole(out, table)
     if calibration.position_deltas:
         deltas = ", ".join(f"{cid} {d:+.2f}" for cid, d in calibration.position_deltas.items())
         out.print(f"position bias, strong control reversed minus first order, per criterion: {escape(deltas)}")

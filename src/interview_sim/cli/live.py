@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from interview_sim.grading.evaluate import Evaluation
     from interview_sim.models.human import AnswerRequest
-    from interview_sim.record import ClockReading, Message
+    from interview_sim.record import BoardChange, ClockReading, Message
 
 QUIT = "/quit"
 BOARD = "/board"
@@ -60,6 +60,8 @@ class BoardHook(Protocol):
 async def board_editor(request: AnswerRequest, read_line: ReadLine, out: Console) -> str | None:
     """The `/board` hook: one section, its title then its text (an empty line ends it; no text erases the
     section), added to the answer as the fenced `whiteboard` block a model would write."""
+    from rich.markup import escape
+
     from interview_sim.session.whiteboard import render_block
 
     out.print("[dim]whiteboard: section title (an empty line cancels)[/]")
@@ -70,6 +72,11 @@ async def board_editor(request: AnswerRequest, read_line: ReadLine, out: Console
     lines: list[str] = []
     while (line := await read_line()) is not None and line.strip():
         lines.append(line.rstrip())
+    what = f"section {title!r} written" if lines else f"section {title!r} erased"
+    out.print(
+        f"[magenta]whiteboard: {escape(what)}[/]"
+        " [dim](on the board when your answer is sent; keep typing, an empty line sends it)[/]"
+    )
     return render_block([(title, "\n".join(lines))])
 
 
@@ -175,6 +182,9 @@ class LiveView:
     _printed: int = 0
     """How much of the turn's answer (its text without a leading reasoning block) is on screen."""
     _changed: asyncio.Event | None = None
+    _wrap: WordWrap | None = None
+    _early: list[tuple[str, str]] = field(default_factory=list)
+    """Streamed pieces that arrived before the opening line was recorded: shown after it, in order."""
 
     def on_event(self, event: Any) -> None:
         from rich.markup import escape
@@ -188,7 +198,7 @@ class LiveView:
             seats = ", ".join(f"{role}: {'you' if role in self.human_roles else ref}" for role, ref in event.models.items())
             self.out.print(f"[bold]{event.scenario_id}[/] · run {event.run_id} · {escape(seats)}")
         elif isinstance(event, MessageAdded):
-            self._message(event.message)
+            self._message(event.message, event.board_changes)
         elif isinstance(event, ModelFailed):
             self._end_stream()
             self.out.print(f"[red]model call failed[/] ({event.role}, {event.ref}): {escape(event.error)}")
@@ -197,12 +207,16 @@ class LiveView:
         """A piece of a model's turn as it is generated (called on the event loop)."""
         if role in self.human_roles:
             return
+        if self.shown == 0:  # the opening line is recorded after the first answer starts: it goes first on screen
+            self._early.append((role, piece))
+            return
         from interview_sim.models.thinking import split_thinking
 
         if self._streaming != role:
             self._end_stream()
-            self.out.print(self._header(role, self.models.get(role, "?")))
+            self.out.print(self._header(role, self._model_of(role)))
             self._streaming, self._turn, self._printed = role, "", 0
+            self._wrap = WordWrap(self.out.file, self.out.width)
         self._turn += piece
         head = self._turn.lstrip()
         if "<think>".startswith(head):  # nothing yet, or perhaps the start of a reasoning block
@@ -211,38 +225,75 @@ class LiveView:
         _, answer = split_thinking(self._turn)
         new = answer[self._printed :]
         self._printed = len(answer)
-        self.out.file.write(clean(new))
-        self.out.file.flush()
+        assert self._wrap is not None
+        self._wrap.write(clean(new))
 
     def _end_stream(self) -> None:
         if self._streaming is not None:
+            if self._wrap is not None:
+                self._wrap.finish()
             self.out.file.write("\n")
             self._streaming = None
 
-    def _header(self, role: str, model: str) -> str:
+    def _model_of(self, role: str) -> str:
+        """The model of a role's seat; a panel's interviewers sit in seats of their own (their models, joined)."""
+        if role in self.models:
+            return self.models[role]
+        return " / ".join(dict.fromkeys(ref for seat, ref in self.models.items() if seat != "candidate")) or "?"
+
+    def _panel(self, role: str) -> bool:
+        """Several interviewers share the role: a streamed turn's speaker is known only once it is recorded."""
+        return role == "interviewer" and sum(1 for seat in self.models if seat != "candidate") > 1
+
+    def _header(self, role: str, model: str, agent: str | None = None) -> str:
         from rich.markup import escape
 
         colour = _COLOURS.get(role, "white")
-        return f"\n[bold {colour}]{escape(self.agents.get(role, role))}[/] ({role}, {escape(model)})"
+        name = agent or ("The panel" if self._panel(role) else self.agents.get(role, role))
+        return f"\n[bold {colour}]{escape(name)}[/] ({role}, {escape(model)})"
 
-    def _message(self, m: Message) -> None:
+    def _message(self, m: Message, changes: list[BoardChange] | None = None) -> None:
         from rich.markup import escape
 
+        from interview_sim.cli.panel import board_lines
+
+        if self._early and self._early[0][0] == m.role:  # the turn held back is this one: shown whole below
+            self._early = []
         streamed = self._streaming == m.role
         self._end_stream()
-        tokens = "your answer" if m.role in self.human_roles else f"{m.usage.completion_tokens} tok" if m.usage else "template"
+        if m.source == "template":
+            tokens = "template"
+        else:
+            model_tokens = f"{m.usage.completion_tokens} tok" if m.usage else "template"
+            tokens = "your answer" if m.role in self.human_roles else model_tokens
         facts = [tokens, *([_clock_text(m.clock)] if m.clock else []), *([m.stage] if m.stage else [])]
         if streamed:
-            self.out.print(f"[dim]  · {' · '.join(facts)}[/]")
-        elif m.role in self.human_roles:
+            if self._panel(m.role):
+                facts.insert(0, f"said by {m.agent}")
+            self.out.print(f"[dim]  · {escape(' · '.join(facts))}[/]")
+            if m.cut_off:  # the screen showed the whole turn; the record keeps it up to its last full sentence
+                dropped = " ".join(m.cut_off.split())
+                self.out.print(
+                    "[yellow]✂ at the token cap the record keeps this turn up to its last complete sentence;[/]"
+                    f" [dim]dropped: {escape(dropped)}[/]"
+                )
+        elif m.role in self.human_roles and m.source != "template":  # the person's own answer is on screen
             self.out.print(f"[dim]  ✓ recorded · {' · '.join(facts[1:]) or 'no clock'}[/]")
         else:
-            self.out.print(f"{self._header(m.role, m.model or 'opening line')} · {' · '.join(facts)}")
+            self.out.print(f"{self._header(m.role, m.model or 'opening line', m.agent)} · {' · '.join(facts)}")
+            if m.cut_off:
+                words = len(m.cut_off.split())
+                self.out.print(f"[dim]✂ cut back to the last complete sentence at the token cap ({words} words)[/]")
             self.out.print(escape(m.content))
+        for line in board_lines(changes or []):
+            self.out.print(line)
         if m.thinking:
             self.out.print(f"[dim]▸ reasoning: {len(m.thinking.split())} words (replay --thinking shows it)[/]")
         self.shown += 1
         self.clock, self.stage = m.clock or self.clock, m.stage or self.stage
+        early, self._early = self._early, []
+        for role, piece in early:
+            self.on_text(role, piece)
         if self._changed is not None:
             self._changed.set()
 
@@ -261,20 +312,74 @@ class LiveView:
         from rich.markup import escape
 
         self._end_stream()
-        where = [f"stage: {self.stage}"] if self.stage else []
+        # The interviewer's next stage is in the note; the last one said would contradict it.
+        where = [f"stage: {self.stage}"] if self.stage and request.role != "interviewer" else []
         if self.clock is not None:
             where.append(f"clock {_clock_text(self.clock)}, {self.clock.remaining_minutes:g} min left")
         name = self.agents.get(request.role, request.role)
         colour = _COLOURS.get(request.role, "white")
         self.out.print(f"\n[bold {colour}]── your turn: {escape(name)} ({request.role})[/] · {' · '.join(where)}")
-        if request.note:
-            self.out.print(f"[dim]{escape(request.note)}[/]")
+        note = person_note(request)
+        if note:
+            self.out.print(f"[dim]{escape(note)}[/]")
         keys = ["type your answer; an empty line ends it", f"{QUIT} stops"]
         if board:
             keys.insert(1, f"{BOARD} edits the whiteboard")
         if answer_time:
             keys.append(f"{answer_time:g} s per answer")
         self.out.print(f"[dim]({' · '.join(keys)})[/]")
+
+
+class WordWrap:
+    """Streamed text written as it comes, broken only between words: a word is held back until the next space or
+    line break shows it is whole, then written on the current line if it fits, else on the next one. A word
+    longer than the whole line is broken where the line ends."""
+
+    def __init__(self, file: Any, width: int) -> None:
+        self.file = file
+        self.width = max(width, 20)
+        self.column = 0
+        self.word = ""
+
+    def write(self, text: str) -> None:
+        for char in text:
+            if char == "\n":
+                self._flush_word()
+                self.file.write("\n")
+                self.column = 0
+            elif char.isspace():
+                self._flush_word()
+                if 0 < self.column < self.width:
+                    self.file.write(" ")
+                    self.column += 1
+            else:
+                self.word += char
+        self.file.flush()
+
+    def finish(self) -> None:
+        self._flush_word()
+        self.file.flush()
+
+    def _flush_word(self) -> None:
+        from rich.cells import cell_len
+
+        word, self.word = self.word, ""
+        while word:
+            if self.column + cell_len(word) > self.width and self.column > 0:
+                self.file.write("\n")
+                self.column = 0
+            piece, word = word[: self.width], word[self.width :]
+            self.file.write(piece)
+            self.column += cell_len(piece)
+
+
+def person_note(request: AnswerRequest) -> str:
+    """The session's latest note to the seat that a person needs: the stage and the time left. The whiteboard's
+    note tells a model how to write markup on the board; a person has /board, and sees the board's changes."""
+    from interview_sim.session.whiteboard import BOARD_HOW_TO
+
+    notes = [n for n in request.notes if not n.startswith(BOARD_HOW_TO)]
+    return notes[-1] if notes else ""
 
 
 def _clock_text(clock: ClockReading) -> str:

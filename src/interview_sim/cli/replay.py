@@ -74,13 +74,15 @@ def _render_usage(out: Console, replay: Replay) -> None:
     view = replay.usage.get("usage_including_cached_inference", {})
     table = Table(title="Usage per model (including cached)", title_justify="left")
     for column in ("model", "prompt", "completion", "total"):
-        table.add_column(column, justify="left" if column == "model" else "right")
+        table.add_column(column, justify="left" if column == "model" else "right", no_wrap=True)
     for model, entry in view.items():
         if model != "total_cost" and isinstance(entry, dict):
             table.add_row(
                 model, str(entry.get("prompt_tokens")), str(entry.get("completion_tokens")), str(entry.get("total_tokens"))
             )
-    out.print(table)
+    from interview_sim.cli.tables import print_whole
+
+    print_whole(out, table)
     for warning in replay.warnings:
         out.print(f"[yellow]warning:[/] {warning}")
 
@@ -183,15 +185,28 @@ def import_command(
     runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where run folders are written.")] = Path("runs"),
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Parser processes (1: parse in this process).")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help='Print {"runs": [...], "files": [...]} as JSON.')] = False,
+    interviewer_model: Annotated[
+        str | None, typer.Option("--interviewer-model", help="The model the interviewer used, recorded as given.")
+    ] = None,
+    candidate_model: Annotated[
+        str | None, typer.Option("--candidate-model", help="The model the candidate used, recorded as given.")
+    ] = None,
 ) -> None:
     """Import AutoGen 0.2 transcripts and whole results trees; every file ends imported, merged, attached, skipped or failed.
+
+    The files do not say which agent used which model. A seat's model is inferred (and marked so) when the agent's
+    name and the Cost block agree on exactly one; --interviewer-model / --candidate-model record it as given.
 
     Exit 0 when no file failed, 2 when at least one did (the others are still imported).
     """
     from interview_sim.autogen02 import import_transcripts
+    from interview_sim.models import parse_ref
 
+    seats = {role: ref for role, ref in (("interviewer", interviewer_model), ("candidate", candidate_model)) if ref}
+    for ref in seats.values():
+        parse_ref(ref)  # a malformed reference: one line, exit 2, before anything is read
     with import_progress() as progress:
-        report = import_transcripts(list(paths), runs_dir=runs_dir, jobs=jobs, progress=progress)
+        report = import_transcripts(list(paths), runs_dir=runs_dir, jobs=jobs, progress=progress, seat_models=seats)
     for f in report.files:
         if f.status == "failed":
             typer.echo(clean(f"error: {f.path}: {f.reason}"), err=True)

@@ -24,7 +24,7 @@ def usage_table(title: str, view: UsageView, key: str) -> Any:
 
     table = Table(title=title, title_justify="left")
     for column in (key, "calls", "prompt", "completion", "total", "gen s", "gen tok/s", "prompt tok/s"):
-        table.add_column(column, justify="left" if column == key else "right")
+        table.add_column(column, justify="left" if column == key else "right", no_wrap=True)
     rows = getattr(view, f"by_{key}")
     for name, u in rows.items():
         tps = f"{u.tokens_per_second:.1f}" if u.tokens_per_second is not None else "-"
@@ -44,10 +44,12 @@ def usage_table(title: str, view: UsageView, key: str) -> Any:
 
 def render_usage(out: Console, transcript: Transcript) -> None:
     ledger = transcript.usage
-    out.print(usage_table("Usage per model (including cached)", ledger.including_cached, "model"))
-    out.print(usage_table("Usage per role (including cached)", ledger.including_cached, "role"))
+    from interview_sim.cli.tables import print_whole
+
+    print_whole(out, usage_table("Usage per model (including cached)", ledger.including_cached, "model"))
+    print_whole(out, usage_table("Usage per role (including cached)", ledger.including_cached, "role"))
     if transcript.panel:  # several interviewers share a role: show each agent too
-        out.print(usage_table("Usage per agent (including cached)", ledger.including_cached, "agent"))
+        print_whole(out, usage_table("Usage per agent (including cached)", ledger.including_cached, "agent"))
     cached = ledger.including_cached.total.calls - ledger.excluding_cached.total.calls
     if cached:
         out.print(f"{cached} cached call(s): excluded from usage excluding cached.")
@@ -144,6 +146,8 @@ def run_command(
     If the session succeeds but its grading fails, the run is kept, the failed evaluation is recorded beside it,
     and the command ends with one error line and exit code 5 (regrade with `interview-sim evaluate RUN`).
     """
+    from rich.markup import escape
+
     from interview_sim.cli.evaluate import render_evaluation, split_refs
     from interview_sim.cli.live import board_editor, live_run, render_feedback
     from interview_sim.errors import EvaluationError
@@ -201,15 +205,18 @@ def run_command(
         )
         if not evaluate or result.transcript.stop_reason == "interrupted":  # a person's /quit: nothing to grade yet
             return result, None, None
+        grade_factory = live.factory
         if not as_json:
             judge = (
                 ", ".join(judges)
                 if judges
                 else result.transcript.agents.get("evaluator", {}).get("model_ref", "agents/evaluator.yaml")
             )
-            out.print(f"\ngrading with {judge} ...")
+            out.print(_stopped_line(result.transcript))
+            out.print(f"grading with {escape(judge)}: one line per judge call as it finishes")
+            grade_factory = _reporting_calls(live.factory, out)
         try:
-            return result, await evaluate_run(result.run_dir, evaluator_models=judges, model_factory=live.factory), None
+            return result, await evaluate_run(result.run_dir, evaluator_models=judges, model_factory=grade_factory), None
         except EvaluationError as exc:
             return result, exc.evaluation, exc
 
@@ -229,23 +236,56 @@ def run_command(
                 summary["score"] = {"overall": evaluation.overall, "calibration": describe(evaluation.calibration).model_dump()}
         typer.echo(json.dumps(summary))
     else:
-        out.print(
-            f"\nstopped: {transcript.stop_reason} after {summary['messages']} messages,"
-            f" {summary['simulated_minutes']:g} simulated minutes"
-        )
+        if evaluation is None and failure is None:  # not graded: the stop line was not printed before grading
+            out.print(_stopped_line(transcript))
         render_health(out, transcript)
         render_usage(out, transcript)
-        out.print(f"transcript: {result.transcript_path}")
         if evaluation is not None and failure is None:
-            render_evaluation(out, evaluation, evaluation_path(result.run_dir, evaluation.evaluation_id))
-            if "candidate" in live.humans:
+            person = "candidate" in live.humans  # their feedback below lists the criteria: not twice
+            render_evaluation(out, evaluation, evaluation_path(result.run_dir, evaluation.evaluation_id), table=not person)
+            if person:
                 render_feedback(out, evaluation)
         elif live.humans and transcript.stop_reason == "interrupted":
             out.print(f"your answers so far are kept; grade them with `interview-sim evaluate {result.run_dir}`", soft_wrap=True)
+        # The last lines say where the results are.
+        out.print(f"transcript: {result.transcript_path}", soft_wrap=True)
         if report:
-            out.print(f"report: {summary['report']}")
+            out.print(f"page: {summary['report']}", soft_wrap=True)
+        else:
+            out.print(f"page: not written (add --report, or run `interview-sim report {result.run_dir}`)", soft_wrap=True)
     if failure is not None:
         raise fail(f"{failure} (the run itself is kept: {result.run_dir})", failure.exit_code)
+
+
+def _stopped_line(transcript: Transcript) -> str:
+    minutes = transcript.simulated_minutes_used
+    return f"\nstopped: {transcript.stop_reason} after {len(transcript.messages)} messages, {minutes:g} simulated minutes"
+
+
+def _reporting_calls(factory: Any, out: Console) -> Any:
+    """`factory`, whose judge models print one line as each call finishes: grading takes minutes on a CPU."""
+    import time
+
+    from rich.markup import escape
+
+    calls = 0
+
+    def build(ref: str, options: Any) -> Any:
+        model = factory(ref, options)
+        inner = model.complete
+
+        async def complete(request: Any) -> Any:
+            nonlocal calls
+            start = time.perf_counter()
+            result = await inner(request)
+            calls += 1
+            out.print(f"[dim]  judge call {calls} done ({escape(ref)}, {time.perf_counter() - start:.1f} s)[/]")
+            return result
+
+        setattr(model, "complete", complete)  # noqa: B010  (an instance attribute shadows the method)
+        return model
+
+    return build
 
 
 @app.command("models")

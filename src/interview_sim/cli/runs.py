@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -23,9 +24,27 @@ Scenario = Annotated[str | None, typer.Option("--scenario", help="Only runs of t
 Model = Annotated[
     str | None, typer.Option("--model", help="Only runs where the interviewer's or candidate's model contains this.")
 ]
-Source = Annotated[str | None, typer.Option("--source", help="measured (run here) or imported (AutoGen 0.2 files).")]
+Source = Annotated[
+    str | None,
+    typer.Option("--source", help="measured (run here), replayed (replay --rerun copies) or imported (AutoGen 0.2 files)."),
+]
 Batch = Annotated[str | None, typer.Option("--batch", help="Only imported runs of this batch folder (e.g. interview_26).")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+
+def _narrow_lines(rows: list[RunRow]) -> list[str]:
+    """A terminal too narrow for the table: each run as a short block, no line broken inside a name or a path."""
+    lines = []
+    for r in rows:
+        score = f"score {r.score:.2f}" if r.score is not None else "not graded"
+        source = r.source + (f":{r.batch}" if r.batch else "")
+        lines.append(clean(r.run_dir))
+        lines.append(clean(f"  {r.started_at[:10]} · {source} · {r.messages} msgs · {score}"))
+        lines.append(clean(f"  interviewer {r.interviewer_model or '-'}"))
+        lines.append(clean(f"  candidate   {r.candidate_model or '-'}"))
+        if r.judge:
+            lines.append(clean(f"  judge       {r.judge} ({r.calibration or 'calibration not recorded'})"))
+    return lines
 
 
 def _table_lines(rows: list[RunRow]) -> list[str]:
@@ -71,8 +90,11 @@ def runs_command(
     if as_json:
         sys.stdout.write(json.dumps([r.as_dict() for r in rows]) + "\n")
         return
-    out = "\n".join(_table_lines(rows))
-    sys.stdout.write(out + f"\n{len(rows)} run(s)\n")
+    lines = _table_lines(rows)
+    width = max(map(len, lines))
+    if sys.stdout.isatty() and width > shutil.get_terminal_size().columns:
+        lines = _narrow_lines(rows)
+    sys.stdout.write("\n".join(lines) + f"\n{len(rows)} run(s)\n")
 
 
 def _runs_dir(ctx: typer.Context, runs_dir: Path | None) -> Path:

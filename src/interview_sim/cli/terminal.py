@@ -24,4 +24,7 @@ def console(*, stderr: bool = False, highlight: bool = False, **options: Any) ->
         def render_str(self, text: str, **kwargs: Any) -> Any:
             return super().render_str(clean(text), **kwargs)
 
-    return _CleanConsole(stderr=stderr, highlight=highlight, **options)
+    out = _CleanConsole(stderr=stderr, highlight=highlight, **options)
+    if not out.is_terminal and "soft_wrap" not in options:
+        out.soft_wrap = True  # piped or written to a file: a line is never broken, a path or a name stays whole
+    return out

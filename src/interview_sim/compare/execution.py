@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from interview_sim.compare.journal import Journal
 from interview_sim.compare.lock import comparison_lock
 from interview_sim.config import LoadedScenario
 from interview_sim.errors import BatchError
-from interview_sim.models import ModelOptions, parse_ref
+from interview_sim.models import ChatModel, ModelOptions, parse_ref
 from interview_sim.record import dump_record, utc_now
 
 FINISHED_RUN = ("max_turns", "time_budget", "end_marker")
@@ -76,6 +77,33 @@ async def _check_refs(refs: Sequence[str], factory: ModelFactory) -> None:
         await model.aclose()
         if model.interactive:
             raise BatchError(f"compare and sweep run models only: {ref!r} is a person's seat (use it with `interview-sim run`)")
+
+
+async def _check_ready(refs: Sequence[str], factory: ModelFactory, hosts: Sequence[str]) -> None:
+    """Every model ready on every endpoint that will serve it, as `run` checks (a server down, a tag not pulled,
+    an embedded model missing), before anything is written: within Ollama's 5 s readiness deadline, all at once."""
+    from dataclasses import replace
+
+    from interview_sim.models.llamacpp import resolve_model_path
+
+    models: list[ChatModel] = []
+    files: list[str] = []
+    for ref in dict.fromkeys(refs):
+        provider, name = parse_ref(ref)
+        if provider == "llamacpp":  # its file only: loading it here would hold a model the cells load themselves
+            files.append(name)
+            continue
+        ollama = provider == "ollama"
+        for host in hosts if ollama and hosts else [None]:
+            options = ModelOptions() if host is None else replace(ModelOptions(), host=host)
+            models.append(factory(ref, options))
+    try:
+        for name in files:
+            await asyncio.to_thread(resolve_model_path, name)
+        await asyncio.gather(*(m.check_ready() for m in models))
+    finally:
+        for model in models:
+            await model.aclose()
 
 
 # ---------------------------------------------------------------------------------------------- execution
@@ -189,7 +217,10 @@ class _Tracker:
 async def execute(request: ComparisonRequest, groups: dict[str, CellGroup], options: RunOptions) -> Comparison:
     """Run the comparison's cells and pairs; one command at a time per comparison (`comparison_lock`)."""
     evaluators = [ref for g in request.groups for ref in g.evaluator_models]
-    await _check_refs([*request.models, *(g.fixed_model for g in request.groups), *evaluators], options.model_factory)
+    refs = [*request.models, *(g.fixed_model for g in request.groups), *evaluators]
+    await _check_refs(refs, options.model_factory)
+    if options.executor.kind == "local":  # a cluster's nodes reach their own servers: they check in their cells
+        await _check_ready(refs, options.model_factory, options.ollama_hosts)
     with comparison_lock(comparison_dir(options.runs_dir, request.comparison_id())):
         return await _execute(request, groups, options)
 

@@ -56,10 +56,14 @@ class AnswerRequest:
         return next((m.content for m in reversed(self.messages) if m.role == "user"), "")
 
     @property
+    def notes(self) -> list[str]:
+        """The session's notes to this seat after its instructions (the stage and time left, the whiteboard)."""
+        return [m.content for m in self.messages[1:] if m.role == "system"]
+
+    @property
     def note(self) -> str:
-        """The session's latest note to this seat (the interviewer's stage and time left), if any."""
-        notes = [m.content for m in self.messages[1:] if m.role == "system"]
-        return notes[-1] if notes else ""
+        """The session's latest note to this seat, if any."""
+        return self.notes[-1] if self.notes else ""
 
 
 AnswerSource = Callable[[AnswerRequest], Awaitable[str | None]]

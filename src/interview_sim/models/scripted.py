@@ -98,10 +98,14 @@ _STAGE_NOTE = re.compile(
 )
 
 
+_FENCED = re.compile(r"```.*?(?:```|$)", re.S)
+
+
 def interviewer_reply(inp: ScriptInput) -> str:
     """Follow the session's stage note: acknowledge the answer, do what the stage says, say the time left."""
     note = _STAGE_NOTE.search(inp.stage_note)
-    heard = " ".join(inp.last_user.split()[:8])
+    # What a person would repeat back: the words, not a whiteboard block's markup.
+    heard = " ".join(_FENCED.sub(" ", inp.last_user).split()[:8])
     ack = f'You said: "{heard}". ' if heard else ""
     if note is None:
         return f"{ack}Please go on."

@@ -99,17 +99,14 @@ class QuoteIndex:
         return anchor
 
     def content(self, index: int) -> Markup:
-        """A message's text, escaped, with the quoted passages wrapped in <mark>."""
-        from markupsafe import Markup, escape
+        """A message's text as HTML: Markdown rendered safely, the quoted passages wrapped in <mark>."""
+        return self.rendered(index)[0]
 
-        text = self._texts[index]
-        out = Markup("")
-        at = 0
-        for span in sorted(self.spans.get(index, []), key=lambda s: s.start):
-            out += escape(text[at : span.start])
-            out += Markup('<mark class="evidence" id="{}">{}</mark>').format(span.anchor, text[span.start : span.end])
-            at = span.end
-        return out + escape(text[at:])
+    def rendered(self, index: int) -> tuple[Markup, bool]:
+        """`content`, and whether it is rendered Markdown (else plain text whose line breaks are kept)."""
+        from interview_sim.report.markdown import render_turn
+
+        return render_turn(self._texts[index], self.spans.get(index, []))
 
 
 # ---------------------------------------------------------------------------------------------- charts
@@ -124,6 +121,12 @@ def nice_ticks(high: float, count: int = 5) -> list[float]:
     step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
     n = math.ceil(high / step - 1e-9)
     return [round(i * step, 10) for i in range(n + 1)]
+
+
+CHART_INSET = 12.0
+"""Where a bar chart's axis starts: names are written above the bars, not beside them."""
+ROW_WITH_LABEL = 42
+"""A bar and the line of its name above it (SVG user units)."""
 
 
 @dataclass
@@ -148,10 +151,11 @@ def series_colours(names: Iterable[str]) -> dict[str, str]:
 def criterion_chart(evaluation: dict[str, Any], rubric_names: dict[str, str]) -> dict[str, Any]:
     """Horizontal bars: each criterion's mean over the judges, its min-max range and every judge's score."""
     lo, hi = evaluation.get("scale_min", 1), evaluation.get("scale_max", 5)
-    axis = Axis(lo, hi)
+    # Each criterion's name on its own line above its bar: a name is never clipped, however long or narrow the page.
+    axis = Axis(lo, hi, x0=CHART_INSET)
     rows = []
     for i, (cid, c) in enumerate(evaluation.get("criteria", {}).items()):
-        y = 12 + i * 30
+        y = 22 + i * ROW_WITH_LABEL
         rows.append(
             {
                 "id": cid,
@@ -167,7 +171,7 @@ def criterion_chart(evaluation: dict[str, Any], rubric_names: dict[str, str]) ->
             }
         )
     ticks = [{"value": v, "x": axis.x(v)} for v in range(int(lo), int(hi) + 1)]
-    return {"rows": rows, "ticks": ticks, "height": 12 + len(rows) * 30 + 18, "axis": axis}
+    return {"rows": rows, "ticks": ticks, "height": 22 + len(rows) * ROW_WITH_LABEL + 12, "axis": axis}
 
 
 def turn_chart(messages: Sequence[Any], colours: dict[str, str], anchor_prefix: str) -> dict[str, Any] | None:
@@ -206,10 +210,10 @@ def hbar_chart(
     *,
     unit: str = "",
     digits: int = 2,
-    label_width: float = 150.0,
     scale: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """Horizontal bars (rows: name, value, colour, optional low/high whisker; value None = no data).
+    """Horizontal bars (rows: name, value, colour, optional low/high whisker; value None = no data), each row's
+    name on its own line above its bar, so that no name is clipped.
 
     The axis runs over `scale` (a score scale, one tick per point) or from 0 to a round number above the data.
     """
@@ -218,7 +222,7 @@ def hbar_chart(
     else:
         values = [v for r in rows for v in (r.get("value"), r.get("high")) if v is not None]
         ticks = nice_ticks(max(values) if values else 1.0, 4)
-    axis = Axis(ticks[0], ticks[-1] or 1.0, x0=label_width, width=HBAR_WIDTH - label_width - 80)
+    axis = Axis(ticks[0], ticks[-1] or 1.0, x0=CHART_INSET, width=HBAR_WIDTH - CHART_INSET - 80)
     out = []
     for i, r in enumerate(rows):
         value = r.get("value")
@@ -227,7 +231,7 @@ def hbar_chart(
                 "low": None,
                 "high": None,
                 **r,
-                "y": 10 + i * 28,
+                "y": 22 + i * ROW_WITH_LABEL,
                 "x0": axis.x(ticks[0]),
                 "x_value": axis.x(value) if value is not None else None,
                 "x_low": axis.x(r["low"]) if r.get("low") is not None else None,
@@ -237,9 +241,8 @@ def hbar_chart(
     return {
         "rows": out,
         "ticks": [{"value": t, "x": axis.x(t)} for t in ticks],
-        "height": 10 + len(rows) * 28 + 22,
+        "height": 22 + len(rows) * ROW_WITH_LABEL + 14,
         "unit": unit,
-        "label_width": label_width,
         "width": HBAR_WIDTH,
         "digits": digits,
     }

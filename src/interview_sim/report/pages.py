@@ -277,6 +277,7 @@ def _conversation(transcript: Transcript, quotes: QuoteIndex, colours: dict[str,
         clock = None
         if m.clock is not None:
             clock = {"elapsed": m.clock.elapsed_minutes, "remaining": m.clock.remaining_minutes, "total": total}
+        html, markdown = quotes.rendered(m.index)
         out.append(
             {
                 "anchor": f"{prefix}m-{m.index}",
@@ -292,7 +293,9 @@ def _conversation(transcript: Transcript, quotes: QuoteIndex, colours: dict[str,
                 "stage": m.stage,
                 "thinking": m.thinking,
                 "cut_off": m.cut_off,
-                "html": quotes.content(m.index),
+                "html": html,
+                "markdown": markdown,
+                "human": m.model == "human",
                 "colour": colours.get(m.role, "#888"),
                 # The candidate answers from the right, as in a chat app seen from the interviewer's side.
                 "side": "right" if m.role == "candidate" else "left",
@@ -323,7 +326,11 @@ def _models_by_role(transcript: Transcript) -> list[dict[str, Any]]:
                 ref, name = member.get("model_ref"), member.get("model_name")
                 rows.append({"role": f"{role} · {seat}", "agent": member.get("name"), "ref": ref, "name": name})
             continue
-        rows.append({"role": role, "agent": agent.get("name"), "ref": ref, "name": name if name != ref else None})
+        row = {"role": role, "agent": agent.get("name"), "ref": ref, "name": name if name != ref else None}
+        if agent.get("model_inferred") and not ref:  # an imported seat: the model its name and the cost block agree on
+            row.update(ref=name, name=None, inferred=True)
+        row["given"] = bool(agent.get("model_given"))
+        rows.append(row)
     known = {r["role"] for r in rows}
     for m in transcript.messages:
         if m.role not in known and m.model:

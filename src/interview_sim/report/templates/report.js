@@ -4,6 +4,15 @@
   // everything it touches is also readable without it.
   var $$ = function (sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); };
 
+  // Each table cell knows its column's name, shown beside the value when a narrow screen stacks the rows.
+  $$(".table-wrap table").forEach(function (table) {
+    var rows = $$("thead tr", table);
+    var names = rows.length ? $$("th", rows[rows.length - 1]).map(function (th) { return th.textContent.trim(); }) : [];
+    $$("tbody tr, tfoot tr", table).forEach(function (tr) {
+      $$("td", tr).forEach(function (td, i) { if (names[i]) { td.setAttribute("data-label", names[i]); } });
+    });
+  });
+
   // Show or hide one role's turns in a conversation.
   $$("[data-role-toggle]").forEach(function (button) {
     button.addEventListener("click", function () {
