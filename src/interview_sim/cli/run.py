@@ -10,6 +10,7 @@ import typer
 
 from interview_sim.cli import app, fail, user_errors
 from interview_sim.cli.common import JsonFlag, RunsDir, Timeout, apply_timeout, check_runs_dir, console
+from interview_sim.cli.otel import OtelFlag, send_traces
 from interview_sim.cli.signals import run_async
 from interview_sim.cli.terminal import clean
 
@@ -135,6 +136,7 @@ def run_command(
         float | None, typer.Option("--answer-time", min=1, help="Seconds a person has for each answer in a `human` seat.")
     ] = None,
     timeout: Timeout = None,
+    otel: OtelFlag = False,
 ) -> None:
     """Run a scripted whiteboard interview, record it under runs/ and grade it.
 
@@ -244,6 +246,7 @@ def run_command(
             out.print(f"your answers so far are kept; grade them with `interview-sim evaluate {result.run_dir}`", soft_wrap=True)
         if report:
             out.print(f"report: {summary['report']}")
+    send_traces([result.run_dir], otel)
     if failure is not None:
         raise fail(f"{failure} (the run itself is kept: {result.run_dir})", failure.exit_code)
 
