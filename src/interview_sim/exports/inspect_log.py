@@ -356,12 +356,12 @@ def export_inspect(runs: list[ExportRun], out_dir: str | Path) -> InspectExport:
         RecordError: a run cannot be read.
         OutputError: `out_dir` is not a folder that can be written.
     """
-    require("inspect_ai", "'interview-sim[inspect]'")
-    from inspect_ai.log import write_eval_log
-
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: is not a folder; -o names the folder the logs are written to")
+    require("inspect_ai", "'interview-sim[inspect]'")
+    from inspect_ai.log import write_eval_log
+
     loaded = [_load(run) for run in runs]
     groups: dict[tuple[str, tuple[tuple[str, str], ...]], list[_Run]] = {}
     for run in loaded:
