@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -278,3 +280,93 @@ def test_without_inspect_ai_the_command_says_what_to_install(exported: Exported,
         "error: this needs inspect_ai, which is not installed: pip install 'interview-sim[inspect]'"
     )
     assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------------------------------------- inspect view
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def inspect_view(exported: Exported) -> Iterator[str]:
+    """`inspect view` on 127.0.0.1 over the exported logs; yields its address."""
+    import subprocess
+    import time
+    import urllib.request
+
+    port = _free_port()
+    args = [sys.executable, "-m", "inspect_ai", "view", "--log-dir", str(exported.logs_dir), "--host", "127.0.0.1"]
+    proc = subprocess.Popen([*args, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/logs", timeout=2) as answer:
+                    if exported.logs[0].name in answer.read().decode():
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"inspect view did not start: {proc.stderr.read() if proc.stderr else ''}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.mark.browser
+def test_inspect_view_shows_a_runs_messages_and_scores(exported: Exported, inspect_view: str, tmp_path: Path) -> None:
+    from test_report_browser import ARTIFACTS, CHROMIUM, FLAGS, _missing
+
+    reason = _missing()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"the browser tests must run in CI: {reason}")
+        pytest.skip(reason)
+    from urllib.parse import quote
+
+    from playwright.sync_api import sync_playwright
+
+    transcript = load_transcript(exported.scripted)
+    evaluation = _latest(exported.scripted)
+    log_path, sample = next(
+        (p, s)
+        for p in exported.logs
+        for s in inspect_log.read_eval_log(str(p)).samples or []
+        if s.metadata["run_id"] == transcript.run_id
+    )
+    sample_url = f"{inspect_view}/#/logs/{quote(log_path.name)}/samples/sample/{sample.id}/{sample.epoch}/"
+    answer = next(m.content for m in transcript.messages if m.role == "candidate")
+    first = next(iter(evaluation.criteria))
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(sample_url, wait_until="load")
+            page.get_by_text(answer[:80]).first.wait_for(timeout=30_000)  # the messages
+            body = page.inner_text("body")
+            assert f"Epoch {sample.epoch}" in body
+            assert first in body  # the sample header lists its scores
+            shots = ARTIFACTS.parent / "exports"
+            shots.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shots / "inspect-view-messages.png"), full_page=True)
+            page.goto(sample_url + "scoring", wait_until="load")
+            rationale = evaluation.judges[0].criteria[0].rationale
+            page.get_by_text(rationale).first.wait_for(timeout=30_000)  # the explanations
+            body = page.inner_text("body")
+            assert evaluation.calibration is not None and evaluation.calibration.summary in body
+            assert f"“{evaluation.judges[0].criteria[0].evidence[0]}”" in body  # the evidence quotes
+            page.screenshot(path=str(shots / "inspect-view-scores.png"), full_page=True)
+            assert errors == []
+        finally:
+            browser.close()

@@ -169,7 +169,8 @@ def criterion_scores(evaluation: Evaluation) -> dict[str, Score]:
             metadata={
                 "criterion": summary.name,
                 "weight": summary.weight,
-                "evidence": _unique(q for _, g in grades for q in g.evidence),
+                "evidence": (evidence := _unique(q for _, g in grades for q in g.evidence)),
+                "quotes": "\n".join(f"“{q}”" for q in evidence) or "none",  # as text: the viewer folds lists away
                 "expected_score": round(sum(expected) / len(expected), 4) if expected else None,
                 "sampled_scores": summary.scores,
                 "stdev": summary.stdev,
@@ -371,8 +372,8 @@ def export_inspect(runs: list[ExportRun], out_dir: str | Path) -> InspectExport:
     for (scenario_id, seats), members in groups.items():
         log = _log(scenario_id, seats, members)
         created = min(m.transcript.started_at for m in members).strftime("%Y-%m-%dT%H-%M-%S+00-00")
-        name = f"{created}_{_slug(scenario_id)}_{_slug(dict(seats).get(CANDIDATE, 'unknown'))}_{log.eval.eval_id[:8]}.eval"
-        path = out / name
+        # Inspect's own naming, `<created>_<task>_<id>.eval`, which its viewer reads the task and id from.
+        path = out / f"{created}_{_slug(scenario_id).replace('_', '-')}_{log.eval.eval_id}.eval"
         write_eval_log(log, path)
         result.logs.append(path)
         result.samples += len(log.samples or [])
