@@ -71,7 +71,7 @@ def _make_records(base: Path) -> dict[str, Any]:
         await evaluate_run(imported, evaluator_models=[JUDGE])
         comparison = await compare_models(
             "scalability-issues",
-            ["scripted:strong", "scripted:weak"],
+            ["scripted:weak"],
             repeats=3,
             evaluator_model=JUDGE,
             fixed_model="scripted:default",
@@ -179,7 +179,7 @@ def _latest(run: Path) -> Evaluation:
 def test_every_run_is_one_sample_that_matches_its_records(exported: Exported) -> None:
     samples = _read_all(exported.logs)
     runs = [exported.scripted, exported.embedded, exported.imported, *exported.comparison_runs]
-    assert len(samples) == len(runs) == 3 + 6
+    assert len(samples) == len(runs) == 3 + 3
     for run in runs:
         transcript = load_transcript(run)
         _log, sample = samples[transcript.run_id]
@@ -192,7 +192,7 @@ def test_one_log_per_scenario_and_seat_models_with_repeats_as_epochs(exported: E
     for log in logs:
         assert log.status == "success"
         by_model.setdefault(log.eval.model, []).append(log)
-    # strong: the scripted run and 3 comparison repeats share scenario and seats; weak: 3 repeats; SmolLM2; the import.
+    # The scripted run (strong), the comparison's 3 repeats (weak), SmolLM2, the import: four seat combinations.
     assert sorted(by_model) == ["llamacpp:smollm2-135m", "scripted:strong", "scripted:weak", "unknown"]
     weak = by_model["scripted:weak"][0]
     assert [s.epoch for s in weak.samples] == [1, 2, 3]
@@ -202,7 +202,7 @@ def test_one_log_per_scenario_and_seat_models_with_repeats_as_epochs(exported: E
     assert weak.eval.model_roles["interviewer"].model == "scripted:default"
     assert weak.eval.model_roles["evaluator"].model == JUDGE
     strong = by_model["scripted:strong"][0]
-    assert len(strong.samples) == 4 and strong.eval.config.epochs == 4
+    assert len(strong.samples) == 1 and strong.samples[0].epoch == 1 and strong.eval.config.epochs == 1
     # The log's totals are the sum of its samples'; its metrics the mean of their scores.
     for log in logs:
         for model, usage in log.stats.model_usage.items():
@@ -232,7 +232,7 @@ def test_exporting_again_replaces_the_same_logs(exported: Exported) -> None:
     result = run_cli("export", *targets, "--format", "inspect", "-o", str(exported.logs_dir), "--json")
     assert result.returncode == 0, result.stderr
     assert sorted(exported.logs_dir.iterdir()) == sorted(exported.logs)
-    assert json.loads(result.stdout) == {"logs": [str(p) for p in exported.logs], "samples": 9}
+    assert json.loads(result.stdout) == {"logs": [str(p) for p in exported.logs], "samples": 6}
 
 
 def test_cli_exports_a_comparison_by_id_and_a_filter(exported: Exported, tmp_path: Path) -> None:
@@ -240,7 +240,7 @@ def test_cli_exports_a_comparison_by_id_and_a_filter(exported: Exported, tmp_pat
     cid = exported.comparison.name
     result = run_cli("export", cid, "--format", "inspect", "-o", str(out), "--runs-dir", str(exported.runs_dir))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0] == f"2 Inspect log(s), 6 sample(s) in {out}"
+    assert result.stdout.splitlines()[0] == f"1 Inspect log(s), 3 sample(s) in {out}"
     assert f"inspect view --log-dir {out}" in result.stdout
     from interview_sim.exports import export_inspect, resolve_runs
 
