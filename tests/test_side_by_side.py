@@ -16,7 +16,7 @@ import pytest
 from cli_process import one_line, run_cli
 from interview_sim.grading.evaluate import Evaluation, load_evaluations
 from interview_sim.health import HEADLINE_LABELS, compute_health
-from interview_sim.record import Transcript, load_transcript
+from interview_sim.record import load_transcript
 from interview_sim.report.side_by_side import exchanges, render_side_by_side, word_diff
 from test_report import parse
 
