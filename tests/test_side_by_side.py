@@ -87,6 +87,8 @@ def test_the_page_aligns_the_turns_and_shows_both_runs_records(pair: dict[str, P
             assert tokens.startswith(f"{sum(m.usage.completion_tokens for m in exchange.answer if m.usage):,}")
         if [m.content for m in xa.prompt] != [m.content for m in xb.prompt]:
             assert "the interviewers differ" in row.content
+            prompts = row.all("div", data_seat="interviewer")
+            assert len(prompts) == 2 and all(p.all("mark") for p in prompts), "each interviewer's own words marked"
     # The answers differ word by word: each side marks words the other lacks.
     assert doc.all("mark", **{"class": "diff"})
     # Scores: each criterion, both runs, the better side marked.

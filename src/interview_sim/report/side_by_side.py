@@ -112,6 +112,10 @@ def _rows(a: Transcript, b: Transcript) -> list[dict[str, Any]]:
         xb = eb[k] if k < len(eb) else Exchange([], [])
         prompt_a, prompt_b = [_turn(m) for m in xa.prompt], [_turn(m) for m in xb.prompt]
         same_prompt = [p["content"] for p in prompt_a] == [p["content"] for p in prompt_b] and bool(prompt_a)
+        for p in [*prompt_a, *prompt_b]:
+            p["pieces"] = [(p["content"], False)]
+        if not same_prompt and len(prompt_a) == len(prompt_b) == 1:  # one interviewer each: mark where they differ
+            prompt_a[0]["pieces"], prompt_b[0]["pieces"] = word_diff(prompt_a[0]["content"], prompt_b[0]["content"])
         text_a = "\n\n".join(m.content for m in xa.answer)
         text_b = "\n\n".join(m.content for m in xb.answer)
         pieces_a, pieces_b = word_diff(text_a, text_b) if xa.answer and xb.answer else (None, None)
