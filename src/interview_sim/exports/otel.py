@@ -20,8 +20,9 @@ import hashlib
 import json
 import logging
 import os
+import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -307,18 +308,43 @@ def _evaluation_span(tracer: Tracer, parent: Any, t: Transcript, evaluation: Eva
     span.end(end_time=_ns(ended))
 
 
+class _Said(logging.Handler):
+    """What the exporter logged while it tried: the reason a failed export gives, in its own words."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+    def reason(self) -> str:
+        for message in self.messages:
+            found = re.search(r"\[Errno -?\d+\] [^\"')]+", message)  # a refused connection, an unknown host
+            if found:
+                return found.group(0).strip()
+        for message in self.messages:
+            if "code:" in message or "status" in message.lower():
+                return " ".join(message.split())[:200]
+        return "the collector did not accept the spans"
+
+
 @contextmanager
-def _quiet() -> Iterator[None]:
-    """The exporter logs each failed attempt; the caller says it once, in one line."""
-    loggers = [logging.getLogger(name) for name in ("opentelemetry.exporter.otlp.proto.http", "opentelemetry")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.CRITICAL + 1)
+def _captured(still_running: Callable[[], bool]) -> Iterator[_Said]:
+    """The exporter logs each failed attempt; the caller says it once, in one line. An export still running at
+    the deadline keeps the exporter's logger silenced, so its late complaints never reach the user's terminal."""
+    logger = logging.getLogger("opentelemetry.exporter")
+    said = _Said()
+    propagate, level = logger.propagate, logger.level
+    logger.addHandler(said)
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
     try:
-        yield
+        yield said
     finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
+        if not still_running():
+            logger.removeHandler(said)
+            logger.propagate, logger.level = propagate, level
 
 
 def _send(spans: Sequence[ReadableSpan], endpoint: str, timeout_s: float) -> str | None:
@@ -328,18 +354,20 @@ def _send(spans: Sequence[ReadableSpan], endpoint: str, timeout_s: float) -> str
 
     outcome: list[str | None] = []
 
-    def work() -> None:
+    def work(said: _Said) -> None:
         exporter = OTLPSpanExporter(endpoint=endpoint, timeout=timeout_s)
         try:
             result = exporter.export(spans)
-            outcome.append(None if result == SpanExportResult.SUCCESS else "the collector did not accept the spans")
-        except Exception as exc:  # a broken endpoint URL, a refused connection: reported, never raised
+            outcome.append(None if result == SpanExportResult.SUCCESS else said.reason())
+        except Exception as exc:  # a malformed endpoint URL: reported, never raised
             outcome.append(f"{type(exc).__name__}: {exc}")
         finally:
             exporter.shutdown()  # type: ignore[no-untyped-call]
 
-    with _quiet():
-        worker = threading.Thread(target=work, name="interview-sim-otlp", daemon=True)
+    threads: list[threading.Thread] = []
+    with _captured(lambda: any(t.is_alive() for t in threads)) as said:
+        worker = threading.Thread(target=work, args=(said,), name="interview-sim-otlp", daemon=True)
+        threads.append(worker)
         worker.start()
         worker.join(timeout_s + 0.5)
     if worker.is_alive() or not outcome:
