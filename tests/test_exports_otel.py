@@ -29,6 +29,7 @@ class Collector:
     requests: list[Any] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
     content_types: list[str] = field(default_factory=list)
+    authorization: list[str] = field(default_factory=list)
 
     def spans(self) -> list[Any]:
         return [s for r in self.requests for rs in r.resource_spans for ss in rs.scope_spans for s in ss.spans]
@@ -60,6 +61,7 @@ def collector() -> Iterator[Collector]:
             received.requests.append(request)
             received.paths.append(self.path)
             received.content_types.append(self.headers.get("Content-Type", ""))
+            received.authorization.append(self.headers.get("Authorization", ""))
             answer = trace_service.ExportTraceServiceResponse().SerializeToString()
             self.send_response(200)
             self.send_header("Content-Type", "application/x-protobuf")
@@ -166,9 +168,18 @@ def test_a_run_is_one_trace_that_matches_its_transcript(collector: Collector, ru
 
 
 def test_contents_only_on_opt_in_and_evaluate_joins_the_same_trace(collector: Collector, runs_dir: Path) -> None:
-    run_dir, _ = _run(runs_dir, collector.url, OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="true")
+    run_dir, _ = _run(
+        runs_dir,
+        collector.url,
+        OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="true",
+        OTEL_SERVICE_NAME="my-evals",
+        OTEL_EXPORTER_OTLP_HEADERS="Authorization=Bearer t0k",
+    )
     transcript = load_transcript(run_dir)
     spans = collector.spans()
+    # The standard variables are the user's: their service name, their collector's credentials.
+    assert collector.resources()[0]["service.name"] == "my-evals"
+    assert collector.authorization == ["Bearer t0k"]
     (root,) = [s for s in spans if not s.parent_span_id]
     outputs = [
         json.loads(_attrs(s.attributes)["gen_ai.output.messages"])[0]["parts"][0]["content"]

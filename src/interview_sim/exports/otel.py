@@ -70,6 +70,11 @@ def otel_endpoint(flag: bool = False) -> str | None:
     return None
 
 
+def _named_service() -> bool:
+    attributes = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    return bool(os.environ.get("OTEL_SERVICE_NAME", "").strip()) or "service.name=" in attributes.replace(" ", "")
+
+
 def capture_content() -> bool:
     return os.environ.get(CONTENT_ENV, "").strip().lower() in ("1", "true", "yes")
 
@@ -414,7 +419,11 @@ def export_traces(
     ids = _Ids()
     memory = InMemorySpanExporter()
     provider = TracerProvider(
-        resource=Resource.create({"service.name": SERVICE_NAME, "service.version": version()}),
+        # Our service name unless the user named one (OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES), which
+        # Resource.create would otherwise let ours override.
+        resource=Resource.create({"service.version": version()}).merge(
+            Resource({} if _named_service() else {"service.name": SERVICE_NAME})
+        ),
         id_generator=ids,  # type: ignore[arg-type]  # duck-typed: the SDK calls only these three methods
     )
     provider.add_span_processor(SimpleSpanProcessor(memory))
