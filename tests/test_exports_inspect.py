@@ -370,3 +370,22 @@ def test_inspect_view_shows_a_runs_messages_and_scores(exported: Exported, inspe
             assert errors == []
         finally:
             browser.close()
+
+
+def test_a_panel_run_keeps_its_seats_and_an_ungraded_run_only_its_health(runs_dir: Path, tmp_path: Path) -> None:
+    from interview_sim.exports import export_inspect, resolve_runs
+    from interview_sim.session import run_scenario
+
+    seats = {"interviewer_model": "scripted:default", "candidate_model": "scripted:strong", "runs_dir": runs_dir}
+    panel = asyncio.run(run_scenario("system-design-panel", **seats)).run_dir
+    ungraded = asyncio.run(run_scenario("scalability-issues", **seats)).run_dir
+    logs = export_inspect(resolve_runs([str(panel), str(ungraded)]), tmp_path / "logs").logs
+    samples = _read_all(logs)
+    t = load_transcript(panel)
+    log, sample = samples[t.run_id]
+    panelists = set(t.panel)
+    assert len(panelists) >= 2 and set(log.eval.model_roles) == panelists, "the panelists, not the unused interviewer agent"
+    assert {m.metadata["seat"] for m in sample.messages} == panelists | {"candidate"}
+    assert sample.metadata["whiteboard"] == {s.title: s.text for s in t.board} != {}
+    _log, sample = samples[load_transcript(ungraded).run_id]
+    assert sample.scores and all(name.startswith("health_") for name in sample.scores)

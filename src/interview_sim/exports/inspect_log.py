@@ -57,6 +57,8 @@ def _seat_models(transcript: Transcript) -> tuple[tuple[str, str], ...]:
     """Each session seat's model reference: from the agent snapshots, else from the messages it wrote."""
     seats: dict[str, str] = {}
     for seat in SESSION_SEATS:
+        if seat != CANDIDATE and transcript.panel:
+            continue  # a panel's seats are its panelists
         agent = transcript.agents.get(seat) or {}
         ref = agent.get("model") if not transcript.imported else None  # an import's agents name no real model
         seats[seat] = str(ref) if isinstance(ref, str) and ref else ""
@@ -244,6 +246,8 @@ def _sample(run: _Run, epoch: int) -> EvalSample:
         "interview_sim_version": t.interview_sim_version,
         "evaluation_id": run.evaluation.evaluation_id if run.evaluation else None,
     }
+    if t.board:
+        metadata["whiteboard"] = {section.title: section.text for section in t.board}
     if run.source.comparison_id:
         metadata["comparison_id"] = run.source.comparison_id
         metadata["repeat"] = run.source.repeat
