@@ -18,7 +18,7 @@ from interview_sim.grading.evaluate import Evaluation, load_evaluations
 from interview_sim.health import HEADLINE_LABELS, compute_health
 from interview_sim.record import load_transcript
 from interview_sim.report.side_by_side import exchanges, render_side_by_side, word_diff
-from test_report import parse
+from test_report import HOSTILE, parse
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["scripted:strong", "scripted:weak"]
@@ -130,6 +130,26 @@ def test_cli_from_two_runs_and_from_a_comparison(pair: dict[str, Path], tmp_path
 
 def _generated(text: str) -> str:
     return text.split("Written by interview-sim on ", 1)[1].split(" ·", 1)[0]
+
+
+def test_planted_markup_stays_text(pair: dict[str, Path], runs_dir: Path) -> None:
+    """A candidate whose answers are script and HTML: shown as text on the page, never as markup."""
+    from interview_sim.session import run_scenario
+
+    hostile = asyncio.run(
+        run_scenario(
+            "scalability-issues",
+            interviewer_model="scripted:default",
+            candidate_model="scripted:report-hostile",
+            runs_dir=runs_dir,
+        )
+    ).run_dir
+    html = render_side_by_side(pair["a"], hostile)
+    assert "<script>window.__pwned" not in html and "<img src" not in html
+    doc = parse(html)
+    assert not doc.all("img") and len(doc.all("script")) == 2  # the page's data and its own script only
+    answers = [n.by_class("text")[0].content for n in doc.all("div", data_answer="b")]
+    assert any(HOSTILE in a for a in answers)
 
 
 def test_bad_input_is_one_line(pair: dict[str, Path]) -> None:
