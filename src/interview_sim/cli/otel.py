@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -29,7 +29,9 @@ OtelFlag = Annotated[
 ]
 
 
-def send_traces(runs: Sequence[str | Path], flag: bool, *, session: bool = True, evaluations: str = "all") -> None:
+def send_traces(
+    runs: Sequence[str | Path], flag: bool, *, session: bool = True, evaluations: Literal["all", "latest", "none"] = "all"
+) -> None:
     """Trace the runs when tracing is on (`--otel` or an OTLP endpoint variable); say in one line on stderr where the
     traces went, or why they did not."""
     from interview_sim.exports.otel import otel_endpoint

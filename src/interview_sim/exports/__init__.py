@@ -5,8 +5,9 @@ Modules:
     inspect_log  `export_inspect`: one Inspect `.eval` log per scenario x seat models, written by inspect_ai itself.
     otel         `export_traces`: one OpenTelemetry trace per session (GenAI semantic conventions) over OTLP/HTTP.
 
-Both third-party libraries are optional extras (`interview-sim[inspect]`, `interview-sim[otel]`), imported only
-inside the functions that need them; without them a clear `MissingExtraError` names what to install.
+inspect_ai is an optional extra (`interview-sim[inspect]`); the OpenTelemetry SDK and its OTLP/HTTP exporter are in
+the base install. Both are imported only inside the functions that need them, and a missing one is a
+`MissingExtraError` that names what to install.
 
 May import: catalog, compare, errors, files, grading, health, record, version. Never report or cli.
 """

@@ -27,8 +27,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from interview_sim.errors import RecordError
 from interview_sim.exports.sources import require
 from interview_sim.grading.evaluate import Evaluation, load_evaluations
 from interview_sim.record import EVENTS_FILE, CallRecord, MessageAdded, ModelCalled, Transcript, load_transcript, read_events
@@ -112,7 +113,7 @@ def _timeline(run_dir: Path, transcript: Transcript) -> _Timeline:
     if (run_dir / EVENTS_FILE).is_file():
         try:
             events = read_events(run_dir)
-        except Exception:  # a damaged log: fall back to laying the turns end to end
+        except RecordError:  # a damaged log: fall back to laying the turns end to end
             events = []
         for event in events:
             if isinstance(event, MessageAdded):
@@ -213,7 +214,7 @@ def _session_spans(tracer: Tracer, ids: _Ids, run_dir: Path, t: Transcript, cont
             "interview_sim.seed": t.seed if t.seed is not None else -1,
             "interview_sim.messages": len(t.messages),
             "interview_sim.source": t.usage.source,
-            **{f"interview_sim.model.{role}": model for role, model in t.models_by_role().items()},
+            **{f"interview_sim.model.{role}": model for role, model in t.models_by_role().items() if role != "evaluator"},
         },
         start_time=_ns(t.started_at),
     )
@@ -385,7 +386,7 @@ def export_traces(
     *,
     endpoint: str | None = None,
     session: bool = True,
-    evaluations: str = "all",
+    evaluations: Literal["all", "latest", "none"] = "all",
     content: bool | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> TraceExport:
