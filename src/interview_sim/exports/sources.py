@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from interview_sim.errors import MissingExtraError, RecordError
-from interview_sim.files import is_file
+from interview_sim.files import exists, is_file
 from interview_sim.record import EVENTS_FILE, TRANSCRIPT_FILE
 
 COMPARISON_FILE = "comparison.json"
@@ -34,7 +34,8 @@ def require(module: str, install: str) -> None:
 
 
 def _is_run(folder: Path) -> bool:
-    return is_file(folder / TRANSCRIPT_FILE) or is_file(folder / EVENTS_FILE)
+    # A transcript.json that is not a regular file still names a run: reading it says what is wrong with it.
+    return exists(folder / TRANSCRIPT_FILE) or is_file(folder / EVENTS_FILE)
 
 
 def _comparison_runs(folder: Path) -> list[ExportRun]:
