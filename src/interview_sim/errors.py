@@ -99,6 +99,12 @@ class OutputError(InterviewSimError):
     exit_code = 2
 
 
+class MissingExtraError(InterviewSimError):
+    """A feature whose optional dependency is not installed; the message names the pip command that installs it."""
+
+    exit_code = 3
+
+
 def field_path(loc: tuple[int | str, ...] | list[int | str]) -> str:
     """A validation error's location as `a.b.0` for a one-line message; a part that is not plain printable text
     (a key read from a file may hold a newline) is shown quoted, with its escapes."""

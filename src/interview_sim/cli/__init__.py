@@ -118,7 +118,7 @@ COMMAND_MODULES = {
     "run": "run", "models": "run", "validate": "run", "init": "init",
     "compare": "compare", "sweep": "compare",
     "evaluate": "evaluate", "calibrate": "evaluate",
-    "replay": "replay", "import": "replay", "export": "replay",
+    "replay": "replay", "import": "replay", "export": "export",
     "report": "report",
     "runs": "runs",
 }  # fmt: skip

@@ -13,6 +13,7 @@ import typer
 
 from interview_sim.cli import app, fail, user_errors
 from interview_sim.cli.common import JsonFlag, RunsDir, Timeout, apply_timeout, check_runs_dir, console
+from interview_sim.cli.otel import OtelFlag, comparison_runs, send_traces
 from interview_sim.cli.signals import run_async
 from interview_sim.cli.tables import print_whole
 
@@ -240,11 +241,12 @@ def _trust_line(comparison: Comparison) -> str:
     return f"[{'green' if passed else 'bold red'}]scores: {escape('; '.join(lines))}[/]"
 
 
-def _finish(comparison: Comparison, runs_dir: Path, as_json: bool, out: Console, report: bool) -> None:
+def _finish(comparison: Comparison, runs_dir: Path, as_json: bool, out: Console, report: bool, otel: bool) -> None:
     from interview_sim.compare import comparison_dir
     from interview_sim.record import dump_record
 
     folder = comparison_dir(runs_dir, comparison.comparison_id)
+    send_traces(comparison_runs(comparison, runs_dir), otel)
     pages = None
     if report:
         from interview_sim.report import write_comparison_report
@@ -261,8 +263,8 @@ def _finish(comparison: Comparison, runs_dir: Path, as_json: bool, out: Console,
         out.print(f"report: {pages.path} (and {len(pages.run_pages)} run page(s))")
 
 
-def _finish_checked(comparison: Comparison, runs_dir: Path, as_json: bool, out: Console, report: bool) -> None:
-    _finish(comparison, runs_dir, as_json, out, report)
+def _finish_checked(comparison: Comparison, runs_dir: Path, as_json: bool, out: Console, report: bool, otel: bool) -> None:
+    _finish(comparison, runs_dir, as_json, out, report, otel)
     _raise_if_incomplete(comparison, out, as_json)
 
 
@@ -307,6 +309,7 @@ def compare_command(
     executor: Executor = "local",
     ray_address: RayAddress = "auto",
     timeout: Timeout = None,
+    otel: OtelFlag = False,
 ) -> None:
     """Compare models in one role on the same scenario: a leaderboard with confidence intervals and win rates.
 
@@ -353,7 +356,7 @@ def compare_command(
             ),
             _interrupted_kept(runs_dir),
         )
-    _finish_checked(comparison, runs_dir, as_json, out, report)
+    _finish_checked(comparison, runs_dir, as_json, out, report, otel)
 
 
 def _from_runs(where: str, runs_dir: Path, role: str, judge: str | None, as_json: bool) -> None:
@@ -422,6 +425,7 @@ def sweep_command(
     executor: Executor = "local",
     ray_address: RayAddress = "auto",
     timeout: Timeout = None,
+    otel: OtelFlag = False,
 ) -> None:
     """Run a sweep: topics × solution topics × models × repeats, a leaderboard per group; resumable."""
     from interview_sim.compare import run_sweep
@@ -457,4 +461,4 @@ def sweep_command(
             ),
             _interrupted_kept(runs_dir),
         )
-    _finish_checked(comparison, runs_dir, as_json, out, report)
+    _finish_checked(comparison, runs_dir, as_json, out, report, otel)

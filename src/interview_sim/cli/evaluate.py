@@ -12,6 +12,7 @@ import typer
 
 from interview_sim.cli import app, fail, user_errors
 from interview_sim.cli.common import Timeout, apply_timeout
+from interview_sim.cli.otel import OtelFlag, send_traces
 from interview_sim.cli.signals import run_async
 from interview_sim.cli.terminal import clean
 
@@ -217,6 +218,7 @@ def evaluate_command(
     mode: Mode = "criterion",
     as_json: JsonFlag = False,
     timeout: Timeout = None,
+    otel: OtelFlag = False,
 ) -> None:
     """Grade runs against their scenario's rubric (one, many, or a filter), or compare two runs with --pairwise.
 
@@ -234,7 +236,7 @@ def evaluate_command(
         if judges != 1 or scenario is not None:
             raise fail("--judges and --scenario do not apply to --pairwise", 2)
     elif where is not None or len(runs) > 1:
-        _evaluate_many(runs, where, runs_dir, refs, judges, seed, scenario, max_tokens, concurrency, resume, as_json)
+        _evaluate_many(runs, where, runs_dir, refs, judges, seed, scenario, max_tokens, concurrency, resume, as_json, otel)
         return
     elif len(runs) != 1:
         raise fail("evaluate needs a run (or several, or --where FILTER)", 2)
@@ -256,6 +258,8 @@ def evaluate_command(
     except EvaluationError as exc:
         if as_json and exc.evaluation is not None:
             typer.echo(_dump(exc.evaluation))
+        if not pairwise:
+            send_traces(runs, otel, session=False, evaluations="latest")  # the failed grading, in the session's trace
         raise
     if as_json:
         typer.echo(_dump(result if pairwise else evaluation))
@@ -263,6 +267,8 @@ def evaluate_command(
         _render_pairwise(_console(), result)
     else:
         render_evaluation(_console(), evaluation, evaluation_path(runs[0], evaluation.evaluation_id))
+    if not pairwise:
+        send_traces(runs, otel, session=False, evaluations="latest")  # the new grading joins the session's trace
 
 
 def _evaluate_many(
@@ -277,6 +283,7 @@ def _evaluate_many(
     concurrency: int,
     resume: bool,
     as_json: bool,
+    otel: bool,
 ) -> None:
     from rich.markup import escape
     from rich.progress import Progress
@@ -319,6 +326,7 @@ def _evaluate_many(
             out.print(f"{r.status}: {escape(r.run_dir)}{score}{reason}", soft_wrap=True)
         counts = {s: sum(1 for r in results if r.status == s) for s in ("graded", "skipped", "failed")}
         out.print(", ".join(f"{n} {s}" for s, n in counts.items()) + f" of {len(results)} run(s)")
+    send_traces([r.run_dir for r in results if r.status != "skipped"], otel, session=False, evaluations="latest")
     failed = sum(1 for r in results if r.status == "failed")
     if failed:
         raise fail(f"{failed} of {len(results)} run(s) failed to grade (run the same command again to retry them)", 5)

@@ -1,10 +1,9 @@
-"""`replay`, `import`, `export`."""
+"""`replay`, `import`."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -297,22 +296,3 @@ def _render_import(out: Console, report: ImportReport, runs_dir: Path) -> None:
     totals = report.counts()
     counts.add_row("[bold]all[/]", *(f"[bold]{totals[s]}[/]" for s in STATUSES))
     out.print(counts)
-
-
-@app.command("export")
-@user_errors
-def export_command(
-    run: Annotated[Path, typer.Argument(help="A run folder or transcript path.")],
-    fmt: Annotated[str, typer.Option("--format", help="autogen02-json or autogen02-markdown.")] = "autogen02-json",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of to stdout ('-': stdout).")] = None,
-) -> None:
-    """Write a run in an AutoGen 0.2 form (ChatResult JSON or the Markdown export) for older tooling."""
-    from interview_sim.autogen02 import export_run
-    from interview_sim.files import write_output
-
-    text = export_run(run, fmt)  # type: ignore[arg-type]  # export_run rejects unknown formats in one line
-    if output is None or str(output) == "-":
-        sys.stdout.write(text)
-        return
-    if write_output(output, text).is_file():  # through a device or FIFO (/dev/stdout), the text is the output
-        typer.echo(f"exported: {output}")

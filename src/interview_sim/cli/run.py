@@ -10,6 +10,7 @@ import typer
 
 from interview_sim.cli import app, fail, user_errors
 from interview_sim.cli.common import JsonFlag, RunsDir, Timeout, apply_timeout, check_runs_dir, console
+from interview_sim.cli.otel import OtelFlag, send_traces
 from interview_sim.cli.signals import run_async
 from interview_sim.cli.terminal import clean
 
@@ -137,6 +138,7 @@ def run_command(
         float | None, typer.Option("--answer-time", min=1, help="Seconds a person has for each answer in a `human` seat.")
     ] = None,
     timeout: Timeout = None,
+    otel: OtelFlag = False,
 ) -> None:
     """Run a scripted whiteboard interview, record it under runs/ and grade it.
 
@@ -253,6 +255,7 @@ def run_command(
             out.print(f"page: {summary['report']}", soft_wrap=True)
         else:
             out.print(f"page: not written (add --report, or run `interview-sim report {result.run_dir}`)", soft_wrap=True)
+    send_traces([result.run_dir], otel)
     if failure is not None:
         raise fail(f"{failure} (the run itself is kept: {result.run_dir})", failure.exit_code)
 

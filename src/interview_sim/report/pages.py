@@ -180,12 +180,14 @@ def _environment() -> Environment:
     return env
 
 
-def _render(template: str, context: dict[str, Any]) -> str:
+def _render(template: str, context: dict[str, Any], extra_css: str | None = None) -> str:
     from markupsafe import Markup
 
     env = _environment()
     assert env.loader is not None
     css = env.loader.get_source(env, "report.css")[0]
+    if extra_css is not None:  # a page kind's own rules, after the shared ones
+        css += "\n" + env.loader.get_source(env, extra_css)[0]
     script = env.loader.get_source(env, "report.js")[0]
     # The page's own script is allowed by its hash; no other script (a planted one included) may run.
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
