@@ -66,21 +66,33 @@ async def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--model", default=None, help="Model for both seats (default: the agent files', SmolLM2).")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="Sessions at once (each is deterministic per seed, so the figures do not change; with"
+        " INTERVIEW_SIM_LLAMA_THREADS=1, 2 on a 2-core machine uses both cores).",
+    )
     args = parser.parse_args()
 
-    healths: list[Health] = []
-    rows = []
-    with tempfile.TemporaryDirectory() as runs_dir:
-        for seed in range(1, args.seeds + 1):
+    jobs = asyncio.Semaphore(args.jobs)
+    done: dict[int, tuple[Health, dict[str, object]]] = {}
+
+    async def one(seed: int, runs_dir: str) -> None:
+        async with jobs:
             start = time.perf_counter()
             result = await run_scenario(
                 args.scenario, interviewer_model=args.model, candidate_model=args.model, seed=seed, runs_dir=runs_dir
             )
             health = compute_health(result.transcript)
-            healths.append(health)
             wall = time.perf_counter() - start
             print(f"seed {seed:2d} · {len(result.transcript.messages)} msgs · {wall:5.1f} s · {health_line(health)}", flush=True)
-            rows.append({"seed": seed, "wall_s": round(wall, 2), "health": health.model_dump(mode="json")})
+            done[seed] = health, {"seed": seed, "wall_s": round(wall, 2), "health": health.model_dump(mode="json")}
+
+    with tempfile.TemporaryDirectory() as runs_dir:
+        await asyncio.gather(*(one(seed, runs_dir) for seed in range(1, args.seeds + 1)))
+    healths = [done[seed][0] for seed in sorted(done)]
+    rows = [done[seed][1] for seed in sorted(done)]
     print(f"\npooled over {len(healths)} runs of {args.scenario}:")
     for name, rate in summary(healths).items():
         share = f"{rate.share:.0%}" if rate.share is not None else "-"
