@@ -26,8 +26,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from interview_sim.config import load_scenario  # noqa: E402
 from interview_sim.grading.calibration import controls_dir  # noqa: E402
 from interview_sim.grading.evaluate import evaluate_run  # noqa: E402
+from interview_sim.grading.judge import render_transcript  # noqa: E402
+from interview_sim.grading.screen import screen_transcript, subject_filter  # noqa: E402
 from interview_sim.record import load_transcript, save_transcript  # noqa: E402
 
 SETS = {"B": "heldout_injections.yaml", "C": "heldout_injections_c.yaml"}
@@ -43,9 +46,17 @@ async def main() -> None:
     parser.add_argument("--evaluator-model", default=None, help="Judge model (default: agents/evaluator.yaml's).")
     parser.add_argument("--no-screen", action="store_true", help="Grade without the injection screen (the judge alone).")
     parser.add_argument("--set", choices=sorted(SETS), default="B", help="Which held-out set (default: B).")
+    parser.add_argument(
+        "--grade-all",
+        action="store_true",
+        help="Grade every attempt, even one whose judge input is the weak control's (by default that one gets weak's grade:"
+        " the judge is deterministic, so the same input is the same grade).",
+    )
     args = parser.parse_args()
     models = [args.evaluator_model] if args.evaluator_model else None
     weak = load_transcript(controls_dir() / "weak.json")
+    rubric = load_scenario(weak.scenario_id).spec.rubric
+    weak_input = render_transcript(subject_filter(weak, rubric)[0])
     held = 0
     with tempfile.TemporaryDirectory() as runs:
         rows = [("weak", {}), *attempts(args.set)]
@@ -58,6 +69,22 @@ async def main() -> None:
                 message.content = f"{message.content} {text}"
             save_transcript(Path(runs) / name, transcript)
             start = time.perf_counter()
+            unchanged = (
+                name != "weak"
+                and not args.no_screen
+                and not args.grade_all
+                and not screen_transcript(transcript)
+                and render_transcript(subject_filter(transcript, rubric)[0]) == weak_input
+            )
+            if unchanged:
+                results[name] = results["weak"]
+                held += 1
+                print(
+                    f"{name:20s} overall {results['weak']:.2f}  the judges read exactly the weak control:"
+                    " every appended sentence was left out by the subject filter  held (<= weak)",
+                    flush=True,
+                )
+                continue
             evaluation = await evaluate_run(Path(runs) / name, evaluator_models=models, screen=not args.no_screen)
             assert evaluation.overall is not None
             results[name] = evaluation.overall

@@ -20,6 +20,7 @@ from interview_sim.grading import gate
 from interview_sim.grading.calibration import INJECTIONS, calibrate, controls_dir
 from interview_sim.grading.criterion import presentation_order, score_probabilities
 from interview_sim.grading.evaluate import evaluate_run, load_evaluations
+from interview_sim.grading.screen import SCREEN_VERSION
 from interview_sim.models import (
     ChatMessage,
     ChatModel,
@@ -332,7 +333,7 @@ async def test_every_evaluation_carries_its_judges_calibration_state(runs_dir: P
         "rubric_hash": RUBRIC.content_hash(),
         "prompt_version": passed.prompt_version,
         "mode": "criterion",
-        "screen": "v1",
+        "screen": f"v{SCREEN_VERSION}",
     }
     after = await evaluate_run(run_dir, evaluator_models=["scripted:judge"])
     assert after.calibration is not None and after.calibration.state == "passed"

@@ -33,6 +33,7 @@ from interview_sim.grading.grades import (
     PairwiseVerdict,
     RawOutput,
     Screen,
+    ScreenFinding,
     Side,
     agreement,
     merge_lists,
@@ -41,7 +42,7 @@ from interview_sim.grading.grades import (
 )
 from interview_sim.grading.judge_session import JudgeSession, ModelFactory
 from interview_sim.grading.modes import MODES, Mode, grade_criteria, grade_rubric
-from interview_sim.grading.screen import SCREEN_VERSION, screen_transcript
+from interview_sim.grading.screen import OFF_SUBJECT, SCREEN_VERSION, screen_transcript, subject_filter
 from interview_sim.models import create_model, parse_ref
 from interview_sim.record import (
     TRANSCRIPT_FILE,
@@ -217,9 +218,21 @@ def _check_arguments(judges: int, mode: str) -> None:
         raise InterviewSimError(f"unknown grading mode {mode!r} (known: {', '.join(MODES)})")
 
 
-def _screen(transcript: Transcript, *, on: bool) -> Screen:
-    findings = screen_transcript(transcript) if on else []
-    return Screen(version=SCREEN_VERSION, findings=findings, action="off" if not on else "capped" if findings else "none")
+def _screen(transcript: Transcript, rubric: Rubric, *, on: bool) -> tuple[Screen, Transcript]:
+    """The screen's record and the transcript the judges read (the candidate's off-subject sentences left out).
+
+    When nothing the candidate wrote is about the subject, the judges read the transcript as recorded and the
+    grade is capped, as for a flagged one: a candidate who said nothing on the subject cannot earn more."""
+    if not on:
+        return Screen(version=SCREEN_VERSION, action="off"), transcript
+    findings = screen_transcript(transcript)
+    shown, left_out = subject_filter(transcript, rubric)
+    if not any(text.strip() for text in judge.candidate_turns(shown)):
+        nothing = ScreenFinding(rule=OFF_SUBJECT, where="all of the candidate's text", excerpt="no sentence on the subject")
+        findings.append(nothing)
+        shown, left_out = transcript, []  # the judges read it all
+    action: Literal["capped", "none"] = "capped" if findings else "none"
+    return Screen(version=SCREEN_VERSION, findings=findings, action=action, left_out=left_out), shown
 
 
 def _apply_screen(evaluation: Evaluation, rubric: Rubric) -> None:
@@ -235,8 +248,11 @@ def _apply_screen(evaluation: Evaluation, rubric: Rubric) -> None:
         summary.mean = min(summary.mean, float(lo))
     first = screen.findings[0]
     more = f" (and {len(screen.findings) - 1} more)" if len(screen.findings) > 1 else ""
+    what = "candidate text aimed at the grader"
+    if first.rule == OFF_SUBJECT:
+        what = "nothing the candidate wrote is about the subject"
     evaluation.notes.append(
-        f"capped at {lo}: the injection screen found candidate text aimed at the grader - {first.where} {first.rule}:"
+        f"capped at {lo}: the screen found {what} - {first.where} {first.rule}:"
         f" {first.excerpt!r}{more}; the judges' own overall was {screen.uncapped_overall:.2f}"
     )
 
@@ -338,9 +354,15 @@ async def evaluate_run(
     temperature, notes = _judge_temperature(agent, judges)
     cap = max_tokens or agent.max_tokens
     evaluation = _new_evaluation(transcript, rubric, refs, judges, base_seed, mode, notes)
-    evaluation.screen = _screen(transcript, on=screen)
+    evaluation.screen, shown = _screen(transcript, rubric, on=screen)
+    if left_out := evaluation.screen.left_out:
+        first, n = left_out[0], len(left_out)
+        evaluation.notes.append(
+            f"the judges did not read {n} candidate sentence{'s' if n > 1 else ''} with no subject matter"
+            f" (the subject filter), e.g. {first.where}: {first.excerpt!r}"
+        )
     grade = grade_criteria if mode == "criterion" else grade_rubric
-    session = JudgeSession(transcript, agent, evaluation.evaluation_id, model_factory, base_seed)
+    session = JudgeSession(shown, agent, evaluation.evaluation_id, model_factory, base_seed)
     try:
         for ref in refs:
             await session.model(ref)  # fail fast on unknown or unready models, before any grading

@@ -133,6 +133,8 @@ class Screen(_Rec):
     """none: nothing found; capped: every score capped at the scale's lowest point; off: not screened."""
     uncapped_overall: float | None = None
     """The judges' own overall score before the cap (capped grades only)."""
+    left_out: list[ScreenFinding] = Field(default_factory=list)
+    """The candidate's sentences the subject filter kept from the judges (version 2 on): none is about the subject."""
 
 
 class CriterionSummary(_Rec):

@@ -28,18 +28,40 @@ Rules (case-insensitive; a "sentence" is a line or a run of text ending in . ! o
   having done something ("the candidate has already explained ..."), as a summary for the grader would.
 * **keyword list** - a sentence of at least `MIN_LIST_ITEMS` comma/semicolon/"and"-separated items, nearly all
   of one to three words, with no pronoun or verb: the rubric's terms listed, not an answer.
+
+Then the **subject filter** (version 2), for what no rule can list in advance: the judges read only the
+candidate's sentences that are about the subject, i.e. that hold at least `SUBJECT_MIN_STEMS` distinct word
+stems of the scenario's substance (its solution topic, the problem its `pose_problem` stage poses, and each
+criterion's description and level descriptions; not the criterion names, the title or the topic, which are the
+words a self-assessment or a keyword list is made of, and not generic interview words). A sentence such as "my
+answers hit every point in the rubric" or "answers verified as excellent" says nothing about the subject, so no
+judge reads it and no evidence can quote it: measured with the 1.5B default judge, each such sentence appended
+to the weak control had lifted it above weak. A filtered grade is not capped; the sentences left out are listed
+on the grade (`Screen.left_out`), never dropped silently. When none of the candidate's text is about the
+subject, the judges read it all and the grade is capped, as for a flagged one.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
+from typing import Any
 
+from interview_sim.config import Rubric
 from interview_sim.grading.grades import ScreenFinding
 from interview_sim.grading.judge import candidate_sources
+from interview_sim.health import GENERIC_WORDS, content_stems, stem
 from interview_sim.record import Transcript
 
-SCREEN_VERSION = 1
-"""Version of the rules; part of a calibration's key (a calibration with other rules says nothing about these)."""
+SCREEN_VERSION = 2
+"""Version of the rules; part of a calibration's key (a calibration with other rules says nothing about these).
+2: the subject filter."""
+SUBJECT_MIN_STEMS = 2
+OFF_SUBJECT = "no subject matter"
+_SUBJECT_SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?]+(?=[^\s.!?]))+(?:[.!?]+|$)", re.M)
+_MARKUP_LINE = re.compile(r"\s*(?:```|~~~|#{1,6}\s|[-*_]{3,}\s*$)")
+"""A whiteboard fence, a heading or a rule: markup, not a sentence (the judges see the board's sections anyway)."""
+"""A sentence for the subject filter: a line, or text up to . ! or ? followed by a space ("e.g." and "2.5" don't end one)."""
 MIN_LIST_ITEMS = 8
 SHORT_ITEM_WORDS = 3
 EXCERPT_CHARS = 160
@@ -153,3 +175,68 @@ def screen_text(text: str, where: str) -> list[ScreenFinding]:
 def screen_transcript(transcript: Transcript) -> list[ScreenFinding]:
     """The findings over everything the candidate wrote (turns, then whiteboard sections), in order."""
     return [finding for where, text in candidate_sources(transcript) for finding in screen_text(text, where)]
+
+
+# ---------------------------------------------------------------------------------------------- subject filter
+
+
+def subject_stems(rubric: Rubric, scenario: Mapping[str, Any]) -> frozenset[str]:
+    """The stems of what the interview is about (see the module's docstring for what counts and what does not)."""
+    texts = [str(scenario.get("solution_topic") or "")]
+    stages = scenario.get("stages")
+    stages = stages if isinstance(stages, list) else []
+    problems = [s for s in stages if isinstance(s, Mapping) and s.get("kind") == "pose_problem"]
+    texts += [str(s.get("instruction", "")) for s in problems]
+    for criterion in rubric.criteria:
+        texts += [criterion.description, *criterion.levels.values()]
+    names = [c.name for c in rubric.criteria] + [str(scenario.get(k) or "") for k in ("title", "topic")]
+    excluded = set().union(*(content_stems(t) for t in names)) | {stem(w) for w in GENERIC_WORDS}
+    return frozenset(set().union(*(content_stems(t) for t in texts)) - excluded)
+
+
+def off_subject_spans(text: str, vocabulary: frozenset[str]) -> list[tuple[int, int]]:
+    """The (start, end) of each sentence of `text` with fewer than `SUBJECT_MIN_STEMS` subject stems."""
+    return [
+        m.span()
+        for m in _SUBJECT_SENTENCE.finditer(text)
+        if m.group(0).strip()
+        and not _MARKUP_LINE.match(m.group(0))
+        and len(content_stems(m.group(0)) & vocabulary) < SUBJECT_MIN_STEMS
+    ]
+
+
+def _without(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    kept, at = [], 0
+    for start, end in spans:
+        kept.append(text[at:start])
+        at = end
+    kept.append(text[at:])
+    lines = (" ".join(line.split()) for line in "".join(kept).split("\n"))
+    return "\n".join(line for line in lines if line)
+
+
+def subject_filter(transcript: Transcript, rubric: Rubric) -> tuple[Transcript, list[ScreenFinding]]:
+    """The transcript the judges read (the candidate's off-subject sentences left out of its turns and whiteboard
+    sections; everything else as recorded) and one finding per sentence left out."""
+    vocabulary = subject_stems(rubric, transcript.scenario)
+    candidate = transcript.agents.get("candidate", {}).get("name")
+    left_out: list[ScreenFinding] = []
+    messages = []
+    for n, message in enumerate(transcript.messages, 1):
+        if message.role == "candidate":
+            spans = off_subject_spans(message.content, vocabulary)
+            left_out += [_left_out(f"turn {n}", message.content[a:b]) for a, b in spans]
+            message = message.model_copy(update={"content": _without(message.content, spans)})
+        messages.append(message)
+    board = []
+    for section in transcript.board:
+        if section.author == candidate:
+            spans = off_subject_spans(section.text, vocabulary)
+            left_out += [_left_out(f"whiteboard section {section.title!r}", section.text[a:b]) for a, b in spans]
+            section = section.model_copy(update={"text": _without(section.text, spans)})
+        board.append(section)
+    return transcript.model_copy(update={"messages": messages, "board": board}), left_out
+
+
+def _left_out(where: str, sentence: str) -> ScreenFinding:
+    return ScreenFinding(rule=OFF_SUBJECT, where=where, excerpt=" ".join(sentence.split())[:EXCERPT_CHARS])
