@@ -30,7 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from interview_sim.config import Rubric
 from interview_sim.errors import EvaluationError, RecordError
-from interview_sim.grading import gate
+from interview_sim.grading import gate, labelled, validity
+from interview_sim.grading.validity import Sizes, Validity
 from interview_sim.grading.evaluate import Evaluation, default_evaluator, evaluate_run
 from interview_sim.grading.judge import PROMPT_VERSION
 from interview_sim.grading.judge_session import ModelFactory
@@ -57,6 +58,8 @@ POSITION_DELTA_LIMIT = 0.5
 POSITION_RHO_LIMIT = 0.5
 """Largest |Spearman correlation| between a criterion's position and its score that passes."""
 DEFAULT_CONCURRENCY = 4
+LABELLED_SEED = 2025
+"""The labelled set's design seed: the same synthetic transcripts in every calibration unless asked otherwise."""
 """Controls graded at once by a server or scripted judge."""
 
 
@@ -125,6 +128,9 @@ class Calibration(_Rec):
     evaluator_agent: dict[str, Any] = Field(default_factory=dict)
     """agents/evaluator.yaml as it was (prompt and decoding), when the judge was the default one: a shipped
     calibration is stale once that file changes (a test checks it)."""
+    validity: Validity | None = None
+    """The labelled set's figures per judge (agreement, verbosity, test-retest, order) with every transcript's truth
+    and scores; None when the scenario has no labelled set or it was not graded (older records have none)."""
 
 
 def controls_dir(scenario: str = DEFAULT_SCENARIO) -> Path:
@@ -283,6 +289,8 @@ async def calibrate(
     on_progress: Callable[[str], None] | None = None,
     screen: bool = True,
     ship: bool = False,
+    sizes: Sizes | None = None,
+    labelled_seed: int = LABELLED_SEED,
 ) -> Calibration:
     """Grade the controls with a judge, check it ranks them as their known quality says, and store the outcome.
 
@@ -302,6 +310,8 @@ async def calibrate(
         on_progress: called with a line of progress text (the CLI prints it).
         screen: grade with the injection screen, as `evaluate` does (off: the judge alone).
         ship: also write the record beside the controls, as the calibration the project ships (`make calibrate`).
+        sizes: how much of the scenario's labelled set to grade (`validity.Sizes`; transcripts=0 skips it).
+        labelled_seed: the labelled set's design seed.
 
     Raises:
         RecordError: missing controls (exit 2). InterviewSimError: unknown or unready models.
@@ -338,7 +348,23 @@ async def calibrate(
     graded = await asyncio.gather(*(run(name, reverse) for name, _, reverse in jobs))
     results = {name: r for (name, _, _), (r, _) in zip(jobs, graded, strict=True)}
     evaluations = {name: e for (name, _, _), (_, e) in zip(jobs, graded, strict=True)}
-    calibration = _assemble(results, evaluations, refs, judges, scenario, mode, rubric)
+    sizes = sizes if sizes is not None else Sizes()
+    bank = labelled.load_bank(scenario, [c.id for c in rubric.criteria])
+    measured = None
+    if bank is not None and sizes.transcripts > 0:
+        measured = await validity.measure(
+            bank=bank,
+            rubric=rubric,
+            template=load_transcript(source / "strong.json"),
+            folder=folder / "labelled",
+            sizes=sizes,
+            seed=labelled_seed,
+            options=options,
+            limit=limit,
+            labelled_hash=labelled.bank_hash(scenario),
+            on_progress=on_progress,
+        )
+    calibration = _assemble(results, evaluations, refs, judges, scenario, mode, rubric, measured)
     calibration.calibration_id, calibration.folder, calibration.started_at = calibration_id, str(folder), started
     calibration.screen = f"v{SCREEN_VERSION}" if screen else "off"
     if not evaluator_models:
@@ -346,9 +372,17 @@ async def calibrate(
     write_json_atomic(folder / "calibration.json", calibration)
     if ship:
         write_json_atomic(source / gate.SHIPPED_FILE, calibration)
-    for identity in calibration.judge_ids.values():
+    for ref, identity in calibration.judge_ids.items():
         key = gate.key(identity, rubric.content_hash(), PROMPT_VERSION, mode, calibration.screen)
-        gate.record(store, key, passed=calibration.passed, failed_checks=calibration.failed_checks, calibration_id=calibration_id)
+        figures = calibration.validity.judges.get(ref) if calibration.validity else None
+        gate.record(
+            store,
+            key,
+            passed=calibration.passed,
+            failed_checks=calibration.failed_checks,
+            calibration_id=calibration_id,
+            qwk=gate.qwk_entry(figures.qwk) if figures else None,
+        )
     return calibration
 
 
@@ -360,12 +394,19 @@ def _assemble(
     scenario: str,
     mode: Mode,
     rubric: Rubric,
+    measured: Validity | None = None,
 ) -> Calibration:
-    """The checks and figures over the graded controls (the caller sets the id, folder and start time)."""
+    """The checks and figures over the graded controls and the labelled set (the caller sets the id, folder and
+    start time)."""
     models = list(refs) or next((e.evaluator_models for e in evaluations.values() if e is not None), [])
     deltas, mean_abs, rho, note = _position_figures(evaluations["strong"], evaluations[REVERSED])
     checks = _ordering_checks(results)
     checks.append(_position_check(mean_abs, rho, note))
+    if measured is not None:
+        several = len(measured.judges) > 1
+        for ref, figures_of in measured.judges.items():
+            found = validity.checks(figures_of, prefix=f"{ref}: " if several else "")
+            checks.extend(Check(name=c.name, passed=c.passed, detail=c.detail, group=c.group) for c in found)
     unfinished = [r.control for r in results.values() if r.status == "failed"]
     if unfinished:
         checks.append(Check(name="graded", passed=False, detail=f"no grade for {', '.join(unfinished)}", group="graded"))
@@ -404,6 +445,7 @@ def _assemble(
         figure_notes=notes,
         position_deltas=deltas,
         failed_checks=failed_checks,
+        validity=measured,
     )
 
 
