@@ -54,6 +54,7 @@ BOOTSTRAP_RESAMPLES = 2000
 PAIR_MARGIN = 4
 """Smallest difference in the sum of levels (1, 3 or 5 per criterion) that makes one transcript of a pair known better."""
 DIGITS = 4
+PAIRING_ATTEMPTS = 50
 
 
 @dataclass(frozen=True)
@@ -457,10 +458,20 @@ def plan(bank: labelled.Bank, criteria: list[str], sizes: Sizes, seed: int) -> t
     jobs += [(item.model_copy(update={"id": f"{item.id}-retest"}), "retest") for item in items[: sizes.retest]]
     rng = np.random.default_rng([seed, 2])
     pairs: list[Pair] = []
+    for _ in range(PAIRING_ATTEMPTS):  # greedy matching in a seeded order; the first order that finds them all wins
+        found = _pairs(items, [int(i) for i in rng.permutation(len(items))], sizes.pairs, rng)
+        if len(found) > len(pairs):
+            pairs = found
+        if len(pairs) >= sizes.pairs:
+            break
+    return jobs, pairs
+
+
+def _pairs(items: list[labelled.Item], order: list[int], wanted: int, rng: np.random.Generator) -> list[Pair]:
+    pairs: list[Pair] = []
     used: set[int] = set()
-    order = [int(i) for i in rng.permutation(len(items))]
     for i in order:
-        if len(pairs) >= sizes.pairs or i in used:
+        if len(pairs) >= wanted or i in used:
             continue
         for j in order:
             if j == i or j in used:
@@ -469,11 +480,11 @@ def plan(bank: labelled.Bank, criteria: list[str], sizes: Sizes, seed: int) -> t
             if abs(gap) >= PAIR_MARGIN:
                 used.update((i, j))
                 better_first = bool(rng.integers(2))
-                hi_, lo_ = (items[i], items[j]) if gap > 0 else (items[j], items[i])
-                a, b = (hi_, lo_) if better_first else (lo_, hi_)
+                high, low = (items[i], items[j]) if gap > 0 else (items[j], items[i])
+                a, b = (high, low) if better_first else (low, high)
                 pairs.append(Pair(a=a.id, b=b.id, better="a" if better_first else "b"))
                 break
-    return jobs, pairs
+    return pairs
 
 
 def _scores(evaluation: Evaluation) -> tuple[dict[str, list[dict[str, int]]], dict[str, list[dict[str, float]]], bool]:
