@@ -231,7 +231,7 @@ def compose(bank: Bank, item: Item, template: Transcript) -> Transcript:
             "name": bank.candidate,
             "role": "candidate",
             "model": None,
-            "note": "labelled set: the levels are in the calibration record, never in the transcript",
+            "note": "labelled set: its truth is kept in the calibration record, never in the transcript",
         },
     }
     now = utc_now()

@@ -221,21 +221,21 @@ def qwk(truth: Sequence[int], scores: Sequence[int], lo: int, hi: int) -> float 
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Spearman's rho: Pearson's r of the ranks (average ranks for ties), as scipy.stats.spearmanr computes it."""
     import numpy as np
-    from scipy.stats import spearmanr
+    from scipy.stats import rankdata
 
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return None
-    return float(spearmanr(x, y).statistic)
+    return float(np.corrcoef(rankdata(x), rankdata(y))[0, 1])
 
 
 def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
     import numpy as np
-    from scipy.stats import pearsonr
 
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return None
-    return float(pearsonr(x, y).statistic)
+    return float(np.corrcoef(x, y)[0, 1])
 
 
 def _r(value: float | None) -> float | None:
@@ -286,42 +286,54 @@ def wilson(successes: int, n: int) -> Interval:
 # ---------------------------------------------------------------------------------------------- figures
 
 
+def _table(graded: list[Graded], ref: str, criteria: list[str], seed_index: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Truth, sampled scores and values as transcripts x criteria arrays (NaN where a criterion has no grade)."""
+    import numpy as np
+
+    truth = np.array([[g.item.truth[c] for c in criteria] for g in graded], dtype=float).reshape(len(graded), len(criteria))
+    scores = np.array(
+        [[g.scores[ref][seed_index].get(c, np.nan) for c in criteria] for g in graded], dtype=float
+    ).reshape(len(graded), len(criteria))
+    values = np.array(
+        [[g.values[ref][seed_index].get(c, np.nan) for c in criteria] for g in graded], dtype=float
+    ).reshape(len(graded), len(criteria))
+    return truth, scores, values
+
+
 def _judge_figures(validity: Validity, ref: str, criteria: list[str]) -> JudgeValidity:
+    import numpy as np
+
     lo, hi, seed = validity.scale_min, validity.scale_max, validity.seed
     main = [g for g in validity.graded if g.purpose == "agreement" and g.scores.get(ref)]
     by_id = {g.item.id: g for g in main}
+    truth, scores, values = _table(main, ref, criteria)
 
-    def rows(units: list[int], which: list[str]) -> tuple[list[int], list[int], list[float]]:
-        truth, scores, values = [], [], []
-        for u in units:
-            g = main[u]
-            for cid in which:
-                if cid in g.scores[ref][0]:
-                    truth.append(g.item.truth[cid])
-                    scores.append(g.scores[ref][0][cid])
-                    values.append(g.values[ref][0][cid])
-        return truth, scores, values
+    def pick(array: np.ndarray, units: list[int], columns: list[int]) -> np.ndarray:
+        return array[np.ix_(units, columns)].ravel()
 
-    def kappa(which: list[str]) -> Callable[[list[int]], float | None]:
+    def kappa(columns: list[int]) -> Callable[[list[int]], float | None]:
         def stat(units: list[int]) -> float | None:
-            t, s, _ = rows(units, which)
-            return qwk(t, s, lo, hi)
+            t, s = pick(truth, units, columns), pick(scores, units, columns)
+            known = ~np.isnan(s)
+            return qwk(t[known].astype(int).tolist(), s[known].astype(int).tolist(), lo, hi)
 
         return stat
 
-    def rho(which: list[str]) -> Callable[[list[int]], float | None]:
+    def rho(columns: list[int]) -> Callable[[list[int]], float | None]:
         def stat(units: list[int]) -> float | None:
-            t, _, v = rows(units, which)
-            return spearman([float(x) for x in t], v)
+            t, v = pick(truth, units, columns), pick(values, units, columns)
+            known = ~np.isnan(v)
+            return spearman(t[known].tolist(), v[known].tolist())
 
         return stat
 
     n = len(main)
+    everything = list(range(len(criteria)))
     undefined = "undefined: the judge gave one score to every transcript" if n else "no labelled transcript graded"
-    pooled = _noted(bootstrap(kappa(criteria), n, seed), undefined)
-    per = {cid: _noted(bootstrap(kappa([cid]), n, seed), undefined) for cid in criteria}
-    sp = _noted(bootstrap(rho(criteria), n, seed), undefined)
-    sp_per = {cid: _noted(bootstrap(rho([cid]), n, seed), undefined) for cid in criteria}
+    pooled = _noted(bootstrap(kappa(everything), n, seed), undefined)
+    per = {cid: _noted(bootstrap(kappa([k]), n, seed), undefined) for k, cid in enumerate(criteria)}
+    sp = _noted(bootstrap(rho(everything), n, seed), undefined)
+    sp_per = {cid: _noted(bootstrap(rho([k]), n, seed), undefined) for k, cid in enumerate(criteria)}
 
     # Verbosity: each swapped transcript against its plain one, per criterion, signed "longer minus shorter".
     swaps = [
