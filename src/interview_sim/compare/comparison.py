@@ -455,7 +455,9 @@ def notes(comparison: Comparison) -> list[str]:
             f"too few runs for an interval for {', '.join(few)}: a bootstrap interval of the mean needs at least"
             f" {stats.MIN_SCORES_FOR_INTERVAL} graded repeats (use --repeats {stats.MIN_SCORES_FOR_INTERVAL} or more)"
         )
-    shared = sorted({f"{r.group}: rank {r.rank}" for r in rows if sum(1 for x in rows if x.group == r.group and x.rank == r.rank) > 1})
+    shared = sorted(
+        {f"{r.group}: rank {r.rank}" for r in rows if sum(1 for x in rows if x.group == r.group and x.rank == r.rank) > 1}
+    )
     if shared:
         found.append(
             f"shared ranks ({', '.join(shared)}): the models' difference is not significant (Wilcoxon signed-rank"

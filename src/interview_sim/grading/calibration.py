@@ -31,12 +31,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from interview_sim.config import Rubric
 from interview_sim.errors import EvaluationError, RecordError
 from interview_sim.grading import gate, labelled, validity
-from interview_sim.grading.validity import Sizes, Validity
 from interview_sim.grading.evaluate import Evaluation, default_evaluator, evaluate_run
 from interview_sim.grading.judge import PROMPT_VERSION
 from interview_sim.grading.judge_session import ModelFactory
 from interview_sim.grading.modes import Mode
 from interview_sim.grading.screen import SCREEN_VERSION
+from interview_sim.grading.validity import Sizes, Validity
 from interview_sim.models import ModelOptions, create_model, parse_ref
 from interview_sim.record import load_transcript, new_run_id, save_transcript, utc_now, write_json_atomic
 from interview_sim.version import version

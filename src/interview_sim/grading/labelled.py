@@ -157,7 +157,9 @@ def make_items(bank: Bank, criteria: Sequence[str], n: int, seed: int) -> list[I
     items = []
     for k, row in enumerate(rows):
         order = [criteria[int(i)] for i in rng.permutation(len(criteria))]
-        picks = {cid: f"{level}:{int(rng.integers(len(bank.passages[cid][level])))}" for cid, level in zip(criteria, row, strict=True)}
+        picks = {
+            cid: f"{level}:{int(rng.integers(len(bank.passages[cid][level])))}" for cid, level in zip(criteria, row, strict=True)
+        }
         items.append(Item(id=f"t{k:02d}", truth=dict(zip(criteria, row, strict=True)), order=order, passages=picks))
     return items
 
@@ -186,7 +188,7 @@ def answer(bank: Bank, criterion: str, pick: str) -> str:
         return text
     high = bank.passages[criterion][HIGH]
     target = round(sum(_words(p) for p in high) / len(high))
-    sentences = []
+    sentences: list[str] = []
     k = index + sum(map(ord, criterion))
     while _words(" ".join([*sentences, text])) < target:
         sentences.append(bank.padding[k % len(bank.padding)])

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 CONFIDENCE = 0.95
 DIGITS = 4
@@ -81,7 +81,7 @@ def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> MeanCI:
 def share_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> MeanCI:
     """The mean of per-run shares (each in [0, 1]) with a Wilson score interval over the n runs: the mean share
     is taken as n * mean successes in n trials. Never outside [0, 1]; no interval below MIN_SHARES_FOR_INTERVAL runs."""
-    from scipy.stats import norm
+    from statistics import NormalDist
 
     sample = [float(v) for v in values]
     n = len(sample)
@@ -91,7 +91,7 @@ def share_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> MeanCI:
     stdev = float(_stdev(sample)) if n > 1 else None
     if n < MIN_SHARES_FOR_INTERVAL:
         return MeanCI(n, _round(p), stdev, None, None, too_few(n, MIN_SHARES_FOR_INTERVAL))
-    z = float(norm.ppf(0.5 + confidence / 2))
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return MeanCI(n, _round(p), _round(stdev), _round(max(0.0, centre - half)), _round(min(1.0, centre + half)))

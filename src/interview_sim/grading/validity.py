@@ -18,7 +18,8 @@
 
 Every figure comes with a 95 % interval and the size it rests on: a percentile bootstrap (scipy.stats.bootstrap)
 that resamples whole transcripts (a transcript's criteria were graded from one context, so they are not
-independent), or a Wilson interval for a share of independent pairs. QWK is computed here with numpy from the
+independent), vectorised with numpy and computed as scipy.stats.bootstrap(method="percentile") does, or a Wilson
+interval for a share of independent pairs. QWK is computed here with numpy from the
 confusion matrix (weights (i - j)^2 / (k - 1)^2 over the scale's k points); the tests check it against the
 equivalent pairwise formula.
 
@@ -242,41 +243,101 @@ def _r(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else round(float(value), DIGITS)
 
 
-def bootstrap(stat: Callable[[list[int]], float | None], n: int, seed: int, resamples: int = BOOTSTRAP_RESAMPLES) -> Interval:
-    """The statistic over units 0..n-1 and its percentile bootstrap interval, resampling units (transcripts)."""
+def weighted_qwk(truth: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """QWK for each row of weights over the entries (a bootstrap resample's multiplicities), from moments:
+    1 - mean (t - s)^2 / (E[t^2] + E[s^2] - 2 E[t] E[s]), which is the confusion-matrix formula of `qwk` (the
+    tests check they agree); NaN where undefined."""
     import numpy as np
-    from scipy import stats
 
-    value = stat(list(range(n)))
-    if value is None:
+    total = weights.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mt, ms = weights @ truth / total, weights @ scores / total
+        expected = weights @ truth**2 / total + weights @ scores**2 / total - 2 * mt * ms
+        observed = weights @ (truth - scores) ** 2 / total
+        result = 1.0 - observed / expected
+    return np.where(np.isclose(expected, 0.0) | (total == 0), np.nan, result)
+
+
+def _weighted_ranks(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Each entry's mid-rank in the sample each row of weights makes (rankdata's "average" ranks of the
+    expanded sample)."""
+    import numpy as np
+
+    order = np.argsort(x, kind="stable")
+    sorted_x = x[order]
+    cumulative = np.cumsum(weights[:, order], axis=1)
+    starts = np.flatnonzero(np.r_[True, sorted_x[1:] != sorted_x[:-1]])
+    ends = np.r_[starts[1:], len(x)] - 1
+    before = np.where(starts > 0, cumulative[:, np.maximum(starts - 1, 0)], 0.0)
+    group_rank = before + (cumulative[:, ends] - before + 1) / 2
+    group_of = np.repeat(np.arange(len(starts)), ends - starts + 1)
+    ranks = np.empty_like(cumulative)
+    ranks[:, order] = group_rank[:, group_of]
+    return ranks
+
+
+def weighted_pearson(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    total = weights.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dx = x - (weights * x).sum(axis=1, keepdims=True) / total
+        dy = y - (weights * y).sum(axis=1, keepdims=True) / total
+        cov = (weights * dx * dy).sum(axis=1)
+        vx, vy = (weights * dx * dx).sum(axis=1), (weights * dy * dy).sum(axis=1)
+        r = cov / np.sqrt(vx * vy)
+    return np.where(np.isclose(vx, 0.0) | np.isclose(vy, 0.0), np.nan, r)
+
+
+def weighted_spearman(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    return weighted_pearson(_weighted_ranks(x, weights), _weighted_ranks(y, weights), weights)
+
+
+def weighted_mean(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    total = weights.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total == 0, np.nan, weights @ x / total)
+
+
+Statistic = Callable[["np.ndarray"], "np.ndarray"]
+"""Entry weights (resamples x entries) -> one value per resample."""
+
+
+def bootstrap(stat: Statistic, units: np.ndarray, seed: int, resamples: int = BOOTSTRAP_RESAMPLES) -> Interval:
+    """The statistic and its percentile bootstrap interval, resampling whole units (transcripts or pairs): `units`
+    gives each entry's unit; a resample draws n units with replacement, i.e. multinomial multiplicities, and an
+    entry weighs as much as its unit was drawn. Vectorised over resamples (numpy); percentile as
+    scipy.stats.bootstrap(method="percentile") computes it, resamples where the statistic is undefined left out."""
+    import numpy as np
+
+    n = int(units.max()) + 1 if units.size else 0
+    if n == 0:
+        return Interval(value=None, n=0)
+    value = float(stat(np.ones((1, units.size)))[0])
+    if math.isnan(value):
         return Interval(value=None, n=n)
     if n < 2:
         return Interval(value=_r(value), n=n, note="no interval from one unit")
-
-    def statistic(units: np.ndarray) -> float:
-        got = stat([int(u) for u in units])
-        return math.nan if got is None else got
-
-    result = stats.bootstrap(
-        (np.arange(n),),
-        statistic,
-        n_resamples=resamples,
-        confidence_level=CONFIDENCE,
-        method="percentile",
-        vectorized=False,
-        random_state=np.random.default_rng(seed),
-    )
-    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
-    return Interval(value=_r(value), low=_r(low), high=_r(high), n=n)
+    rng = np.random.default_rng(seed)
+    drawn = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(float)
+    values = stat(drawn[:, units])
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return Interval(value=_r(value), n=n, note="no resample defined the figure")
+    alpha = (1 - CONFIDENCE) / 2
+    low, high = np.percentile(values, [100 * alpha, 100 * (1 - alpha)])
+    return Interval(value=_r(value), low=_r(float(low)), high=_r(float(high)), n=n)
 
 
 def wilson(successes: int, n: int) -> Interval:
     """A share with its Wilson score interval (statsmodels' proportion_confint(method="wilson"), written out)."""
-    from scipy.stats import norm
+    from statistics import NormalDist
 
     if n == 0:
         return Interval(value=None, n=0, note="no units")
-    z = float(norm.ppf(0.5 + CONFIDENCE / 2))
+    z = NormalDist().inv_cdf(0.5 + CONFIDENCE / 2)
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
@@ -286,54 +347,40 @@ def wilson(successes: int, n: int) -> Interval:
 # ---------------------------------------------------------------------------------------------- figures
 
 
-def _table(graded: list[Graded], ref: str, criteria: list[str], seed_index: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Truth, sampled scores and values as transcripts x criteria arrays (NaN where a criterion has no grade)."""
+def _entries(rows: list[tuple[int, float, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     import numpy as np
 
-    truth = np.array([[g.item.truth[c] for c in criteria] for g in graded], dtype=float).reshape(len(graded), len(criteria))
-    scores = np.array(
-        [[g.scores[ref][seed_index].get(c, np.nan) for c in criteria] for g in graded], dtype=float
-    ).reshape(len(graded), len(criteria))
-    values = np.array(
-        [[g.values[ref][seed_index].get(c, np.nan) for c in criteria] for g in graded], dtype=float
-    ).reshape(len(graded), len(criteria))
-    return truth, scores, values
+    if not rows:
+        return np.zeros(0, dtype=int), np.zeros(0), np.zeros(0)
+    units, x, y = zip(*rows, strict=True)
+    return np.asarray(units, dtype=int), np.asarray(x, dtype=float), np.asarray(y, dtype=float)
 
 
 def _judge_figures(validity: Validity, ref: str, criteria: list[str]) -> JudgeValidity:
-    import numpy as np
-
-    lo, hi, seed = validity.scale_min, validity.scale_max, validity.seed
+    seed = validity.seed
     main = [g for g in validity.graded if g.purpose == "agreement" and g.scores.get(ref)]
     by_id = {g.item.id: g for g in main}
-    truth, scores, values = _table(main, ref, criteria)
-
-    def pick(array: np.ndarray, units: list[int], columns: list[int]) -> np.ndarray:
-        return array[np.ix_(units, columns)].ravel()
-
-    def kappa(columns: list[int]) -> Callable[[list[int]], float | None]:
-        def stat(units: list[int]) -> float | None:
-            t, s = pick(truth, units, columns), pick(scores, units, columns)
-            known = ~np.isnan(s)
-            return qwk(t[known].astype(int).tolist(), s[known].astype(int).tolist(), lo, hi)
-
-        return stat
-
-    def rho(columns: list[int]) -> Callable[[list[int]], float | None]:
-        def stat(units: list[int]) -> float | None:
-            t, v = pick(truth, units, columns), pick(values, units, columns)
-            known = ~np.isnan(v)
-            return spearman(t[known].tolist(), v[known].tolist())
-
-        return stat
-
     n = len(main)
-    everything = list(range(len(criteria)))
     undefined = "undefined: the judge gave one score to every transcript" if n else "no labelled transcript graded"
-    pooled = _noted(bootstrap(kappa(everything), n, seed), undefined)
-    per = {cid: _noted(bootstrap(kappa([k]), n, seed), undefined) for k, cid in enumerate(criteria)}
-    sp = _noted(bootstrap(rho(everything), n, seed), undefined)
-    sp_per = {cid: _noted(bootstrap(rho([k]), n, seed), undefined) for k, cid in enumerate(criteria)}
+
+    def agreement(which: list[str]) -> tuple[Interval, Interval]:
+        sampled = [
+            (u, float(g.item.truth[c]), float(g.scores[ref][0][c]))
+            for u, g in enumerate(main)
+            for c in which
+            if c in g.scores[ref][0]
+        ]
+        counted = [
+            (u, float(g.item.truth[c]), g.values[ref][0][c]) for u, g in enumerate(main) for c in which if c in g.values[ref][0]
+        ]
+        units, truth, scores = _entries(sampled)
+        kappa = bootstrap(lambda w: weighted_qwk(truth, scores, w), units, seed)
+        units, truth, values = _entries(counted)
+        rho = bootstrap(lambda w: weighted_spearman(truth, values, w), units, seed)
+        return _noted(kappa, undefined), _noted(rho, undefined)
+
+    pooled, sp = agreement(criteria)
+    per_criterion = {cid: agreement([cid]) for cid in criteria}
 
     # Verbosity: each swapped transcript against its plain one, per criterion, signed "longer minus shorter".
     swaps = [
@@ -342,41 +389,30 @@ def _judge_figures(validity: Validity, ref: str, criteria: list[str]) -> JudgeVa
         if g.purpose == "verbosity" and g.values.get(ref) and g.item.id.removesuffix("-swapped") in by_id
     ]
 
-    def delta(levels: tuple[int, ...]) -> Callable[[list[int]], float | None]:
-        def stat(units: list[int]) -> float | None:
-            diffs = []
-            for u in units:
-                swapped, plain = swaps[u]
-                for cid, level in swapped.item.truth.items():
-                    if level not in levels or cid not in swapped.values[ref][0] or cid not in plain.values[ref][0]:
-                        continue
+    def delta(levels: tuple[int, ...]) -> Interval:
+        rows = []
+        for u, (swapped, plain) in enumerate(swaps):
+            for cid, level in swapped.item.truth.items():
+                if level in levels and cid in swapped.values[ref][0] and cid in plain.values[ref][0]:
                     change = swapped.values[ref][0][cid] - plain.values[ref][0][cid]
-                    diffs.append(-change if level == labelled.HIGH else change)
-            return sum(diffs) / len(diffs) if diffs else None
-
-        return stat
-
-    no_swaps = "no length-swapped transcript graded"
-    verbosity = _noted(bootstrap(delta(labelled.LEVELS), len(swaps), seed), no_swaps)
-    padding = _noted(bootstrap(delta((1, 3)), len(swaps), seed), no_swaps)
-    terse = _noted(bootstrap(delta((labelled.HIGH,)), len(swaps), seed), no_swaps)
+                    rows.append((u, -change if level == labelled.HIGH else change, 0.0))
+        units, diffs, _ = _entries(rows)
+        return _noted(bootstrap(lambda w: weighted_mean(diffs, w), units, seed), "no length-swapped transcript graded")
 
     # Test-retest: two seeds on the same transcripts.
     retests = [g for g in validity.graded if g.purpose == "retest" and len(g.scores.get(ref, [])) >= 2]
-
-    def identical(units: list[int]) -> float | None:
-        same = [retests[u].scores[ref][0][c] == retests[u].scores[ref][1].get(c) for u in units for c in retests[u].scores[ref][0]]
-        return sum(same) / len(same) if same else None
-
-    def correlation(units: list[int]) -> float | None:
-        x = [retests[u].values[ref][0][c] for u in units for c in retests[u].values[ref][0] if c in retests[u].values[ref][1]]
-        y = [retests[u].values[ref][1][c] for u in units for c in retests[u].values[ref][0] if c in retests[u].values[ref][1]]
-        return pearson(x, y)
-
+    pairs_of = [
+        (u, g.scores[ref][0][c], g.scores[ref][1][c], g.values[ref][0][c], g.values[ref][1][c])
+        for u, g in enumerate(retests)
+        for c in g.scores[ref][0]
+        if c in g.scores[ref][1]
+    ]
     no_retest = "no transcript graded under two seeds"
-    retest_same = _noted(bootstrap(identical, len(retests), seed), no_retest)
+    units, same, _ = _entries([(u, float(a == b), 0.0) for u, a, b, _, _ in pairs_of])
+    retest_same = _noted(bootstrap(lambda w: weighted_mean(same, w), units, seed), no_retest)
+    units, first, second = _entries([(u, x, y) for u, _, _, x, y in pairs_of])
     retest_r = _noted(
-        bootstrap(correlation, len(retests), seed),
+        bootstrap(lambda w: weighted_pearson(first, second, w), units, seed),
         "undefined: the same score on every criterion under a seed" if retests else no_retest,
     )
 
@@ -385,22 +421,20 @@ def _judge_figures(validity: Validity, ref: str, criteria: list[str]) -> JudgeVa
     flips = sum(1 for p in judged if p.verdicts[ref]["ab"] != p.verdicts[ref]["ba"])
     decisive = [p for p in judged if p.verdicts[ref]["ab"] == p.verdicts[ref]["ba"] != "tie"]
     right = sum(1 for p in decisive if p.verdicts[ref]["ab"] == p.better)
-    flip_rate = _noted(wilson(flips, len(judged)), "no pair judged")
-    accuracy = _noted(wilson(right, len(decisive)), "no decisive pair: every pair was a tie or flipped")
     expected = bool(main) and all(g.expected for g in main)
     return JudgeValidity(
         judge=ref,
         qwk=pooled,
-        qwk_by_criterion=per,
+        qwk_by_criterion={cid: k for cid, (k, _) in per_criterion.items()},
         spearman=sp,
-        spearman_by_criterion=sp_per,
-        verbosity_delta=verbosity,
-        padding_delta=padding,
-        terse_delta=terse,
+        spearman_by_criterion={cid: r for cid, (_, r) in per_criterion.items()},
+        verbosity_delta=delta(labelled.LEVELS),
+        padding_delta=delta((1, 3)),
+        terse_delta=delta((labelled.HIGH,)),
         retest_identical=retest_same,
         retest_correlation=retest_r,
-        order_flip_rate=flip_rate,
-        decisive_accuracy=accuracy,
+        order_flip_rate=_noted(wilson(flips, len(judged)), "no pair judged"),
+        decisive_accuracy=_noted(wilson(right, len(decisive)), "no decisive pair: every pair was a tie or flipped"),
         scores_from="expected" if expected else "sampled",
     )
 
@@ -426,14 +460,29 @@ def checks(judge: JudgeValidity, thresholds: Thresholds = THRESHOLDS, *, prefix:
 
     def add(name: str, group: str, value: float | None, ok: Callable[[float], bool], shown: str, limit: str, note: str) -> None:
         if value is None:
-            found.append(CheckResult(name=prefix + name, passed=False, detail=f"{shown} n/a ({note}); needs {limit}", group=group))
+            found.append(
+                CheckResult(name=prefix + name, passed=False, detail=f"{shown} n/a ({note}); needs {limit}", group=group)
+            )
         else:
             passed = ok(value)
             found.append(
-                CheckResult(name=prefix + name, passed=passed, detail=f"{shown} {value:.2f} {'' if passed else 'not '}{limit}", group=group)
+                CheckResult(
+                    name=prefix + name,
+                    passed=passed,
+                    detail=f"{shown} {value:.2f} {'' if passed else 'not '}{limit}",
+                    group=group,
+                )
             )
 
-    add("pooled QWK", "agreement", judge.qwk.value, lambda v: v >= t.qwk_pooled, "pooled QWK", f">= {t.qwk_pooled:g}", judge.qwk.note)
+    add(
+        "pooled QWK",
+        "agreement",
+        judge.qwk.value,
+        lambda v: v >= t.qwk_pooled,
+        "pooled QWK",
+        f">= {t.qwk_pooled:g}",
+        judge.qwk.note,
+    )
     worst = min(
         ((cid, i) for cid, i in judge.qwk_by_criterion.items()),
         key=lambda x: -math.inf if x[1].value is None else x[1].value,
@@ -451,7 +500,15 @@ def checks(judge: JudgeValidity, thresholds: Thresholds = THRESHOLDS, *, prefix:
             interval.note,
         )
     v = judge.verbosity_delta
-    add("verbosity", "verbosity", v.value, lambda x: abs(x) <= t.verbosity_abs_delta, "verbosity delta", f"|delta| <= {t.verbosity_abs_delta:g}", v.note)
+    add(
+        "verbosity",
+        "verbosity",
+        v.value,
+        lambda x: abs(x) <= t.verbosity_abs_delta,
+        "verbosity delta",
+        f"|delta| <= {t.verbosity_abs_delta:g}",
+        v.note,
+    )
     f = judge.order_flip_rate
     add("order flips", "order", f.value, lambda x: x <= t.order_flip_rate, "order-flip rate", f"<= {t.order_flip_rate:g}", f.note)
     return found
@@ -460,7 +517,9 @@ def checks(judge: JudgeValidity, thresholds: Thresholds = THRESHOLDS, *, prefix:
 # ---------------------------------------------------------------------------------------------- measuring
 
 
-def plan(bank: labelled.Bank, criteria: list[str], sizes: Sizes, seed: int) -> tuple[list[tuple[labelled.Item, Purpose]], list[Pair]]:
+def plan(
+    bank: labelled.Bank, criteria: list[str], sizes: Sizes, seed: int
+) -> tuple[list[tuple[labelled.Item, Purpose]], list[Pair]]:
     """What to grade: the plain transcripts, the swapped and retest samples, and the pairs."""
     import numpy as np
 
