@@ -413,7 +413,8 @@ def calibrate_command(
         bool, typer.Option("--ship", help="Also write the record as the scenario's shipped calibration (make calibrate).")
     ] = False,
     labelled_transcripts: Annotated[
-        int, typer.Option("--labelled", min=0, help="Labelled transcripts graded for agreement (0: skip the labelled set).")
+        int,
+        typer.Option("--labelled", min=0, help="Labelled transcripts graded for agreement (0: the controls alone)."),
     ] = 60,
     verbosity: Annotated[int, typer.Option("--verbosity", min=0, help="Of those, graded again length-swapped.")] = 30,
     retest: Annotated[int, typer.Option("--retest", min=0, help="Of those, graded again under two judge seeds.")] = 20,
@@ -429,9 +430,9 @@ def calibrate_command(
     from interview_sim.grading.calibration import calibrate
     from interview_sim.grading.validity import Sizes
 
-    if verbosity > labelled_transcripts or retest > labelled_transcripts:
+    if labelled_transcripts and (verbosity > labelled_transcripts or retest > labelled_transcripts):
         raise fail("--verbosity and --retest are samples of --labelled: they cannot be larger", 2)
-    if pairs > labelled_transcripts // 2:
+    if labelled_transcripts and pairs > labelled_transcripts // 2:
         raise fail(f"--pairs can be at most --labelled / 2 ({labelled_transcripts // 2}): a transcript is in one pair", 2)
 
     def progress(line: str) -> None:
