@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 
 from interview_sim.config import load_scenario
-from interview_sim.grading import gate
+from interview_sim.grading import gate, labelled
 from interview_sim.grading.evaluate import default_evaluator
-from interview_sim.grading import labelled
 from interview_sim.grading.judge import PROMPT_VERSION
 from interview_sim.grading.screen import SCREEN_VERSION
 from interview_sim.models import assembly
