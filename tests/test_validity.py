@@ -270,6 +270,14 @@ async def test_the_scripted_judges_figures_are_what_its_rules_imply(runs_dir: Pa
     assert state is not None and state.state == "passed" and state.judge_qwk is not None
     assert state.judge_qwk["n"] == 60 and state.judge_qwk["value"] == figures.qwk.value
     assert f"judge QWK {figures.qwk.value:.2f} [" in state.summary and "on 60 labelled transcripts" in state.summary
+    # ... and the runs list shows it beside the judge's state.
+    from typer.testing import CliRunner
+
+    from interview_sim.cli import app
+
+    listed = CliRunner().invoke(app, ["runs", "--runs-dir", str(runs_dir), "--scenario", SCENARIO, "--json"])
+    (row,) = [r for r in json.loads(listed.stdout) if r["run_id"] == "control-average"]
+    assert row["calibration"] == f"passed; {figures.headline()}"
 
 
 @pytest.mark.anyio

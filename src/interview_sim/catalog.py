@@ -186,10 +186,19 @@ def judge_label(data: dict[str, Any]) -> str:
 
 
 def _calibration(data: dict[str, Any]) -> str | None:
+    """The judge's calibration state, with its QWK on the labelled set when the calibration measured one
+    ("passed; judge QWK 0.64 [0.55, 0.72] on 60 labelled transcripts")."""
+    from interview_sim.grading.gate import qwk_summary
+
     value = data.get("calibration")
+    agreement = ""
     if isinstance(value, dict):
+        qwk = value.get("judge_qwk")
+        agreement = qwk_summary(qwk) if isinstance(qwk, dict) else ""
         value = value.get("state") or value.get("status") or value.get("verdict")
-    return str(value) if value else None
+    if not value:
+        return None
+    return f"{value}; {agreement}" if agreement else str(value)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -179,6 +179,7 @@ def qwk_summary(qwk: dict[str, float | int | None] | None) -> str:
     """ "judge QWK 0.64 [0.55, 0.72] on 60 labelled transcripts" ("" without a measured QWK)."""
     from interview_sim.grading.validity import qwk_text
 
+    qwk = _qwk(qwk)
     if not qwk:
         return ""
     value, low, high, n = qwk.get("value"), qwk.get("low"), qwk.get("high"), qwk.get("n")
