@@ -357,6 +357,24 @@ def test_impossible_sizes_are_one_line_exit_2(args: list[str], message: str, run
     assert message in one_line(result.stderr)
 
 
+def test_a_malformed_labelled_set_is_one_line_exit_2_before_any_grading(tmp_path: Path) -> None:
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(controls_dir(SCENARIO), home / "scenarios" / "controls" / SCENARIO)
+    broken = home / "scenarios" / "controls" / SCENARIO / labelled.LABELLED_FILE
+    broken.write_text(broken.read_text().replace("    terse:\n", "    tersely:\n", 1))
+    runs = tmp_path / "runs"
+    result = run_cli(
+        "calibrate", "--evaluator-model", "scripted:judge", "--runs-dir", str(runs), extra_env={"INTERVIEW_SIM_HOME": str(home)}
+    )
+    assert result.returncode == 2
+    assert one_line(result.stderr).endswith(
+        "labelled.yaml: passages: security-measures: level terse needs at least three paraphrases"
+    )
+    assert not runs.exists() or not any(runs.rglob("transcript.json"))
+
+
 def test_a_shipped_record_with_figures_gives_the_gate_its_qwk(tmp_path: Path) -> None:
     qwk = {"value": 0.64, "low": 0.55, "high": 0.72, "n": 60, "note": ""}
     record = {

@@ -318,6 +318,9 @@ async def calibrate(
     """
     source = _controls(scenario)
     await _check_ready(evaluator_models or [], model_factory)
+    rubric = Rubric.model_validate(load_transcript(source / "strong.json").scenario["rubric"])
+    sizes = sizes if sizes is not None else Sizes()
+    bank = labelled.load_bank(scenario, [c.id for c in rubric.criteria])  # a malformed set fails before anything is written
     started = utc_now()
     calibration_id = new_run_id(started)
     store = Path(runs_dir) / CALIBRATION_DIR
@@ -325,7 +328,6 @@ async def calibrate(
     jobs = [(c, c, False) for c in CONTROLS] + [(REVERSED, "strong", True)]
     for name, control, _ in jobs:
         save_transcript(folder / name, load_transcript(source / f"{control}.json"))
-    rubric = Rubric.model_validate(load_transcript(source / "strong.json").scenario["rubric"])
     options: dict[str, object] = dict(
         evaluator_models=evaluator_models, judges=judges, seed=seed, model_factory=model_factory, max_tokens=max_tokens
     ) | {"mode": mode, "calibration_store": store, "screen": screen}
@@ -348,8 +350,6 @@ async def calibrate(
     graded = await asyncio.gather(*(run(name, reverse) for name, _, reverse in jobs))
     results = {name: r for (name, _, _), (r, _) in zip(jobs, graded, strict=True)}
     evaluations = {name: e for (name, _, _), (_, e) in zip(jobs, graded, strict=True)}
-    sizes = sizes if sizes is not None else Sizes()
-    bank = labelled.load_bank(scenario, [c.id for c in rubric.criteria])
     measured = None
     if bank is not None and sizes.transcripts > 0:
         measured = await validity.measure(

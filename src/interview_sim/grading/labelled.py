@@ -90,7 +90,8 @@ def load_bank(scenario: str, criteria: Sequence[str]) -> Bank | None:
         raise ConfigError(f"{path}: {exc}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ConfigError(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{path}: {'.'.join(map(str, first['loc']))}: {message}") from None
     missing = [c for c in criteria if c not in bank.passages or c not in bank.questions]
     if missing:
         raise ConfigError(f"{path}: no passages or questions for criteria {', '.join(missing)}")
