@@ -188,13 +188,17 @@ def judge_label(data: dict[str, Any]) -> str:
 def _calibration(data: dict[str, Any]) -> str | None:
     """The judge's calibration state, with its QWK on the labelled set when the calibration measured one
     ("passed; judge QWK 0.64 [0.55, 0.72] on 60 labelled transcripts")."""
-    from interview_sim.grading.gate import qwk_summary
+    from interview_sim.text import qwk_line
 
     value = data.get("calibration")
     agreement = ""
     if isinstance(value, dict):
         qwk = value.get("judge_qwk")
-        agreement = qwk_summary(qwk) if isinstance(qwk, dict) else ""
+        if isinstance(qwk, dict) and isinstance(qwk.get("n"), int):
+            figures = [qwk.get(k) for k in ("value", "low", "high")]
+            if all(f is None or isinstance(f, (int, float)) for f in figures):
+                value_, low, high = (None if f is None else float(f) for f in figures)
+                agreement = qwk_line(value_, low, high, qwk["n"])
         value = value.get("state") or value.get("status") or value.get("verdict")
     if not value:
         return None

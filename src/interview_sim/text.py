@@ -34,3 +34,12 @@ def ascii_int(text: str) -> int | None:
 def like_literal(text: str) -> str:
     """`text` for an SQL LIKE pattern that matches it literally (with `ESCAPE '\\'`): `%` and `_` are no wildcards."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def qwk_line(value: float | None, low: float | None, high: float | None, n: int) -> str:
+    """A judge's agreement with a labelled set, as every grade shows it:
+    "judge QWK 0.64 [0.55, 0.72] on 60 labelled transcripts"."""
+    if value is None:
+        return f"judge QWK n/a on {n} labelled transcripts"
+    interval = f" [{low:.2f}, {high:.2f}]" if low is not None and high is not None else ""
+    return f"judge QWK {value:.2f}{interval} on {n} labelled transcripts"

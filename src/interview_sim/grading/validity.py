@@ -137,10 +137,9 @@ class JudgeValidity(_Rec):
 
 
 def qwk_text(value: float | None, low: float | None, high: float | None, n: int) -> str:
-    if value is None:
-        return f"judge QWK n/a on {n} labelled transcripts"
-    interval = f" [{low:.2f}, {high:.2f}]" if low is not None and high is not None else ""
-    return f"judge QWK {value:.2f}{interval} on {n} labelled transcripts"
+    from interview_sim.text import qwk_line
+
+    return qwk_line(value, low, high, n)
 
 
 Purpose = Literal["agreement", "verbosity", "retest"]
