@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from interview_sim.errors import BrokenIndexError, RecordError
-from interview_sim.text import like_literal
+from interview_sim.text import like_literal, qwk_entry_line
 
 if TYPE_CHECKING:
     from interview_sim.record import Transcript
@@ -186,19 +186,10 @@ def judge_label(data: dict[str, Any]) -> str:
 
 
 def _calibration(data: dict[str, Any]) -> str | None:
-    """The judge's calibration state, with its QWK on the labelled set when the calibration measured one
-    ("passed; judge QWK 0.64 [0.55, 0.72] on 60 labelled transcripts")."""
-    from interview_sim.text import qwk_line
-
+    """The judge's calibration state, and its QWK on the labelled set when that calibration measured one."""
     value = data.get("calibration")
-    agreement = ""
+    agreement = qwk_entry_line(value.get("judge_qwk")) if isinstance(value, dict) else ""
     if isinstance(value, dict):
-        qwk = value.get("judge_qwk")
-        if isinstance(qwk, dict) and isinstance(qwk.get("n"), int):
-            figures = [qwk.get(k) for k in ("value", "low", "high")]
-            if all(f is None or isinstance(f, (int, float)) for f in figures):
-                value_, low, high = (None if f is None else float(f) for f in figures)
-                agreement = qwk_line(value_, low, high, qwk["n"])
         value = value.get("state") or value.get("status") or value.get("verdict")
     if not value:
         return None

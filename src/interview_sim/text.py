@@ -43,3 +43,14 @@ def qwk_line(value: float | None, low: float | None, high: float | None, n: int)
         return f"judge QWK n/a on {n} labelled transcripts"
     interval = f" [{low:.2f}, {high:.2f}]" if low is not None and high is not None else ""
     return f"judge QWK {value:.2f}{interval} on {n} labelled transcripts"
+
+
+def qwk_entry_line(entry: object) -> str:
+    """`qwk_line` of a stored {"value", "low", "high", "n"} entry; "" when it is missing or malformed."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("n"), int):
+        return ""
+    figures = [entry.get(k) for k in ("value", "low", "high")]
+    if not all(f is None or isinstance(f, (int, float)) for f in figures):
+        return ""
+    value, low, high = (None if f is None else float(f) for f in figures)
+    return qwk_line(value, low, high, entry["n"])

@@ -360,12 +360,29 @@ def _render_calibration(out: Console, calibration: Calibration) -> None:
     out.print(escape(calibration.verdict), soft_wrap=True)  # one line, however narrow the terminal
 
 
+def summary_rows(judge: Any) -> list[tuple[str, str, str]]:
+    """(figure, value [interval], n) rows for the terminal."""
+    rows = [
+        ("QWK pooled", judge.qwk.text(), str(judge.qwk.n)),
+        *((f"QWK {cid}", i.text(), str(i.n)) for cid, i in judge.qwk_by_criterion.items()),
+        (f"Spearman pooled ({judge.scores_from})", judge.spearman.text(), str(judge.spearman.n)),
+        ("verbosity delta (longer - shorter)", judge.verbosity_delta.text("{:+.2f}"), str(judge.verbosity_delta.n)),
+        ("  padded low levels", judge.padding_delta.text("{:+.2f}"), str(judge.padding_delta.n)),
+        ("  terse level 5", judge.terse_delta.text("{:+.2f}"), str(judge.terse_delta.n)),
+        ("retest: identical scores", judge.retest_identical.text("{:.0%}"), str(judge.retest_identical.n)),
+        (f"retest: correlation ({judge.scores_from})", judge.retest_correlation.text(), str(judge.retest_correlation.n)),
+        ("order-flip rate", judge.order_flip_rate.text("{:.0%}"), str(judge.order_flip_rate.n)),
+        ("accuracy on decisive pairs", judge.decisive_accuracy.text("{:.0%}"), str(judge.decisive_accuracy.n)),
+    ]
+    return rows
+
+
 def validity_table(calibration: Calibration) -> Any:
     """One table of every judge's figures on the labelled set: value [95 % interval], n, and the gate's threshold."""
     from rich.markup import escape
     from rich.table import Table
 
-    from interview_sim.grading.validity import THRESHOLDS, summary_rows
+    from interview_sim.grading.validity import THRESHOLDS
 
     measured = calibration.validity
     assert measured is not None

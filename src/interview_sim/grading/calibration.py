@@ -276,6 +276,34 @@ def _concurrency(refs: list[str]) -> int:
     return min(limits)
 
 
+async def _grade_controls(
+    jobs: list[tuple[str, str, bool]],
+    folder: Path,
+    options: dict[str, object],
+    limit: asyncio.Semaphore,
+    on_progress: Callable[[str], None] | None,
+) -> tuple[dict[str, ControlResult], dict[str, Evaluation | None]]:
+    """Every control graded at once (as the backend allows), one progress line as each starts and ends."""
+    done = 0
+
+    async def run(name: str, reverse: bool) -> tuple[ControlResult, Evaluation | None]:
+        nonlocal done
+        async with limit:
+            if on_progress:
+                on_progress(f"grading {name} ...")
+            result, evaluation = await _grade_control(name, folder / name, {**options, "reverse_criteria": reverse})
+            done += 1
+            if on_progress:
+                score = f"{result.overall:.2f}" if result.overall is not None else f"failed: {result.error}"
+                on_progress(f"[{done}/{len(jobs)}] {name}: {score}")
+            return result, evaluation
+
+    graded = await asyncio.gather(*(run(name, reverse) for name, _, reverse in jobs))
+    results = {name: r for (name, _, _), (r, _) in zip(jobs, graded, strict=True)}
+    evaluations = {name: e for (name, _, _), (_, e) in zip(jobs, graded, strict=True)}
+    return results, evaluations
+
+
 async def calibrate(
     *,
     evaluator_models: list[str] | None = None,
@@ -333,31 +361,13 @@ async def calibrate(
     ) | {"mode": mode, "calibration_store": store, "screen": screen}
     refs = evaluator_models or []
     limit = asyncio.Semaphore(_concurrency(refs) if refs else 1)
-    done = 0
-
-    async def run(name: str, reverse: bool) -> tuple[ControlResult, Evaluation | None]:
-        nonlocal done
-        async with limit:
-            if on_progress:
-                on_progress(f"grading {name} ...")
-            result, evaluation = await _grade_control(name, folder / name, {**options, "reverse_criteria": reverse})
-            done += 1
-            if on_progress:
-                score = f"{result.overall:.2f}" if result.overall is not None else f"failed: {result.error}"
-                on_progress(f"[{done}/{len(jobs)}] {name}: {score}")
-            return result, evaluation
-
-    graded = await asyncio.gather(*(run(name, reverse) for name, _, reverse in jobs))
-    results = {name: r for (name, _, _), (r, _) in zip(jobs, graded, strict=True)}
-    evaluations = {name: e for (name, _, _), (_, e) in zip(jobs, graded, strict=True)}
+    results, evaluations = await _grade_controls(jobs, folder, options, limit, on_progress)
     measured = None
     if bank is not None and sizes.transcripts > 0:
+        labelled_run = dict(bank=bank, rubric=rubric, template=load_transcript(source / "strong.json"), sizes=sizes)
         measured = await validity.measure(
-            bank=bank,
-            rubric=rubric,
-            template=load_transcript(source / "strong.json"),
+            **labelled_run,  # type: ignore[arg-type]
             folder=folder / "labelled",
-            sizes=sizes,
             seed=labelled_seed,
             options=options,
             limit=limit,
@@ -372,18 +382,23 @@ async def calibrate(
     write_json_atomic(folder / "calibration.json", calibration)
     if ship:
         write_json_atomic(source / gate.SHIPPED_FILE, calibration)
+    _record(store, calibration, rubric.content_hash(), mode)
+    return calibration
+
+
+def _record(store: Path, calibration: Calibration, rubric_hash: str, mode: str) -> None:
+    """The outcome in the gate's index, per judge identity, with the judge's QWK when the labelled set was graded."""
     for ref, identity in calibration.judge_ids.items():
-        key = gate.key(identity, rubric.content_hash(), PROMPT_VERSION, mode, calibration.screen)
+        key = gate.key(identity, rubric_hash, PROMPT_VERSION, mode, calibration.screen)
         figures = calibration.validity.judges.get(ref) if calibration.validity else None
         gate.record(
             store,
             key,
             passed=calibration.passed,
             failed_checks=calibration.failed_checks,
-            calibration_id=calibration_id,
+            calibration_id=calibration.calibration_id,
             qwk=gate.qwk_entry(figures.qwk) if figures else None,
         )
-    return calibration
 
 
 def _assemble(

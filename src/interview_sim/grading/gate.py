@@ -177,18 +177,9 @@ def _qwk(entry: Any) -> dict[str, float | int | None] | None:
 
 def qwk_summary(qwk: dict[str, float | int | None] | None) -> str:
     """ "judge QWK 0.64 [0.55, 0.72] on 60 labelled transcripts" ("" without a measured QWK)."""
-    from interview_sim.grading.validity import qwk_text
+    from interview_sim.text import qwk_entry_line
 
-    qwk = _qwk(qwk)
-    if not qwk:
-        return ""
-    value, low, high, n = qwk.get("value"), qwk.get("low"), qwk.get("high"), qwk.get("n")
-    return qwk_text(
-        float(value) if value is not None else None,
-        float(low) if low is not None else None,
-        float(high) if high is not None else None,
-        int(n or 0),
-    )
+    return qwk_entry_line(qwk)
 
 
 def summary(state: str, failed_checks: list[str] | None = None, qwk: dict[str, float | int | None] | None = None) -> str:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -40,6 +40,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from interview_sim.errors import EvaluationError
 from interview_sim.grading import labelled
+from interview_sim.grading.agreement import (
+    pearson,
+    qwk,
+    spearman,
+    weighted_mean,
+    weighted_pearson,
+    weighted_qwk,
+    weighted_spearman,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -48,7 +57,20 @@ if TYPE_CHECKING:
     from interview_sim.grading.grades import Evaluation
     from interview_sim.record import Transcript
 
-__all__ = ["THRESHOLDS", "Interval", "JudgeValidity", "Sizes", "Thresholds", "Validity", "checks", "figures", "measure"]
+__all__ = [
+    "THRESHOLDS",
+    "Interval",
+    "JudgeValidity",
+    "Sizes",
+    "Thresholds",
+    "Validity",
+    "checks",
+    "figures",
+    "measure",
+    "pearson",
+    "qwk",
+    "spearman",
+]
 
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 2000
@@ -201,103 +223,8 @@ class Validity(_Rec):
 # ---------------------------------------------------------------------------------------------- statistics
 
 
-def qwk(truth: Sequence[int], scores: Sequence[int], lo: int, hi: int) -> float | None:
-    """Quadratic weighted kappa on the scale lo..hi; None when undefined (no spread to agree on)."""
-    import numpy as np
-
-    a, b = np.asarray(truth, dtype=int) - lo, np.asarray(scores, dtype=int) - lo
-    k = hi - lo + 1
-    if a.size == 0 or k < 2:
-        return None
-    observed = np.zeros((k, k))
-    np.add.at(observed, (a, b), 1.0)
-    points = np.arange(k)
-    weights = np.subtract.outer(points, points) ** 2 / (k - 1) ** 2
-    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / observed.sum()
-    denominator = float((weights * expected).sum())
-    if denominator == 0.0:
-        return None
-    return 1.0 - float((weights * observed).sum()) / denominator
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Spearman's rho: Pearson's r of the ranks (average ranks for ties), as scipy.stats.spearmanr computes it."""
-    import numpy as np
-    from scipy.stats import rankdata
-
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return None
-    return float(np.corrcoef(rankdata(x), rankdata(y))[0, 1])
-
-
-def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
-    import numpy as np
-
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return None
-    return float(np.corrcoef(x, y)[0, 1])
-
-
 def _r(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else round(float(value), DIGITS)
-
-
-def weighted_qwk(truth: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """QWK for each row of weights over the entries (a bootstrap resample's multiplicities), from moments:
-    1 - mean (t - s)^2 / (E[t^2] + E[s^2] - 2 E[t] E[s]), which is the confusion-matrix formula of `qwk` (the
-    tests check they agree); NaN where undefined."""
-    import numpy as np
-
-    total = weights.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mt, ms = weights @ truth / total, weights @ scores / total
-        expected = weights @ truth**2 / total + weights @ scores**2 / total - 2 * mt * ms
-        observed = weights @ (truth - scores) ** 2 / total
-        result = 1.0 - observed / expected
-    return np.where(np.isclose(expected, 0.0) | (total == 0), np.nan, result)
-
-
-def _weighted_ranks(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Each entry's mid-rank in the sample each row of weights makes (rankdata's "average" ranks of the
-    expanded sample)."""
-    import numpy as np
-
-    order = np.argsort(x, kind="stable")
-    sorted_x = x[order]
-    cumulative = np.cumsum(weights[:, order], axis=1)
-    starts = np.flatnonzero(np.r_[True, sorted_x[1:] != sorted_x[:-1]])
-    ends = np.r_[starts[1:], len(x)] - 1
-    before = np.where(starts > 0, cumulative[:, np.maximum(starts - 1, 0)], 0.0)
-    group_rank = before + (cumulative[:, ends] - before + 1) / 2
-    group_of = np.repeat(np.arange(len(starts)), ends - starts + 1)
-    ranks = np.empty_like(cumulative)
-    ranks[:, order] = group_rank[:, group_of]
-    return ranks
-
-
-def weighted_pearson(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    import numpy as np
-
-    total = weights.sum(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        dx = x - (weights * x).sum(axis=1, keepdims=True) / total
-        dy = y - (weights * y).sum(axis=1, keepdims=True) / total
-        cov = (weights * dx * dy).sum(axis=1)
-        vx, vy = (weights * dx * dx).sum(axis=1), (weights * dy * dy).sum(axis=1)
-        r = cov / np.sqrt(vx * vy)
-    return np.where(np.isclose(vx, 0.0) | np.isclose(vy, 0.0), np.nan, r)
-
-
-def weighted_spearman(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    return weighted_pearson(_weighted_ranks(x, weights), _weighted_ranks(y, weights), weights)
-
-
-def weighted_mean(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    import numpy as np
-
-    total = weights.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total == 0, np.nan, weights @ x / total)
 
 
 Statistic = Callable[["np.ndarray"], "np.ndarray"]
@@ -415,11 +342,7 @@ def _judge_figures(validity: Validity, ref: str, criteria: list[str]) -> JudgeVa
         "undefined: the same score on every criterion under a seed" if retests else no_retest,
     )
 
-    # Order: both orders of each pair.
-    judged = [p for p in validity.pairs if ref in p.verdicts]
-    flips = sum(1 for p in judged if p.verdicts[ref]["ab"] != p.verdicts[ref]["ba"])
-    decisive = [p for p in judged if p.verdicts[ref]["ab"] == p.verdicts[ref]["ba"] != "tie"]
-    right = sum(1 for p in decisive if p.verdicts[ref]["ab"] == p.better)
+    flip_rate, accuracy = _order_figures(validity.pairs, ref)
     expected = bool(main) and all(g.expected for g in main)
     return JudgeValidity(
         judge=ref,
@@ -432,9 +355,21 @@ def _judge_figures(validity: Validity, ref: str, criteria: list[str]) -> JudgeVa
         terse_delta=delta((labelled.HIGH,)),
         retest_identical=retest_same,
         retest_correlation=retest_r,
-        order_flip_rate=_noted(wilson(flips, len(judged)), "no pair judged"),
-        decisive_accuracy=_noted(wilson(right, len(decisive)), "no decisive pair: every pair was a tie or flipped"),
+        order_flip_rate=flip_rate,
+        decisive_accuracy=accuracy,
         scores_from="expected" if expected else "sampled",
+    )
+
+
+def _order_figures(pairs: list[Pair], ref: str) -> tuple[Interval, Interval]:
+    """Both orders of each pair: the flip rate, and the accuracy on decisive pairs."""
+    judged = [p for p in pairs if ref in p.verdicts]
+    flips = sum(1 for p in judged if p.verdicts[ref]["ab"] != p.verdicts[ref]["ba"])
+    decisive = [p for p in judged if p.verdicts[ref]["ab"] == p.verdicts[ref]["ba"] != "tie"]
+    right = sum(1 for p in decisive if p.verdicts[ref]["ab"] == p.better)
+    return (
+        _noted(wilson(flips, len(judged)), "no pair judged"),
+        _noted(wilson(right, len(decisive)), "no decisive pair: every pair was a tie or flipped"),
     )
 
 
@@ -644,29 +579,18 @@ async def measure(
         pairs=list(judged),
     )
     validity.judges = figures(validity, criteria)
-    failed = sum(1 for g in graded if g.error)
-    if failed:
-        validity.notes.append(f"{failed} of {len(graded)} labelled gradings failed: the figures are over the others")
-    failed_pairs = sum(1 for p in judged if p.error)
-    if failed_pairs:
-        validity.notes.append(f"{failed_pairs} of {len(judged)} pairwise judgments failed: the order figures leave them out")
-    if len(pairs) < sizes.pairs:
-        validity.notes.append(f"{len(pairs)} pairs with a known better transcript (asked for {sizes.pairs})")
+    validity.notes = _notes(validity)
     return validity
 
 
-def summary_rows(judge: JudgeValidity) -> list[tuple[str, str, str]]:
-    """(figure, value [interval], n) rows for the terminal."""
-    rows = [
-        ("QWK pooled", judge.qwk.text(), str(judge.qwk.n)),
-        *((f"QWK {cid}", i.text(), str(i.n)) for cid, i in judge.qwk_by_criterion.items()),
-        (f"Spearman pooled ({judge.scores_from})", judge.spearman.text(), str(judge.spearman.n)),
-        ("verbosity delta (longer - shorter)", judge.verbosity_delta.text("{:+.2f}"), str(judge.verbosity_delta.n)),
-        ("  padded low levels", judge.padding_delta.text("{:+.2f}"), str(judge.padding_delta.n)),
-        ("  terse level 5", judge.terse_delta.text("{:+.2f}"), str(judge.terse_delta.n)),
-        ("retest: identical scores", judge.retest_identical.text("{:.0%}"), str(judge.retest_identical.n)),
-        (f"retest: correlation ({judge.scores_from})", judge.retest_correlation.text(), str(judge.retest_correlation.n)),
-        ("order-flip rate", judge.order_flip_rate.text("{:.0%}"), str(judge.order_flip_rate.n)),
-        ("accuracy on decisive pairs", judge.decisive_accuracy.text("{:.0%}"), str(judge.decisive_accuracy.n)),
-    ]
-    return rows
+def _notes(validity: Validity) -> list[str]:
+    notes = []
+    failed = sum(1 for g in validity.graded if g.error)
+    if failed:
+        notes.append(f"{failed} of {len(validity.graded)} labelled gradings failed: the figures are over the others")
+    failed_pairs = sum(1 for p in validity.pairs if p.error)
+    if failed_pairs:
+        notes.append(f"{failed_pairs} of {len(validity.pairs)} pairwise judgments failed: the order figures leave them out")
+    if len(validity.pairs) < validity.sizes.pairs:
+        notes.append(f"{len(validity.pairs)} pairs with a known better transcript (asked for {validity.sizes.pairs})")
+    return notes
