@@ -224,7 +224,7 @@ class Validity(_Rec):
 
 
 def _r(value: float | None) -> float | None:
-    return None if value is None or math.isnan(value) else round(float(value), DIGITS)
+    return None if value is None or math.isnan(value) else round(float(value), DIGITS) + 0.0  # no "-0.00"
 
 
 Statistic = Callable[["np.ndarray"], "np.ndarray"]
