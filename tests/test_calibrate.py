@@ -13,11 +13,14 @@ from interview_sim.config import Rubric, load_scenario
 from interview_sim.errors import EvaluationError
 from interview_sim.grading.calibration import CONTROLS, REVERSED, calibrate, controls_dir
 from interview_sim.grading.evaluate import evaluate_run, load_evaluations
+from interview_sim.grading.validity import Sizes
 from interview_sim.models.scripted import JUDGE_WORDS, ScriptInput, judge_script, script
 from interview_sim.record import load_transcript
 from interview_sim.session import run_scenario
 
 runner = CliRunner()
+NO_LABELLED = Sizes(transcripts=0)
+"""The controls alone: the labelled set's figures are tested in test_validity.py."""
 
 
 @script("test-contrarian-judge")
@@ -47,7 +50,7 @@ def test_the_controls_are_transcripts_of_the_current_rubric() -> None:
 
 @pytest.mark.anyio
 async def test_calibration_passes_with_the_scripted_judge(runs_dir: Path) -> None:
-    calibration = await calibrate(evaluator_models=["scripted:judge"], runs_dir=runs_dir)
+    calibration = await calibrate(evaluator_models=["scripted:judge"], runs_dir=runs_dir, sizes=NO_LABELLED)
     assert calibration.passed
     overall = {name: r.overall for name, r in calibration.controls.items()}
     assert overall["strong"] > overall["average"] > overall["weak"] >= overall["injection"]  # type: ignore[operator]
@@ -69,18 +72,22 @@ async def test_calibration_passes_with_the_scripted_judge(runs_dir: Path) -> Non
 
 @pytest.mark.anyio
 async def test_the_scripted_judge_ignores_sentences_addressed_to_it(runs_dir: Path) -> None:
-    calibration = await calibrate(evaluator_models=["scripted:judge"], runs_dir=runs_dir)
+    calibration = await calibrate(evaluator_models=["scripted:judge"], runs_dir=runs_dir, sizes=NO_LABELLED)
     graded = load_evaluations(calibration.controls["injection"].run_dir)[0]
     evidence = [q for g in graded.judges[0].criteria for q in g.evidence]
     assert not any(set(q.lower().replace(",", " ").split()) & JUDGE_WORDS for q in evidence)
 
 
 def test_calibrate_cli_passes_with_the_scripted_judge(runs_dir: Path) -> None:
-    result = runner.invoke(app, ["calibrate", "--evaluator-model", "scripted:judge", "--runs-dir", str(runs_dir)])
+    result = runner.invoke(
+        app, ["calibrate", "--evaluator-model", "scripted:judge", "--runs-dir", str(runs_dir), "--labelled", "0"]
+    )
     assert result.exit_code == 0, result.output
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("calibration passed")
-    as_json = runner.invoke(app, ["calibrate", "--evaluator-model", "scripted:judge", "--runs-dir", str(runs_dir), "--json"])
+    as_json = runner.invoke(
+        app, ["calibrate", "--evaluator-model", "scripted:judge", "--runs-dir", str(runs_dir), "--labelled", "0", "--json"]
+    )
     data = json.loads(as_json.stdout)
     assert data["passed"] is True and [c["name"] for c in data["checks"]] == [
         "strong > average",
@@ -98,7 +105,9 @@ def test_calibrate_cli_passes_with_the_scripted_judge(runs_dir: Path) -> None:
 
 
 def test_calibrate_cli_fails_with_a_judge_that_ranks_backwards(runs_dir: Path) -> None:
-    result = runner.invoke(app, ["calibrate", "--evaluator-model", "scripted:test-contrarian-judge", "--runs-dir", str(runs_dir)])
+    result = runner.invoke(
+        app, ["calibrate", "--evaluator-model", "scripted:test-contrarian-judge", "--runs-dir", str(runs_dir), "--labelled", "0"]
+    )
     assert result.exit_code == 1
     assert result.stdout.strip().splitlines()[-1].startswith("calibration FAILED (scripted:test-contrarian-judge)")
     assert "strong > average" in result.stdout

@@ -43,28 +43,28 @@ def _compare_json(runs_dir: Path, *extra: str) -> dict[str, Any]:
 
 
 def test_strong_beats_weak_with_confidence_intervals_and_win_rates(runs_dir: Path) -> None:
-    data = _compare_json(runs_dir, "--repeats", "3", "--seed", "5")
+    data = _compare_json(runs_dir, "--repeats", "6", "--seed", "5")
     assert next(iter(data)) == "schema_version"
     assert data["status"] == "complete" and data["kind"] == "compare"
     board = data["leaderboard"]
     assert isinstance(board, list) and [row["model"] for row in board] == ["scripted:strong", "scripted:weak"]
     strong, weak = board
     assert (strong["rank"], weak["rank"]) == (1, 2)
-    assert strong["n"] == weak["n"] == 3 and strong["failed"] == weak["failed"] == 0
+    assert strong["n"] == weak["n"] == 6 and strong["failed"] == weak["failed"] == 0
     assert strong["mean"] > weak["mean"]
     for row in board:
         assert row["ci_low"] is not None and row["ci_low"] <= row["mean"] <= row["ci_high"]
     assert strong["ci_low"] > weak["ci_high"]
-    # Pairwise judgments on the same repeat: strong wins all three.
-    assert (strong["wins"], strong["losses"], strong["win_rate"]) == (3, 0, 1.0)
-    assert (weak["wins"], weak["losses"], weak["win_rate"]) == (0, 3, 0.0)
+    # Pairwise judgments on the same repeat: strong wins all six.
+    assert (strong["wins"], strong["losses"], strong["win_rate"]) == (6, 0, 1.0)
+    assert (weak["wins"], weak["losses"], weak["win_rate"]) == (0, 6, 0.0)
     assert set(strong["criteria"]) == {c for c in data["criteria"]} and len(strong["criteria"]) == 5
     assert all(strong["criteria"][c] >= weak["criteria"][c] for c in strong["criteria"])
     # The model's own usage in its role; scripted models take no generation time.
     assert strong["completion_tokens"] > weak["completion_tokens"] > 0 and strong["prompt_tokens"] > 0
 
     # Every cell is an ordinary, graded run folder; repeat r used seed S + r for every agent.
-    assert len(data["cells"]) == 6
+    assert len(data["cells"]) == 12
     for cell in data["cells"]:
         run_dir = runs_dir / cell["run_dir"]
         transcript = load_transcript(run_dir)
@@ -73,7 +73,7 @@ def test_strong_beats_weak_with_confidence_intervals_and_win_rates(runs_dir: Pat
         assert transcript.agents["interviewer"]["model"] == "scripted:default"
         assert (run_dir / f"evaluation-{cell['evaluation_id']}.json").exists()
         assert {c.role for c in transcript.calls} == {"interviewer", "candidate", "evaluator"}
-    assert len(data["pairs"]) == 3 and {p["winner"] for p in data["pairs"]} == {"scripted:strong"}
+    assert len(data["pairs"]) == 6 and {p["winner"] for p in data["pairs"]} == {"scripted:strong"}
 
     folder = runs_dir / "comparisons" / data["comparison_id"]
     assert load_comparison(folder).model_dump(mode="json") == data
@@ -84,13 +84,28 @@ def test_strong_beats_weak_with_confidence_intervals_and_win_rates(runs_dir: Pat
 
 
 def test_statistics_on_fixed_inputs() -> None:
-    # t(0.975, df=2) = 4.302653; sd = 1; sem = 1/sqrt(3): 4 ± 2.4841
+    # Fewer than five scores: no interval, and a note saying so.
     summary = _stats.mean_ci([3.0, 4.0, 5.0])
-    assert (summary.n, summary.mean, summary.stdev) == (3, 4.0, 1.0)
-    assert summary.ci_low == pytest.approx(1.5159, abs=1e-4) and summary.ci_high == pytest.approx(6.4841, abs=1e-4)
-    assert _stats.mean_ci([4.2]) == _stats.MeanCI(1, 4.2, None, None, None)
-    assert _stats.mean_ci([2.0, 2.0]).ci_low == _stats.mean_ci([2.0, 2.0]).ci_high == 2.0
-    assert _stats.mean_ci([]).mean is None
+    assert (summary.n, summary.mean, summary.stdev, summary.ci_low, summary.ci_high) == (3, 4.0, 1.0, None, None)
+    assert summary.note == "too few runs for an interval (3 graded; 5 needed)"
+    assert _stats.mean_ci([4.2]).ci_low is None and _stats.mean_ci([]).mean is None
+    assert _stats.mean_ci([2.0] * 5).ci_low == _stats.mean_ci([2.0] * 5).ci_high == 2.0
+    # A skewed sample near the top of a 1-5 scale: a t-interval would pass 5; the bootstrap stays in the sample's range.
+    skewed = _stats.mean_ci([5.0, 5.0, 5.0, 5.0, 5.0, 1.0])
+    assert skewed.ci_low is not None and skewed.ci_high is not None
+    assert 1.0 <= skewed.ci_low < skewed.mean <= skewed.ci_high <= 5.0  # type: ignore[operator]
+    assert skewed == _stats.mean_ci([5.0, 5.0, 5.0, 5.0, 5.0, 1.0])  # deterministic
+    # Shares: Wilson, inside [0, 1] however few runs (the t-interval gave 33% [-390%, 457%] on three runs).
+    share = _stats.share_ci([0.0, 1.0, 0.0])
+    assert share.mean == pytest.approx(0.3333, abs=1e-4)
+    assert share.ci_low == pytest.approx(0.0615, abs=1e-4) and share.ci_high == pytest.approx(0.7923, abs=1e-4)
+    assert _stats.share_ci([1.0, 1.0]).ci_high == 1.0 and _stats.share_ci([0.5]).note is not None
+    # Ranks: shared unless a paired test over shared seeds separates the models.
+    assert _stats.shared_ranks([{0: 2.2, 1: 2.2}, {0: 2.1, 1: 2.1}]) == [1, 1]  # the two ties
+    six_ahead = {k: 4.0 + k / 10 for k in range(6)}
+    assert _stats.shared_ranks([six_ahead, {k: 2.0 for k in range(6)}]) == [1, 2]  # p = 2/2^6 = 0.031
+    assert _stats.shared_ranks([six_ahead, {k: 2.0 for k in range(5)}]) == [1, 1]  # five shared seeds: p >= 0.0625
+    assert _stats.shared_ranks([six_ahead, six_ahead, {k: 1.0 for k in range(6)}]) == [1, 1, 3]
     records = _stats.win_records([("x", "y", "a"), ("x", "y", "tie"), ("y", "z", "b"), ("x", "z", "b")], ["x", "y", "z"])
     assert (records["x"].wins, records["x"].losses, records["x"].ties, records["x"].rate) == (1, 1, 1, 0.5)
     assert records["z"].rate == 1.0 and records["y"].rate == 0.1667  # (0 + 1/2) / 3
@@ -106,7 +121,7 @@ async def test_one_repeat_has_no_interval_and_says_so(runs_dir: Path) -> None:
     comparison = await _compare(runs_dir, ["scripted:average"], repeats=1)
     (row,) = comparison.leaderboard
     assert row.n == 1 and row.mean is not None and row.ci_low is None and row.ci_high is None
-    assert any("no confidence interval" in note for note in comparison.notes)
+    assert any("too few runs for an interval" in note for note in comparison.notes)
     assert any("win rates need at least two models" in note for note in comparison.notes)
 
 

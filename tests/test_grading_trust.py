@@ -21,6 +21,7 @@ from interview_sim.grading.calibration import INJECTIONS, calibrate, controls_di
 from interview_sim.grading.criterion import presentation_order, score_probabilities
 from interview_sim.grading.evaluate import evaluate_run, load_evaluations
 from interview_sim.grading.screen import SCREEN_VERSION
+from interview_sim.grading.validity import Sizes
 from interview_sim.models import (
     ChatMessage,
     ChatModel,
@@ -35,6 +36,9 @@ from interview_sim.models import scripted as scripted_backend
 from interview_sim.models.scripted import JUDGE_WORDS, ScriptInput, _stem_words, judge_script, script
 from interview_sim.record import load_transcript, save_transcript
 from interview_sim.session import run_scenario
+
+CONTROLS_ONLY = Sizes(transcripts=0)
+"""Calibration on the controls alone: the labelled set is tested in test_validity.py."""
 
 runner = CliRunner()
 RUBRIC = load_scenario("scalability-issues").spec.rubric
@@ -308,7 +312,9 @@ async def test_the_control_judge_ranks_the_variants_at_or_below_weak_without_its
 
 @pytest.mark.anyio
 async def test_a_judge_that_scores_by_position_fails_the_position_bias_check(runs_dir: Path) -> None:
-    calibration = await calibrate(evaluator_models=["scripted:test-positional-judge"], runs_dir=runs_dir, mode="rubric")
+    calibration = await calibrate(
+        evaluator_models=["scripted:test-positional-judge"], runs_dir=runs_dir, mode="rubric", sizes=CONTROLS_ONLY
+    )
     assert not calibration.passed and "position bias" in calibration.failed_checks
     assert calibration.figures["position_spearman"] == pytest.approx(1.0)
     assert calibration.figures["position_mean_abs_delta"] is not None and calibration.figures["position_mean_abs_delta"] > 0.5
@@ -325,7 +331,7 @@ async def test_every_evaluation_carries_its_judges_calibration_state(runs_dir: P
     assert before.calibration is not None and before.calibration.state == "not calibrated"
     assert before.calibration.summary == "judge not calibrated - this score is not evidence"
 
-    passed = await calibrate(evaluator_models=["scripted:judge"], runs_dir=runs_dir)
+    passed = await calibrate(evaluator_models=["scripted:judge"], runs_dir=runs_dir, sizes=CONTROLS_ONLY)
     assert passed.passed
     index = (runs_dir / "_calibration" / gate.INDEX_FILE).read_text().splitlines()
     assert json.loads(index[-1])["key"] == {
@@ -344,7 +350,9 @@ async def test_every_evaluation_carries_its_judges_calibration_state(runs_dir: P
     other_rubric = await evaluate_run(run_dir, evaluator_models=["scripted:judge"], scenario="corporate-taxation")
     assert other_rubric.calibration is not None and other_rubric.calibration.state == "not calibrated"
 
-    failed = await calibrate(evaluator_models=["scripted:test-positional-judge"], runs_dir=runs_dir, mode="rubric")
+    failed = await calibrate(
+        evaluator_models=["scripted:test-positional-judge"], runs_dir=runs_dir, mode="rubric", sizes=CONTROLS_ONLY
+    )
     graded = await evaluate_run(run_dir, evaluator_models=["scripted:test-positional-judge"], mode="rubric")
     assert graded.calibration is not None and graded.calibration.state == "failed"
     assert graded.calibration.failed_checks == failed.failed_checks and "position bias" in graded.calibration.failed_checks

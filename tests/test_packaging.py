@@ -159,8 +159,10 @@ def test_run_calibrate_init_and_a_scaffolded_run_from_an_empty_folder_outside_th
     assert Path(transcript["scenario"]["path"]).is_relative_to(installed.venv)  # the packaged scenario
     assert run["evaluation"]["status"] == "ok" and run["evaluation"]["interview_sim_version"] == installed.version
 
-    calibration = json.loads(cli("calibrate", "--evaluator-model", "scripted:judge", "--json").stdout)
+    small = ("--labelled", "6", "--verbosity", "2", "--retest", "2", "--pairs", "2")
+    calibration = json.loads(cli("calibrate", "--evaluator-model", "scripted:judge", *small, "--json").stdout)
     assert calibration["passed"] and calibration["interview_sim_version"] == installed.version
+    assert calibration["validity"]["sizes"]["transcripts"] == 6  # the labelled set travels in the wheel
     assert (outside / calibration["folder"]).resolve().is_relative_to(outside.resolve())
 
     assert "wrote" in cli("init", "project").stdout

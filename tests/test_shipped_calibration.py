@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from interview_sim.config import load_scenario
-from interview_sim.grading import gate
+from interview_sim.grading import gate, labelled
 from interview_sim.grading.evaluate import default_evaluator
 from interview_sim.grading.judge import PROMPT_VERSION
 from interview_sim.grading.screen import SCREEN_VERSION
@@ -50,6 +50,9 @@ def test_a_shipped_calibration_matches_the_judge_rubric_prompts_and_screen_of_to
     assert record["prompt_version"] == PROMPT_VERSION, STALE
     assert (record["mode"], record["screen"]) == ("criterion", f"v{SCREEN_VERSION}"), STALE
     assert record["evaluator_agent"] == default_evaluator().model_dump(mode="json"), STALE
+    # The labelled set's figures are optional (records older than them have none); present, they must be of today's set.
+    if record.get("validity") is not None:
+        assert record["validity"]["labelled_hash"] == labelled.bank_hash(path.parent.name), STALE
 
 
 def test_the_gate_reads_a_shipped_record_for_its_exact_key_only(tmp_path: Path) -> None:

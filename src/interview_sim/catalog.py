@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from interview_sim.errors import BrokenIndexError, RecordError
-from interview_sim.text import like_literal
+from interview_sim.text import like_literal, qwk_entry_line
 
 if TYPE_CHECKING:
     from interview_sim.record import Transcript
@@ -188,10 +188,14 @@ def judge_label(data: dict[str, Any]) -> str:
 
 
 def _calibration(data: dict[str, Any]) -> str | None:
+    """The judge's calibration state, and its QWK on the labelled set when that calibration measured one."""
     value = data.get("calibration")
+    agreement = qwk_entry_line(value.get("judge_qwk")) if isinstance(value, dict) else ""
     if isinstance(value, dict):
         value = value.get("state") or value.get("status") or value.get("verdict")
-    return str(value) if value else None
+    if not value:
+        return None
+    return f"{value}; {agreement}" if agreement else str(value)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -34,3 +34,23 @@ def ascii_int(text: str) -> int | None:
 def like_literal(text: str) -> str:
     """`text` for an SQL LIKE pattern that matches it literally (with `ESCAPE '\\'`): `%` and `_` are no wildcards."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def qwk_line(value: float | None, low: float | None, high: float | None, n: int) -> str:
+    """A judge's agreement with a labelled set, as every grade shows it:
+    "judge QWK 0.64 [0.55, 0.72] on 60 labelled transcripts"."""
+    if value is None:
+        return f"judge QWK n/a on {n} labelled transcripts"
+    interval = f" [{low:.2f}, {high:.2f}]" if low is not None and high is not None else ""
+    return f"judge QWK {value:.2f}{interval} on {n} labelled transcripts"
+
+
+def qwk_entry_line(entry: object) -> str:
+    """`qwk_line` of a stored {"value", "low", "high", "n"} entry; "" when it is missing or malformed."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("n"), int):
+        return ""
+    figures = [entry.get(k) for k in ("value", "low", "high")]
+    if not all(f is None or isinstance(f, (int, float)) for f in figures):
+        return ""
+    value, low, high = (None if f is None else float(f) for f in figures)
+    return qwk_line(value, low, high, entry["n"])

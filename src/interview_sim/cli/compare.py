@@ -152,7 +152,7 @@ def _health_table(rows: list[Any], all_groups: bool) -> Any:
 
     from interview_sim.health import HEADLINE_LABELS, HIGHER_IS_BETTER
 
-    title = "Conversation health, mean [95% CI] over runs (judge-free)" + (" (all groups)" if all_groups else "")
+    title = "Conversation health, mean [95% Wilson CI] over runs (judge-free)" + (" (all groups)" if all_groups else "")
     table = Table(title=title, title_justify="left")
     table.add_column("figure")
     for r in rows:
@@ -166,7 +166,7 @@ def _health_table(rows: list[Any], all_groups: bool) -> Any:
             stat = row.health.get(name)
             if stat is None or stat.mean is None:
                 return "-"
-            interval = f" [{stat.ci_low:.0%}, {stat.ci_high:.0%}]" if stat.ci_low is not None else ""
+            interval = f" [{stat.ci_low:.0%}, {stat.ci_high:.0%}]" if stat.ci_low is not None else " (too few runs)"
             return f"{stat.mean:.0%}{interval}"
 
         table.add_row(f"{label} [dim]({better})[/]", *(cell(r) for r in rows))
@@ -195,7 +195,7 @@ def render_comparison(out: Console, comparison: Comparison, folder: Path) -> Non
                 escape(r.model),
                 str(r.n),
                 _fmt(r.mean),
-                f"{_fmt(r.ci_low)}–{_fmt(r.ci_high)}" if r.ci_low is not None else "-",
+                f"{_fmt(r.ci_low)}–{_fmt(r.ci_high)}" if r.ci_low is not None else "too few runs" if r.n else "-",
                 _fmt(r.win_rate),
                 f"{r.prompt_tokens}/{r.completion_tokens}",
                 _fmt(r.tokens_per_second, 1),
@@ -385,7 +385,7 @@ def _from_runs(where: str, runs_dir: Path, role: str, judge: str | None, as_json
             str(r.runs),
             str(r.n),
             _fmt(r.mean),
-            f"{_fmt(r.ci_low)}–{_fmt(r.ci_high)}" if r.ci_low is not None else "-",
+            f"{_fmt(r.ci_low)}–{_fmt(r.ci_high)}" if r.ci_low is not None else "too few runs" if r.n else "-",
             _fmt(r.win_rate),
             f"{r.wins}/{r.losses}/{r.ties}",
         )

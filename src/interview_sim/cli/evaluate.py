@@ -363,11 +363,67 @@ def _render_calibration(out: Console, calibration: Calibration) -> None:
         shown = f"{value:.3f}" if value is not None else "n/a"
         note = calibration.figure_notes.get(name) or (calibration.figure_notes.get("spread") if "spread" in name else None)
         out.print(f"  {name}: {shown}" + (f" ({escape(note)})" if value is None and note else ""))
+    if calibration.validity is not None:
+        out.print(validity_table(calibration))
+        for note in calibration.validity.notes:
+            out.print(f"  note: {escape(note)}")
     for check in calibration.checks:
         mark = "[green]ok[/]  " if check.passed else "[red]FAIL[/]"
         out.print(f"{mark} {check.group}: {check.name}: {escape(check.detail)}")
     out.print(f"records: {calibration.folder}", soft_wrap=True)
     out.print(escape(calibration.verdict), soft_wrap=True)  # one line, however narrow the terminal
+
+
+def summary_rows(judge: Any) -> list[tuple[str, str, str]]:
+    """(figure, value [interval], n) rows for the terminal."""
+    rows = [
+        ("QWK pooled", judge.qwk.text(), str(judge.qwk.n)),
+        *((f"QWK {cid}", i.text(), str(i.n)) for cid, i in judge.qwk_by_criterion.items()),
+        (f"Spearman pooled ({judge.scores_from})", judge.spearman.text(), str(judge.spearman.n)),
+        ("verbosity delta (longer - shorter)", judge.verbosity_delta.text("{:+.2f}"), str(judge.verbosity_delta.n)),
+        ("  padded low levels", judge.padding_delta.text("{:+.2f}"), str(judge.padding_delta.n)),
+        ("  terse level 5", judge.terse_delta.text("{:+.2f}"), str(judge.terse_delta.n)),
+        ("retest: identical scores", judge.retest_identical.text("{:.0%}"), str(judge.retest_identical.n)),
+        (f"retest: correlation ({judge.scores_from})", judge.retest_correlation.text(), str(judge.retest_correlation.n)),
+        ("order-flip rate", judge.order_flip_rate.text("{:.0%}"), str(judge.order_flip_rate.n)),
+        ("accuracy on decisive pairs", judge.decisive_accuracy.text("{:.0%}"), str(judge.decisive_accuracy.n)),
+    ]
+    return rows
+
+
+def validity_table(calibration: Calibration) -> Any:
+    """One table of every judge's figures on the labelled set: value [95 % interval], n, and the gate's threshold."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from interview_sim.grading.validity import THRESHOLDS
+
+    measured = calibration.validity
+    assert measured is not None
+    sizes = measured.sizes
+    title = (
+        f"Judge validity on the labelled set ({sizes.transcripts} transcripts, {sizes.verbosity} length-swapped,"
+        f" {sizes.retest} retested, {sizes.pairs} pairs; seed {measured.seed}; 95 % intervals)"
+    )
+    limits = {
+        "QWK pooled": f">= {THRESHOLDS.qwk_pooled:g}",
+        "QWK per criterion": f">= {THRESHOLDS.qwk_criterion:g}",
+        "verbosity delta (longer - shorter)": f"|delta| <= {THRESHOLDS.verbosity_abs_delta:g}",
+        "order-flip rate": f"<= {THRESHOLDS.order_flip_rate:.0%}",
+    }
+    table = Table(title=title, title_justify="left")
+    table.add_column("figure")
+    for ref in measured.judges:
+        table.add_column(escape(ref), justify="right")
+        table.add_column("n", justify="right")
+    table.add_column("gate")
+    rows = {ref: summary_rows(j) for ref, j in measured.judges.items()}
+    names = [name for name, _, _ in next(iter(rows.values()), [])]
+    for k, name in enumerate(names):
+        cells = [cell for ref in measured.judges for cell in (rows[ref][k][1], rows[ref][k][2])]
+        limit = limits.get(name) or (limits["QWK per criterion"] if name.startswith("QWK ") else "")
+        table.add_row(escape(name), *(escape(c) for c in cells), limit)
+    return table
 
 
 @app.command("calibrate")
@@ -387,13 +443,28 @@ def calibrate_command(
     ship: Annotated[
         bool, typer.Option("--ship", help="Also write the record as the scenario's shipped calibration (make calibrate).")
     ] = False,
+    labelled_transcripts: Annotated[
+        int,
+        typer.Option("--labelled", min=0, help="Labelled transcripts graded for agreement (0: the controls alone)."),
+    ] = 60,
+    verbosity: Annotated[int, typer.Option("--verbosity", min=0, help="Of those, graded again length-swapped.")] = 30,
+    retest: Annotated[int, typer.Option("--retest", min=0, help="Of those, graded again under two judge seeds.")] = 20,
+    pairs: Annotated[int, typer.Option("--pairs", min=0, help="Pairs with a known better one, judged in both orders.")] = 30,
+    labelled_seed: Annotated[int, typer.Option("--labelled-seed", help="The labelled set's design seed.")] = 2025,
     as_json: JsonFlag = False,
 ) -> None:
-    """Grade the controls; check ordering, injections and position bias; store the result. Exit 0 on pass, 1 on fail.
+    """Grade the controls and the labelled set; check ordering, injections, position bias, agreement (QWK),
+    verbosity and order flips; store the result. Exit 0 on pass, 1 on fail.
 
-    Progress goes to stderr, one line per control.
+    Progress goes to stderr, one line per control and per labelled transcript or pair.
     """
     from interview_sim.grading.calibration import calibrate
+    from interview_sim.grading.validity import Sizes
+
+    if labelled_transcripts and (verbosity > labelled_transcripts or retest > labelled_transcripts):
+        raise fail("--verbosity and --retest are samples of --labelled: they cannot be larger", 2)
+    if labelled_transcripts and pairs > labelled_transcripts // 2:
+        raise fail(f"--pairs can be at most --labelled / 2 ({labelled_transcripts // 2}): a transcript is in one pair", 2)
 
     def progress(line: str) -> None:
         print(clean(line), file=sys.stderr, flush=True)
@@ -410,6 +481,8 @@ def calibrate_command(
             on_progress=progress,
             screen=screen,
             ship=ship,
+            sizes=Sizes(transcripts=labelled_transcripts, verbosity=verbosity, retest=retest, pairs=pairs),
+            labelled_seed=labelled_seed,
         )
     )
     if as_json:

@@ -138,12 +138,14 @@ class PairJudgment(_Record):
 
 
 class HealthStat(_Record):
-    """One health figure over a model's runs: mean share, 95% t-interval (None with fewer than 2 runs)."""
+    """One health figure over a model's runs: mean share, 95% Wilson interval (None with fewer than 2 runs)."""
 
     n: int
     mean: float | None
     ci_low: float | None
     ci_high: float | None
+    note: str | None = None
+    """Why there is no interval (too few runs)."""
 
 
 class Standing(BaseModel):
@@ -155,7 +157,9 @@ class Standing(BaseModel):
     stdev: float | None
     ci_low: float | None
     ci_high: float | None
-    """95% Student-t interval of the mean; None with fewer than 2 graded scores."""
+    """95% percentile-bootstrap interval of the mean (within the scale); None with too few graded scores."""
+    ci_note: str | None = None
+    """Why there is no interval, e.g. "too few runs for an interval (2 graded; 5 needed)"."""
     criteria: dict[str, float | None]
     """Per criterion id, the mean of the graded sample's criterion scores."""
     wins: int
@@ -180,6 +184,7 @@ class Standing(BaseModel):
             "stdev": summary.stdev,
             "ci_low": summary.ci_low,
             "ci_high": summary.ci_high,
+            "ci_note": summary.note,
             "criteria": stats.key_means(criterion_scores, criteria),
             "wins": record.wins,
             "losses": record.losses,
@@ -408,8 +413,8 @@ def leaderboard(comparison: Comparison) -> list[LeaderboardRow]:
             health = {}
             for name in sorted({k for c in mine for k in c.health}):
                 values = [v for c in mine if c.run_dir and (v := c.health.get(name)) is not None]
-                h = stats.mean_ci(values, comparison.confidence)
-                health[name] = HealthStat(n=h.n, mean=h.mean, ci_low=h.ci_low, ci_high=h.ci_high)
+                h = stats.share_ci(values, comparison.confidence)
+                health[name] = HealthStat(n=h.n, mean=h.mean, ci_low=h.ci_low, ci_high=h.ci_high, note=h.note)
             scores = [c.overall for c in graded if c.overall is not None]
             figures = Standing.figures(
                 scores, (c.criteria for c in graded), list(comparison.criteria), records[model], comparison.confidence
@@ -431,7 +436,12 @@ def leaderboard(comparison: Comparison) -> list[LeaderboardRow]:
                 )
             )
         scope_rows.sort(key=lambda r: (r.mean is None, -(r.mean or 0.0), -(r.win_rate or 0.0), request.models.index(r.model)))
-        rows.extend(row.model_copy(update={"rank": rank}) for rank, row in enumerate(scope_rows, 1))
+        paired = [
+            {(c.group, c.repeat): c.overall for c in cells if c.model == r.model and c.status == "ok" and c.overall is not None}
+            for r in scope_rows
+        ]
+        ranks = stats.shared_ranks(paired)
+        rows.extend(row.model_copy(update={"rank": rank}) for rank, row in zip(ranks, scope_rows, strict=True))
     return rows
 
 
@@ -439,13 +449,21 @@ def notes(comparison: Comparison) -> list[str]:
     """What to keep in mind reading the leaderboard."""
     found: list[str] = []
     rows = comparison.leaderboard
-    single = sorted({r.model for r in rows if r.n == 1})
-    if single:
+    few = sorted({r.model for r in rows if 0 < r.n < stats.MIN_SCORES_FOR_INTERVAL})
+    if few:
         found.append(
-            f"no confidence interval for {', '.join(single)}:"
-            " a t-interval needs at least 2 graded repeats (use --repeats 2 or more)"
+            f"too few runs for an interval for {', '.join(few)}: a bootstrap interval of the mean needs at least"
+            f" {stats.MIN_SCORES_FOR_INTERVAL} graded repeats (use --repeats {stats.MIN_SCORES_FOR_INTERVAL} or more)"
         )
-    flat = sorted({r.model for r in rows if r.n >= 2 and r.stdev == 0})
+    shared = sorted(
+        {f"{r.group}: rank {r.rank}" for r in rows if sum(1 for x in rows if x.group == r.group and x.rank == r.rank) > 1}
+    )
+    if shared:
+        found.append(
+            f"shared ranks ({', '.join(shared)}): the models' difference is not significant (Wilcoxon signed-rank"
+            f" over the seeds they share, p >= {stats.SIGNIFICANCE:g}; it needs at least 6 shared seeds to be)"
+        )
+    flat = sorted({r.model for r in rows if r.n >= stats.MIN_SCORES_FOR_INTERVAL and r.stdev == 0})
     if flat:
         found.append(
             f"{', '.join(flat)}: the same score on every repeat, so the interval has zero width"

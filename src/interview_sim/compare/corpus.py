@@ -2,7 +2,8 @@
 
 `compare` runs new cells; this reads the runs folder's index instead (measured and imported runs alike), so a
 user who re-graded their 2024 AutoGen 0.2 corpus with a new judge can rank its candidate models. Per model:
-the mean overall score of its graded runs with a 95 % Student-t interval, per-criterion means, and a win rate
+the mean overall score of its graded runs with a 95 % percentile-bootstrap interval (none with too few runs),
+per-criterion means, and a win rate
 from the pairwise verdicts recorded between runs of different models (`evaluate --pairwise`). One judge is
 used throughout (scores of different judges are not comparable): the one given, else the judge that graded
 the most of the selected runs; each run counts once, with that judge's latest successful evaluation.

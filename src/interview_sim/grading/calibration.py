@@ -30,12 +30,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from interview_sim.config import Rubric
 from interview_sim.errors import EvaluationError, RecordError
-from interview_sim.grading import gate
+from interview_sim.grading import gate, labelled, validity
 from interview_sim.grading.evaluate import Evaluation, default_evaluator, evaluate_run
 from interview_sim.grading.judge import PROMPT_VERSION
 from interview_sim.grading.judge_session import ModelFactory
 from interview_sim.grading.modes import Mode
 from interview_sim.grading.screen import SCREEN_VERSION
+from interview_sim.grading.validity import Sizes, Validity
 from interview_sim.models import ModelOptions, create_model, parse_ref
 from interview_sim.record import load_transcript, new_run_id, save_transcript, utc_now, write_json_atomic
 from interview_sim.version import version
@@ -57,6 +58,8 @@ POSITION_DELTA_LIMIT = 0.5
 POSITION_RHO_LIMIT = 0.5
 """Largest |Spearman correlation| between a criterion's position and its score that passes."""
 DEFAULT_CONCURRENCY = 4
+LABELLED_SEED = 2025
+"""The labelled set's design seed: the same synthetic transcripts in every calibration unless asked otherwise."""
 """Controls graded at once by a server or scripted judge."""
 
 
@@ -125,6 +128,9 @@ class Calibration(_Rec):
     evaluator_agent: dict[str, Any] = Field(default_factory=dict)
     """agents/evaluator.yaml as it was (prompt and decoding), when the judge was the default one: a shipped
     calibration is stale once that file changes (a test checks it)."""
+    validity: Validity | None = None
+    """The labelled set's figures per judge (agreement, verbosity, test-retest, order) with every transcript's truth
+    and scores; None when the scenario has no labelled set or it was not graded (older records have none)."""
 
 
 def controls_dir(scenario: str = DEFAULT_SCENARIO) -> Path:
@@ -270,6 +276,34 @@ def _concurrency(refs: list[str]) -> int:
     return min(limits)
 
 
+async def _grade_controls(
+    jobs: list[tuple[str, str, bool]],
+    folder: Path,
+    options: dict[str, object],
+    limit: asyncio.Semaphore,
+    on_progress: Callable[[str], None] | None,
+) -> tuple[dict[str, ControlResult], dict[str, Evaluation | None]]:
+    """Every control graded at once (as the backend allows), one progress line as each starts and ends."""
+    done = 0
+
+    async def run(name: str, reverse: bool) -> tuple[ControlResult, Evaluation | None]:
+        nonlocal done
+        async with limit:
+            if on_progress:
+                on_progress(f"grading {name} ...")
+            result, evaluation = await _grade_control(name, folder / name, {**options, "reverse_criteria": reverse})
+            done += 1
+            if on_progress:
+                score = f"{result.overall:.2f}" if result.overall is not None else f"failed: {result.error}"
+                on_progress(f"[{done}/{len(jobs)}] {name}: {score}")
+            return result, evaluation
+
+    graded = await asyncio.gather(*(run(name, reverse) for name, _, reverse in jobs))
+    results = {name: r for (name, _, _), (r, _) in zip(jobs, graded, strict=True)}
+    evaluations = {name: e for (name, _, _), (_, e) in zip(jobs, graded, strict=True)}
+    return results, evaluations
+
+
 async def calibrate(
     *,
     evaluator_models: list[str] | None = None,
@@ -283,6 +317,8 @@ async def calibrate(
     on_progress: Callable[[str], None] | None = None,
     screen: bool = True,
     ship: bool = False,
+    sizes: Sizes | None = None,
+    labelled_seed: int = LABELLED_SEED,
 ) -> Calibration:
     """Grade the controls with a judge, check it ranks them as their known quality says, and store the outcome.
 
@@ -302,12 +338,17 @@ async def calibrate(
         on_progress: called with a line of progress text (the CLI prints it).
         screen: grade with the injection screen, as `evaluate` does (off: the judge alone).
         ship: also write the record beside the controls, as the calibration the project ships (`make calibrate`).
+        sizes: how much of the scenario's labelled set to grade (`validity.Sizes`; transcripts=0 skips it).
+        labelled_seed: the labelled set's design seed.
 
     Raises:
         RecordError: missing controls (exit 2). InterviewSimError: unknown or unready models.
     """
     source = _controls(scenario)
     await _check_ready(evaluator_models or [], model_factory)
+    rubric = Rubric.model_validate(load_transcript(source / "strong.json").scenario["rubric"])
+    sizes = sizes if sizes is not None else Sizes()
+    bank = labelled.load_bank(scenario, [c.id for c in rubric.criteria])  # a malformed set fails before anything is written
     started = utc_now()
     calibration_id = new_run_id(started)
     store = Path(runs_dir) / CALIBRATION_DIR
@@ -315,30 +356,25 @@ async def calibrate(
     jobs = [(c, c, False) for c in CONTROLS] + [(REVERSED, "strong", True)]
     for name, control, _ in jobs:
         save_transcript(folder / name, load_transcript(source / f"{control}.json"))
-    rubric = Rubric.model_validate(load_transcript(source / "strong.json").scenario["rubric"])
     options: dict[str, object] = dict(
         evaluator_models=evaluator_models, judges=judges, seed=seed, model_factory=model_factory, max_tokens=max_tokens
     ) | {"mode": mode, "calibration_store": store, "screen": screen}
     refs = evaluator_models or []
     limit = asyncio.Semaphore(_concurrency(refs) if refs else 1)
-    done = 0
-
-    async def run(name: str, reverse: bool) -> tuple[ControlResult, Evaluation | None]:
-        nonlocal done
-        async with limit:
-            if on_progress:
-                on_progress(f"grading {name} ...")
-            result, evaluation = await _grade_control(name, folder / name, {**options, "reverse_criteria": reverse})
-            done += 1
-            if on_progress:
-                score = f"{result.overall:.2f}" if result.overall is not None else f"failed: {result.error}"
-                on_progress(f"[{done}/{len(jobs)}] {name}: {score}")
-            return result, evaluation
-
-    graded = await asyncio.gather(*(run(name, reverse) for name, _, reverse in jobs))
-    results = {name: r for (name, _, _), (r, _) in zip(jobs, graded, strict=True)}
-    evaluations = {name: e for (name, _, _), (_, e) in zip(jobs, graded, strict=True)}
-    calibration = _assemble(results, evaluations, refs, judges, scenario, mode, rubric)
+    results, evaluations = await _grade_controls(jobs, folder, options, limit, on_progress)
+    measured = None
+    if bank is not None and sizes.transcripts > 0:
+        labelled_run = dict(bank=bank, rubric=rubric, template=load_transcript(source / "strong.json"), sizes=sizes)
+        measured = await validity.measure(
+            **labelled_run,  # type: ignore[arg-type]
+            folder=folder / "labelled",
+            seed=labelled_seed,
+            options=options,
+            limit=limit,
+            labelled_hash=labelled.bank_hash(scenario),
+            on_progress=on_progress,
+        )
+    calibration = _assemble(results, evaluations, refs, judges, scenario, mode, rubric, measured)
     calibration.calibration_id, calibration.folder, calibration.started_at = calibration_id, str(folder), started
     calibration.screen = f"v{SCREEN_VERSION}" if screen else "off"
     if not evaluator_models:
@@ -346,10 +382,23 @@ async def calibrate(
     write_json_atomic(folder / "calibration.json", calibration)
     if ship:
         write_json_atomic(source / gate.SHIPPED_FILE, calibration)
-    for identity in calibration.judge_ids.values():
-        key = gate.key(identity, rubric.content_hash(), PROMPT_VERSION, mode, calibration.screen)
-        gate.record(store, key, passed=calibration.passed, failed_checks=calibration.failed_checks, calibration_id=calibration_id)
+    _record(store, calibration, rubric.content_hash(), mode)
     return calibration
+
+
+def _record(store: Path, calibration: Calibration, rubric_hash: str, mode: str) -> None:
+    """The outcome in the gate's index, per judge identity, with the judge's QWK when the labelled set was graded."""
+    for ref, identity in calibration.judge_ids.items():
+        key = gate.key(identity, rubric_hash, PROMPT_VERSION, mode, calibration.screen)
+        figures = calibration.validity.judges.get(ref) if calibration.validity else None
+        gate.record(
+            store,
+            key,
+            passed=calibration.passed,
+            failed_checks=calibration.failed_checks,
+            calibration_id=calibration.calibration_id,
+            qwk=gate.qwk_entry(figures.qwk) if figures else None,
+        )
 
 
 def _assemble(
@@ -360,12 +409,19 @@ def _assemble(
     scenario: str,
     mode: Mode,
     rubric: Rubric,
+    measured: Validity | None = None,
 ) -> Calibration:
-    """The checks and figures over the graded controls (the caller sets the id, folder and start time)."""
+    """The checks and figures over the graded controls and the labelled set (the caller sets the id, folder and
+    start time)."""
     models = list(refs) or next((e.evaluator_models for e in evaluations.values() if e is not None), [])
     deltas, mean_abs, rho, note = _position_figures(evaluations["strong"], evaluations[REVERSED])
     checks = _ordering_checks(results)
     checks.append(_position_check(mean_abs, rho, note))
+    if measured is not None:
+        several = len(measured.judges) > 1
+        for ref, figures_of in measured.judges.items():
+            found = validity.checks(figures_of, prefix=f"{ref}: " if several else "")
+            checks.extend(Check(name=c.name, passed=c.passed, detail=c.detail, group=c.group) for c in found)
     unfinished = [r.control for r in results.values() if r.status == "failed"]
     if unfinished:
         checks.append(Check(name="graded", passed=False, detail=f"no grade for {', '.join(unfinished)}", group="graded"))
@@ -404,6 +460,7 @@ def _assemble(
         figure_notes=notes,
         position_deltas=deltas,
         failed_checks=failed_checks,
+        validity=measured,
     )
 
 

@@ -218,7 +218,7 @@ def _check_arguments(judges: int, mode: str) -> None:
         raise InterviewSimError(f"unknown grading mode {mode!r} (known: {', '.join(MODES)})")
 
 
-def _screen(transcript: Transcript, rubric: Rubric, *, on: bool) -> tuple[Screen, Transcript]:
+def _screen(transcript: Transcript, rubric: Rubric, notes: list[str], *, on: bool) -> tuple[Screen, Transcript]:
     """The screen's record and the transcript the judges read (the candidate's off-subject sentences left out).
 
     When nothing the candidate wrote is about the subject, the judges read the transcript as recorded and the
@@ -232,7 +232,26 @@ def _screen(transcript: Transcript, rubric: Rubric, *, on: bool) -> tuple[Screen
         findings.append(nothing)
         shown, left_out = transcript, []  # the judges read it all
     action: Literal["capped", "none"] = "capped" if findings else "none"
-    return Screen(version=SCREEN_VERSION, findings=findings, action=action, left_out=left_out), shown
+    screened = Screen(version=SCREEN_VERSION, findings=findings, action=action, left_out=left_out)
+    notes += _left_out_note(screened)
+    return screened, shown
+
+
+def _read_by_judges(transcript: Transcript, rubric: Rubric) -> Transcript:
+    """What a pairwise judge reads of a run: the subject filter's transcript, as `evaluate_run` grades (all of it
+    when nothing is left)."""
+    shown, _ = subject_filter(transcript, rubric)
+    return shown if any(text.strip() for text in judge.candidate_turns(shown)) else transcript
+
+
+def _left_out_note(screen: Screen) -> list[str]:
+    if not screen.left_out:
+        return []
+    first, n = screen.left_out[0], len(screen.left_out)
+    return [
+        f"the judges did not read {n} candidate sentence{'s' if n > 1 else ''} with no subject matter"
+        f" (the subject filter), e.g. {first.where}: {first.excerpt!r}"
+    ]
 
 
 def _apply_screen(evaluation: Evaluation, rubric: Rubric) -> None:
@@ -354,13 +373,7 @@ async def evaluate_run(
     temperature, notes = _judge_temperature(agent, judges)
     cap = max_tokens or agent.max_tokens
     evaluation = _new_evaluation(transcript, rubric, refs, judges, base_seed, mode, notes)
-    evaluation.screen, shown = _screen(transcript, rubric, on=screen)
-    if left_out := evaluation.screen.left_out:
-        first, n = left_out[0], len(left_out)
-        evaluation.notes.append(
-            f"the judges did not read {n} candidate sentence{'s' if n > 1 else ''} with no subject matter"
-            f" (the subject filter), e.g. {first.where}: {first.excerpt!r}"
-        )
+    evaluation.screen, shown = _screen(transcript, rubric, evaluation.notes, on=screen)
     grade = grade_criteria if mode == "criterion" else grade_rubric
     session = JudgeSession(shown, agent, evaluation.evaluation_id, model_factory, base_seed)
     try:
@@ -502,9 +515,8 @@ async def evaluate_pairwise(
     (rubric, _), (rubric_b, _) = _rubric(a, None), _rubric(b, None)
     if rubric.content_hash() != rubric_b.content_hash():
         raise EvaluationError(f"runs {a.run_id} and {b.run_id} have different rubrics: a pairwise verdict needs one rubric")
-    for t in (a, b):
-        if not judge.candidate_turns(t):
-            raise EvaluationError(f"run {t.run_id} has no candidate turns to compare")
+    if empty := [t.run_id for t in (a, b) if not judge.candidate_turns(t)]:
+        raise EvaluationError(f"run {empty[0]} has no candidate turns to compare")
     agent = _evaluator_agent(a, None)
     refs = _refs(evaluator_models, agent)
     base_seed = seed if seed is not None else agent.seed
@@ -528,8 +540,9 @@ async def evaluate_pairwise(
         for ref in refs:
             await session.model(ref)
         for ref in refs:
-            result.verdicts.append(await _verdict(session, rubric, ref, base_seed, "ab", a, b, cap))
-            result.verdicts.append(await _verdict(session, rubric, ref, base_seed, "ba", b, a, cap))
+            shown_a, shown_b = _read_by_judges(a, rubric), _read_by_judges(b, rubric)
+            result.verdicts.append(await _verdict(session, rubric, ref, base_seed, "ab", shown_a, shown_b, cap))
+            result.verdicts.append(await _verdict(session, rubric, ref, base_seed, "ba", shown_b, shown_a, cap))
     except _JudgeFailed as exc:
         result.error = str(exc)
     finally:

@@ -96,6 +96,9 @@ def _shipped_entries(path: Path | None) -> list[dict[str, Any]]:
     if not isinstance(judge_ids, dict):
         return []
     state = "passed" if record.get("passed") is True else "failed"
+    measured = record.get("validity")
+    judges = measured.get("judges") if isinstance(measured, dict) else None
+    judges = judges if isinstance(judges, dict) else {}
     return [
         {
             "key": key(str(identity), *parts),
@@ -103,8 +106,9 @@ def _shipped_entries(path: Path | None) -> list[dict[str, Any]]:
             "failed_checks": record.get("failed_checks") or [],
             "calibration_id": record.get("calibration_id"),
             "shipped": True,
+            "qwk": (judges.get(ref) or {}).get("qwk") if isinstance(judges.get(ref), dict) else None,
         }
-        for identity in judge_ids.values()
+        for ref, identity in judge_ids.items()
     ]
 
 
@@ -118,15 +122,25 @@ def find_store(run_dir: Path) -> Path | None:
     return None
 
 
-def record(store: Path, entry_key: dict[str, str], *, passed: bool, failed_checks: list[str], calibration_id: str) -> None:
+def record(
+    store: Path,
+    entry_key: dict[str, str],
+    *,
+    passed: bool,
+    failed_checks: list[str],
+    calibration_id: str,
+    qwk: dict[str, float | int | None] | None = None,
+) -> None:
     """Append one calibration's outcome for a key (append + flush: a crash never leaves half a line)."""
     store.mkdir(parents=True, exist_ok=True)
-    line = {
+    line: dict[str, Any] = {
         "key": entry_key,
         "state": "passed" if passed else "failed",
         "failed_checks": failed_checks,
         "calibration_id": calibration_id,
     }
+    if qwk is not None:
+        line["qwk"] = qwk
     with (store / INDEX_FILE).open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(line, sort_keys=True) + "\n")
         fh.flush()
@@ -146,12 +160,37 @@ def _entries(store: Path | None) -> list[dict[str, Any]]:
     return entries
 
 
-def summary(state: str, failed_checks: list[str] | None = None) -> str:
-    """The line shown next to every score."""
+def qwk_entry(interval: Any) -> dict[str, float | int | None]:
+    """A calibration's pooled QWK (a `validity.Interval`) as the gate keeps it."""
+    return {"value": interval.value, "low": interval.low, "high": interval.high, "n": interval.n}
+
+
+def _qwk(entry: Any) -> dict[str, float | int | None] | None:
+    """A stored QWK entry, or None when it is missing or malformed."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("n"), int):
+        return None
+    figures = {k: entry.get(k) for k in ("value", "low", "high")}
+    if not all(v is None or isinstance(v, (int, float)) for v in figures.values()):
+        return None
+    return {**figures, "n": entry["n"]}
+
+
+def qwk_summary(qwk: dict[str, float | int | None] | None) -> str:
+    """ "judge QWK 0.64 [0.55, 0.72] on 60 labelled transcripts" ("" without a measured QWK)."""
+    from interview_sim.text import qwk_entry_line
+
+    return qwk_entry_line(qwk)
+
+
+def summary(state: str, failed_checks: list[str] | None = None, qwk: dict[str, float | int | None] | None = None) -> str:
+    """The line shown next to every score (with the judge's QWK on the labelled set when its calibration measured it)."""
+    agreement = f" ({qwk_summary(qwk)})" if qwk else ""
+    if state == "passed" and not qwk:  # a calibration from before the labelled set: its controls' checks only
+        agreement = " (controls only: agreement on the labelled set not measured)"
     if state == "passed":
-        return "judge passed calibration"
+        return f"judge passed calibration{agreement}"
     if state == "failed":
-        return f"judge failed calibration: {', '.join(failed_checks or ['unknown check'])} - {NOT_EVIDENCE}"
+        return f"judge failed calibration{agreement}: {', '.join(failed_checks or ['unknown check'])} - {NOT_EVIDENCE}"
     return f"judge not calibrated - {NOT_EVIDENCE}"
 
 
@@ -166,12 +205,14 @@ def lookup(store: Path | None, entry_key: dict[str, str], *, shipped: Path | Non
     last = found[-1]
     state = "passed" if last.get("state") == "passed" else "failed"
     checks = [str(c) for c in last.get("failed_checks") or []]
+    qwk = _qwk(last.get("qwk"))
     return CalibrationState(
         state=state,
         failed_checks=checks,
         calibration_id=last.get("calibration_id"),
         key=entry_key,
-        summary=summary(state, checks),
+        summary=summary(state, checks, qwk),
+        judge_qwk=qwk,
     )
 
 

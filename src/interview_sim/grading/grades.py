@@ -111,6 +111,9 @@ class CalibrationState(_Rec):
     """What the calibration is keyed by: judge model identity, rubric hash, judge-prompt version, mode."""
     summary: str
     """One line for people, e.g. "judge failed calibration: position bias, ordering - this score is not evidence"."""
+    judge_qwk: dict[str, float | int | None] | None = None
+    """The judge's agreement with the labelled set's known levels, as its calibration measured it: value, low,
+    high (95 % interval) and n (labelled transcripts); None when that calibration graded no labelled set."""
 
 
 class ScreenFinding(_Rec):

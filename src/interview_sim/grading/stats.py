@@ -1,24 +1,39 @@
-"""Leaderboard statistics, from numpy and scipy rather than hand-written formulas."""
+"""Leaderboard statistics, from numpy and scipy rather than hand-written formulas.
+
+Intervals respect their domain: a mean score's interval is a percentile bootstrap of the mean (it cannot leave the
+range of the scores, so never the scale), a share's is a Wilson score interval (never outside 0-100 %), and a
+sample too small for either says so (`MeanCI.note`) instead of printing one. Models share a rank unless a paired
+test over the seeds they share (Wilcoxon signed-rank) finds their difference significant.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 CONFIDENCE = 0.95
 DIGITS = 4
+MIN_SCORES_FOR_INTERVAL = 5
+"""Fewer graded scores than this: no interval for a mean score (a bootstrap of 2-4 values says nothing)."""
+MIN_SHARES_FOR_INTERVAL = 2
+"""Fewer runs than this: no interval for a share."""
+BOOTSTRAP_RESAMPLES = 4000
+SIGNIFICANCE = 0.05
+"""A paired difference with p below this separates two models' ranks."""
 
 
 @dataclass(frozen=True)
 class MeanCI:
-    """A sample's mean with a Student-t confidence interval; None where the sample is too small for it."""
+    """A sample's mean with an interval; None where the sample is too small for one (note says so)."""
 
     n: int
     mean: float | None
     stdev: float | None
     ci_low: float | None
     ci_high: float | None
+    note: str | None = None
 
 
 def _round(value: float | None) -> float | None:
@@ -27,11 +42,16 @@ def _round(value: float | None) -> float | None:
     return round(float(value), DIGITS)
 
 
-def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> MeanCI:
-    """Mean, sample standard deviation and t-interval of `values`.
+def too_few(n: int, needed: int) -> str:
+    return f"too few runs for an interval ({n} graded; {needed} needed)"
 
-    With one value there is no interval (None, not a zero-width one); with identical values the interval
-    is the single point, which is what the t-interval gives as its width goes to zero.
+
+def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> MeanCI:
+    """Mean, sample standard deviation and a percentile-bootstrap interval of the mean of `values`.
+
+    The bootstrap's means are means of the values themselves, so the interval stays within their range (and a
+    score's within its scale). With fewer than MIN_SCORES_FOR_INTERVAL values there is no interval (None, and a
+    note saying why); with identical values the interval is that single point. Deterministic (a fixed seed).
     """
     import numpy as np
     from scipy import stats
@@ -39,17 +59,78 @@ def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> MeanCI:
     sample = np.asarray(values, dtype=float)
     n = int(sample.size)
     if n == 0:
-        return MeanCI(0, None, None, None, None)
+        return MeanCI(0, None, None, None, None, "no graded runs")
     mean = float(np.mean(sample))
-    if n == 1:
-        return MeanCI(1, _round(mean), None, None, None)
-    stdev = float(np.std(sample, ddof=1))
-    sem = float(stats.sem(sample))
-    if sem == 0.0:
-        low = high = mean  # scipy returns NaN for a zero scale
-    else:
-        low, high = stats.t.interval(confidence, df=n - 1, loc=mean, scale=sem)
-    return MeanCI(n, _round(mean), _round(stdev), _round(float(low)), _round(float(high)))
+    stdev = float(np.std(sample, ddof=1)) if n > 1 else None
+    if n < MIN_SCORES_FOR_INTERVAL:
+        return MeanCI(n, _round(mean), _round(stdev), None, None, too_few(n, MIN_SCORES_FOR_INTERVAL))
+    if float(np.ptp(sample)) == 0.0:
+        return MeanCI(n, _round(mean), _round(stdev), _round(mean), _round(mean))
+    result = stats.bootstrap(
+        (sample,),
+        np.mean,
+        n_resamples=BOOTSTRAP_RESAMPLES,
+        confidence_level=confidence,
+        method="percentile",
+        random_state=np.random.default_rng(0),
+    )
+    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    return MeanCI(n, _round(mean), _round(stdev), _round(low), _round(high))
+
+
+def share_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> MeanCI:
+    """The mean of per-run shares (each in [0, 1]) with a Wilson score interval over the n runs: the mean share
+    is taken as n * mean successes in n trials. Never outside [0, 1]; no interval below MIN_SHARES_FOR_INTERVAL runs."""
+    from statistics import NormalDist
+
+    sample = [float(v) for v in values]
+    n = len(sample)
+    if n == 0:
+        return MeanCI(0, None, None, None, None, "no runs")
+    p = min(1.0, max(0.0, sum(sample) / n))
+    stdev = float(_stdev(sample)) if n > 1 else None
+    if n < MIN_SHARES_FOR_INTERVAL:
+        return MeanCI(n, _round(p), stdev, None, None, too_few(n, MIN_SHARES_FOR_INTERVAL))
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return MeanCI(n, _round(p), _round(stdev), _round(max(0.0, centre - half)), _round(min(1.0, centre + half)))
+
+
+def _stdev(sample: list[float]) -> float:
+    import numpy as np
+
+    return float(np.std(np.asarray(sample), ddof=1))
+
+
+def paired_p_value(a: Mapping[Any, float], b: Mapping[Any, float]) -> tuple[float, int]:
+    """Two-sided p of the Wilcoxon signed-rank test on the paired differences over the keys (seeds) both have,
+    and how many pairs that is; p = 1 when there is nothing to test (no pairs, or every difference zero)."""
+    from scipy.stats import wilcoxon
+
+    shared = [k for k in a if k in b]
+    diffs = [a[k] - b[k] for k in shared]
+    if not any(d != 0 for d in diffs):
+        return 1.0, len(shared)
+    return float(wilcoxon(diffs).pvalue), len(shared)
+
+
+def shared_ranks(ordered: Sequence[Mapping[Any, float]], alpha: float = SIGNIFICANCE) -> list[int]:
+    """Competition ranks (1, 1, 3 ...) for models already sorted best first, each given as {seed key: score}: a
+    model shares the rank of the first model of the current tier unless the paired test separates them."""
+    ranks: list[int] = []
+    leader = 0
+    for i, scores in enumerate(ordered):
+        if i == 0:
+            ranks.append(1)
+            continue
+        p, _ = paired_p_value(ordered[leader], scores)
+        if p < alpha:
+            leader = i
+            ranks.append(i + 1)
+        else:
+            ranks.append(ranks[leader])
+    return ranks
 
 
 def key_means(rows: Iterable[Mapping[str, float]], keys: Sequence[str]) -> dict[str, float | None]:
