@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from interview_sim.errors import ModelCallError, ModelNotFoundError
-from interview_sim.models import assembly
+from interview_sim.models import assembly, greedy_grammar
 from interview_sim.models.base import (
     ChatMessage,
     ChatModel,
@@ -203,6 +203,7 @@ class LlamaCppModel(ChatModel):
             # GGUF's general.name is often a training-run label ("Smollm2 135M 8k Lc100K Mix1 Ep2").
             self.gguf_name = str(llm.metadata.get("general.name") or "")
             self._format = _prompt_formatter(llm)
+            greedy_grammar.patch(llm)
             self.has_chat_template = bool(llm.metadata.get("tokenizer.chat_template"))
             self._llm = llm
         return self._llm
