@@ -407,6 +407,47 @@ async def test_an_embedded_model_cell_runs_in_a_worker_process(runs_dir: Path, s
     assert cell.usage.completion_tokens == call.completion_tokens and cell.model_calls >= 1
 
 
+def _candidate_texts_and_instances(runs_dir: Path, comparison: Any) -> tuple[list[list[str]], list[str]]:
+    """Each cell's candidate turns, and the loaded model (`<pid>#<n>`) each cell's candidate calls ran on."""
+    texts, instances = [], []
+    for cell in comparison.cells:
+        transcript = load_transcript(runs_dir / str(cell.run_dir))
+        texts.append([m.content for m in transcript.messages if m.role == "candidate"])
+        (instance,) = {c.metadata["loaded"] for c in transcript.calls if c.role == "candidate"}
+        instances.append(instance)
+    return texts, instances
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_cells_of_one_embedded_model_share_one_loaded_model_and_say_the_same(
+    tmp_path: Path, smollm2_available: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In this process (one cell at a time) and in two worker processes: a loaded model goes on to the next cell,
+    handed over with an empty KV cache, so every cell says what it says on a freshly loaded model."""
+    from interview_sim.models import llama_loaded
+
+    smol = ["llamacpp:smollm2-135m"]
+    loads = llama_loaded.loads
+    kept = await _compare(tmp_path / "a", smol, repeats=4, max_turns=4, pairwise=False)
+    assert llama_loaded.loads == loads + 1 and llama_loaded.kept() == 0  # one load; freed when the comparison ended
+    texts, instances = _candidate_texts_and_instances(tmp_path / "a", kept)
+    assert len(set(instances)) == 1 and all(texts)
+
+    monkeypatch.setattr(llama_loaded, "keep_loaded", lambda on=True: None)  # every cell loads its own
+    fresh = await _compare(tmp_path / "b", smol, repeats=4, max_turns=4, pairwise=False)
+    fresh_texts, fresh_instances = _candidate_texts_and_instances(tmp_path / "b", fresh)
+    assert len(set(fresh_instances)) == 4
+    assert texts == fresh_texts
+    monkeypatch.undo()
+
+    workers = await _compare(tmp_path / "c", smol, repeats=4, max_turns=4, pairwise=False, concurrency=2)
+    worker_texts, worker_instances = _candidate_texts_and_instances(tmp_path / "c", workers)
+    assert worker_texts == texts
+    pids = {i.split("#")[0] for i in worker_instances}
+    assert 1 <= len(pids) <= 2 and len(set(worker_instances)) == len(pids)  # each worker loaded the model once
+
+
 def test_compare_report_flag_writes_the_comparison_page_and_every_cell_page(runs_dir: Path) -> None:
     args = ["compare", "scalability-issues", "--models", "scripted:strong,scripted:weak", "--repeats", "2"]
     args += ["--interviewer-model", "scripted:default", "--evaluator-model", "scripted:judge", "--no-pairwise"]

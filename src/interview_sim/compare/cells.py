@@ -30,7 +30,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from interview_sim.config import LoadedScenario
 from interview_sim.errors import InterviewSimError
-from interview_sim.models import ChatModel, Completion, CompletionRequest, ModelOptions, create_model, parse_ref
+from interview_sim.models import ChatModel, Completion, CompletionRequest, ModelOptions, create_model, llama_loaded, parse_ref
 from interview_sim.models.cache import ModelWrapper, cached_factory
 from interview_sim.models.llamacpp import LLAMA_LANES_ENV, LLAMA_THREADS_ENV
 from interview_sim.record import TRANSCRIPT_FILE, RunStarted, Usage, load_transcript, utc_now
@@ -50,6 +50,7 @@ def _init_worker(threads: int, parent: int) -> None:
     """
     os.environ[LLAMA_THREADS_ENV] = str(threads)
     os.environ[LLAMA_LANES_ENV] = "1"  # a worker runs one cell, whose calls come one after another
+    llama_loaded.keep_loaded()  # the next cell on the same model file takes the loaded model (models/llama_loaded.py)
     if sys.platform.startswith("linux"):
         import ctypes
         import signal
@@ -387,6 +388,7 @@ class Scheduler:
     ) -> None:
         queue = list(tasks)
         loop = asyncio.get_running_loop()
+        llama_loaded.keep_loaded()  # jobs run here share loaded models too, until close()
 
         async def work() -> None:
             while queue:
@@ -426,6 +428,7 @@ class Scheduler:
             self._pool = None
 
     def close(self) -> None:
+        llama_loaded.keep_loaded(False)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

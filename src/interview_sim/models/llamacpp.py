@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from interview_sim.errors import ModelCallError, ModelNotFoundError
-from interview_sim.models import assembly, greedy_grammar
+from interview_sim.models import assembly, llama_loaded
 from interview_sim.models.base import (
     ChatMessage,
     ChatModel,
@@ -55,10 +55,6 @@ LLAMA_THREADS_ENV = "INTERVIEW_SIM_LLAMA_THREADS"
 LLAMA_LANES_ENV = "INTERVIEW_SIM_LLAMA_LANES"
 """llama.cpp calls this process runs at once (default: cores // threads); compare's workers set 1."""
 
-# llama-cpp-python silences llama.cpp's logging by swapping sys.stdout/sys.stderr while it loads and frees
-# a model. Two threads doing that at once restore each other's swap and leave sys.stdout pointing at
-# /dev/null, so loading and closing are serialized across instances.
-_STDIO_SWAP = threading.Lock()
 T = TypeVar("T")
 
 
@@ -185,25 +181,15 @@ class LlamaCppModel(ChatModel):
         """Load the model (on the model's thread)."""
         if self._llm is None:
             try:
-                import llama_cpp
+                llm = llama_loaded.load(self.path, self.context_length, llama_threads(), self._seed)
             except ImportError as exc:
                 raise ModelNotFoundError(f"llama-cpp-python is not installed ({exc}): run {INSTALL_RUNTIME}") from None
-            try:
-                with _STDIO_SWAP:
-                    llm = llama_cpp.Llama(
-                        model_path=str(self.path),
-                        n_ctx=self.context_length,
-                        n_threads=llama_threads(),
-                        seed=self._seed,
-                        verbose=False,
-                    )
             except ValueError as exc:
                 raise ModelNotFoundError(f"cannot load {self.path}: {exc}") from None
             # The name the file is distributed under (e.g. SmolLM2-135M-Instruct.Q4_1), like an Ollama tag;
             # GGUF's general.name is often a training-run label ("Smollm2 135M 8k Lc100K Mix1 Ep2").
             self.gguf_name = str(llm.metadata.get("general.name") or "")
             self._format = _prompt_formatter(llm)
-            greedy_grammar.patch(llm)
             self.has_chat_template = bool(llm.metadata.get("tokenizer.chat_template"))
             self._llm = llm
         return self._llm
@@ -334,14 +320,14 @@ class LlamaCppModel(ChatModel):
                 },
                 "path": str(self.path),
                 "gguf_name": self.gguf_name,
+                "loaded": llama_loaded.serial(llm),
             },
             top_logprobs=watcher.positions if watcher is not None else None,
         )
 
     def _close_sync(self) -> None:
         if self._llm is not None:
-            with _STDIO_SWAP:
-                self._llm.close()
+            llama_loaded.close(self._llm)
             self._llm = None
 
     async def aclose(self) -> None:
