@@ -149,13 +149,13 @@ def main() -> None:
     try:
         code = run_app(sys.argv[1:])
         signum = received()  # typer made a signal during its parsing, or after the work, a silent 130
+        finished()  # inside the try: a signal before it is raised here and caught below; after it, noted
     except KeyboardInterrupt as exc:  # a signal outside a command's own handling: while parsing, after its work
         code, signum = 0, exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
     if signum is not None:
         print_interrupted(Interrupted(signum))  # once per process: nothing if the command already said it
         code = 128 + signum
         leave(code)
-    finished()
     sys.exit(code)
 
 

@@ -97,11 +97,13 @@ _late: list[int] = []
 def _after_the_work() -> None:
     if not _process.get("finished"):
         return
-    # Blocked from here on: a signal in what is left of Python's shutdown is discarded at exit (the command had
-    # finished: exit 0), instead of its default action, death by the signal without a line.
-    signal.pthread_sigmask(signal.SIG_BLOCK, set(SIGNALS))
-    pending = signal.sigpending() & set(SIGNALS)
-    late = _late[0] if _late else min(pending) if pending else None
+    # Ignored from here on: a signal in what is left of Python's shutdown is dropped (the command had finished:
+    # exit 0), instead of its default action, death by the signal without a line. Not blocked: a blocked mask is
+    # the calling thread's, and native threads (numpy's BLAS pool) would still take the signal, after Python's
+    # finalization has put the default action back for every signal with a Python handler (SIG_IGN it leaves).
+    for signum in SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    late = _late[0] if _late else None  # read after ignoring: a signal noted before is here, none can come after
     if late is not None:
         print_interrupted(Interrupted(late, "the command had finished; everything is kept"))
         os._exit(128 + late)
@@ -135,7 +137,8 @@ def received() -> int | None:
 
 def _raise_interrupted(signum: int, _frame: object) -> None:
     _received.append(signum)
-    raise Interrupted(signum)
+    if len(_received) == 1:  # a second signal while the first one's exception is handled would escape as a traceback
+        raise Interrupted(signum)
 
 
 def run_async(coro: Coroutine[Any, Any, T], kept: Callable[[], str | None] | None = None) -> T:
