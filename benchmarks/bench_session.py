@@ -1,4 +1,4 @@
-"""Session benchmark on the embedded model (SmolLM2-135M through llama.cpp), paired. Prints figures; asserts nothing.
+"""Session benchmark on the embedded models through llama.cpp, paired. Prints figures; asserts nothing.
 
 Every ratio comes from alternating repetitions (A B A B ...), each side in its own fresh process, so load
 drift on a shared machine reaches both sides alike; min and median are shown with the raw numbers.
@@ -7,15 +7,16 @@ drift on a shared machine reaches both sides alike; min and median are shown wit
     thread; B: `LlamaCppModel.complete` (its own model thread, token by token). Same GGUF, prompts, threads,
     sampling; each process loads the model, warms up once, then makes `--calls` calls of `--tokens` tokens.
     Figures from llama.cpp's perf counters: generation tok/s and prompt tok/s. Target: B / A >= 0.95.
+    `--model` picks the model of (a): the default, qwen2.5-coder-1.5b, or smollm2-135m.
 (b) Session wall time, whole process, what the user pays: B = `interview-sim run` (imports, model loads,
     the session, the default grading, records); A = a process that imports llama_cpp, loads one model per
-    agent instance as the run does, and makes exactly the run's llama.cpp calls (captured once beforehand)
-    on its main thread. Target: B / A <= 1.05.
+    agent instance as the run does (the file each instance loaded), and makes exactly the run's llama.cpp calls
+    (captured once beforehand) on its main thread. Target: B / A <= 1.05.
 (c) KV-cache reuse: prompt tokens llama.cpp evaluated / submitted, over a run, and over the calls of a
     longer run whose prompts were trimmed to a small context window. Target: <= 0.40.
 (d) Start-up, whole process: `--help`, `models`, `replay --instant`: wall and CPU time. Targets: 0.3 s.
 
-Usage: .venv/bin/python benchmarks/bench_session.py [--repeats 3] [--turns 6] [--calls 3] [--tokens 128]
+Usage: .venv/bin/python benchmarks/bench_session.py [--repeats 3] [--turns 6] [--calls 3] [--tokens 128] [--model NAME]
 """
 
 from __future__ import annotations
@@ -51,13 +52,13 @@ def _prompts(calls: int) -> list[list[dict[str, str]]]:
     return [[{"role": "system", "content": f"Call {i}. {SYSTEM}"}, {"role": "user", "content": USER}] for i in range(calls + 1)]
 
 
-def _speed_worker(side: str, calls: int, tokens: int) -> dict[str, float]:
+def _speed_worker(side: str, calls: int, tokens: int, name: str) -> dict[str, float]:
     """In a fresh process: the median generation and prompt tok/s of `calls` calls (after one warm-up)."""
     import llama_cpp
 
     from interview_sim.models.llamacpp import LlamaCppModel, llama_threads, resolve_model_path
 
-    path = resolve_model_path("smollm2-135m")
+    path = resolve_model_path(name)
     gen: list[float] = []
     prompt: list[float] = []
     if side == "raw":
@@ -73,7 +74,7 @@ def _speed_worker(side: str, calls: int, tokens: int) -> dict[str, float]:
     else:
         from interview_sim.models import ChatMessage, CompletionRequest
 
-        model = LlamaCppModel("llamacpp:smollm2-135m", path, 0, None)
+        model = LlamaCppModel(f"llamacpp:{name}", path, 0, None)
 
         async def run() -> None:
             for i, messages in enumerate(_prompts(calls)):
@@ -118,6 +119,7 @@ def _capture(turns: int, runs_dir: Path, log: Path) -> Path:
                 calls.append(
                     {
                         "instance": instance,
+                        "path": str(getattr(model, "path", "")),
                         "n_ctx": model.context_length,
                         "messages": [{"role": m.role, "content": m.content} for m in request.messages],
                         "max_tokens": request.max_tokens,
@@ -147,16 +149,15 @@ def _raw_session_worker(log: Path) -> dict[str, Any]:
     """In a fresh process: the captured calls straight into llama_cpp on the main thread, one Llama per instance."""
     import llama_cpp
 
-    from interview_sim.models.llamacpp import llama_threads, resolve_model_path
+    from interview_sim.models.llamacpp import llama_threads
 
-    path = str(resolve_model_path("smollm2-135m"))
     llms: dict[int, Any] = {}
     tokens = 0
     for call in json.loads(log.read_text()):
         llm = llms.get(call["instance"])
         if llm is None:
             llm = llms[call["instance"]] = llama_cpp.Llama(
-                model_path=path, n_ctx=call["n_ctx"], n_threads=llama_threads(), seed=0, verbose=False
+                model_path=call["path"], n_ctx=call["n_ctx"], n_threads=llama_threads(), seed=0, verbose=False
             )
         extra = {}
         if call["json_schema"] is not None:
@@ -215,11 +216,14 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=3, help="calls per process in (a)")
     parser.add_argument("--tokens", type=int, default=128, help="max tokens per call in (a)")
     parser.add_argument("--only", choices=["speed", "session", "kv", "startup"], action="append")
+    parser.add_argument("--model", default="qwen2.5-coder-1.5b", help="llamacpp model of (a): qwen2.5-coder-1.5b, smollm2-135m")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         kind, *rest = args.worker
-        result = _speed_worker(rest[0], int(rest[1]), int(rest[2])) if kind == "speed" else _raw_session_worker(Path(rest[0]))
+        result = (
+            _speed_worker(rest[0], int(rest[1]), int(rest[2]), rest[3]) if kind == "speed" else _raw_session_worker(Path(rest[0]))
+        )
         print(json.dumps(result))
         return
     only = set(args.only or ["speed", "session", "kv", "startup"])
@@ -230,11 +234,11 @@ def main() -> None:
     if "speed" in only:
         a: list[dict[str, Any]] = []
         b: list[dict[str, Any]] = []
-        spec = (str(args.calls), str(args.tokens))
+        spec = (str(args.calls), str(args.tokens), args.model)
         for _ in range(args.repeats):
             a.append(_in_process("speed", "raw", *spec))
             b.append(_in_process("speed", "project", *spec))
-        print(f"\n(a) one call, {args.calls} calls x {args.tokens} tokens per process (medians per process)")
+        print(f"\n(a) one call on {args.model}, {args.calls} calls x {args.tokens} tokens per process (medians per process)")
         for key, label in (("gen", "generation tok/s"), ("prompt", "prompt tok/s")):
             print(
                 report(
