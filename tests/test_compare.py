@@ -106,6 +106,12 @@ def test_statistics_on_fixed_inputs() -> None:
     assert _stats.shared_ranks([six_ahead, {k: 2.0 for k in range(6)}]) == [1, 2]  # p = 2/2^6 = 0.031
     assert _stats.shared_ranks([six_ahead, {k: 2.0 for k in range(5)}]) == [1, 1]  # five shared seeds: p >= 0.0625
     assert _stats.shared_ranks([six_ahead, six_ahead, {k: 1.0 for k in range(6)}]) == [1, 1, 3]
+    # A corpus's runs are not paired by seed: the unpaired Mann-Whitney U test (exact for small samples).
+    unpaired = _stats.unpaired_p_value
+    assert unpaired([4.0, 4.1, 4.2, 4.3], [2.0, 2.1, 2.2, 2.3]) == pytest.approx(2 / 70)  # 4 vs 4 all apart: 2 / C(8,4)
+    assert unpaired([4.0, 4.1, 4.2], [2.0, 2.1, 2.2]) == pytest.approx(0.1)  # 3 vs 3 cannot reach 0.05
+    assert unpaired([3.0, 3.0], [3.0]) == 1.0 and unpaired([], [1.0]) == 1.0
+    assert _stats.shared_ranks_by([[4.0, 4.1, 4.2, 4.3], [2.0, 2.1, 2.2, 2.3], [2.05, 2.15]], unpaired) == [1, 2, 2]
     records = _stats.win_records([("x", "y", "a"), ("x", "y", "tie"), ("y", "z", "b"), ("x", "z", "b")], ["x", "y", "z"])
     assert (records["x"].wins, records["x"].losses, records["x"].ties, records["x"].rate) == (1, 1, 1, 0.5)
     assert records["z"].rate == 1.0 and records["y"].rate == 0.1667  # (0 + 1/2) / 3

@@ -211,6 +211,8 @@ def test_runs_bulk_evaluate_and_compare_from_runs_on_an_imported_tree(tmp_path: 
         assert row["ci_note"] == "too few runs for an interval (2 graded; 5 needed)"
         assert set(row["criteria"]) == set(board["criteria"]) and board["criteria"]
         assert row["wins"] + row["losses"] + row["ties"] == 1 and row["win_rate"] is not None
+    # Two graded runs a model cannot separate two models (Mann-Whitney U, unpaired: the runs share no seeds).
+    assert [r["rank"] for r in board["rows"]] == [1, 1] and any(n.startswith("shared ranks (rank 1)") for n in board["notes"])
     assert "95% CI" in _cli("compare", "--from-runs", "source=imported", "--runs-dir", runs).stdout
 
     bad = _cli("compare", "--from-runs", "colour=blue", "--runs-dir", runs, ok=False)

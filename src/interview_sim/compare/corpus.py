@@ -3,6 +3,7 @@
 `compare` runs new cells; this reads the runs folder's index instead (measured and imported runs alike), so a
 user who re-graded their 2024 AutoGen 0.2 corpus with a new judge can rank its candidate models. Per model:
 the mean overall score of its graded runs with a 95 % percentile-bootstrap interval (none with too few runs),
+ranks shared where the Mann-Whitney U test does not separate two models' scores,
 per-criterion means, and a win rate
 from the pairwise verdicts recorded between runs of different models (`evaluate --pairwise`). One judge is
 used throughout (scores of different judges are not comparable): the one given, else the judge that graded
@@ -65,6 +66,22 @@ def _pick_judge(graded: dict[str, list[EvaluationRow]], judge: str | None, notes
     return chosen
 
 
+def _ranks(rows: list[CorpusRow], overall: dict[str, list[float]], notes: list[str]) -> list[int]:
+    """Competition ranks for rows sorted best first: graded models share a rank unless the Mann-Whitney U test
+    separates their scores (a corpus's runs are not paired by seed, so the test is unpaired); ungraded ones follow."""
+    graded = [r for r in rows if overall[r.model]]
+    ranks = stats.shared_ranks_by([overall[r.model] for r in graded], stats.unpaired_p_value)
+    ranks += [len(graded) + i for i in range(1, len(rows) - len(graded) + 1)]
+    tiers = Counter(ranks[: len(graded)])
+    shared = sorted(f"rank {rank}" for rank, count in tiers.items() if count > 1)
+    if shared:
+        notes.append(
+            f"shared ranks ({', '.join(shared)}): the models' scores do not differ significantly (Mann-Whitney U over"
+            f" their runs, p >= {stats.SIGNIFICANCE:g}; the runs are not paired by seed)"
+        )
+    return ranks
+
+
 def leaderboard_from_runs(
     runs_dir: str | Path,
     where: RunFilter | str = "all",
@@ -108,14 +125,16 @@ def leaderboard_from_runs(
     records = stats.win_records([(str(a), str(b), o) for a, b, o in games], models)
     criteria = sorted({c for evaluations in latest.values() for e in evaluations for c in e.criteria})
     rows = []
+    overall_by_model: dict[str, list[float]] = {}
     for model in models:
         mine = [d for d, m in model_of.items() if m == model]
         scores = [e for d in mine for e in latest[d]]
         criterion_scores = [{k: v for k, v in e.criteria.items() if v is not None} for e in scores]
-        overall = [e.overall for e in scores if e.overall is not None]
+        overall = overall_by_model[model] = [e.overall for e in scores if e.overall is not None]
         figures = Standing.figures(overall, criterion_scores, criteria, records[model], confidence)
         rows.append(CorpusRow(rank=0, model=model, runs=len(mine), **figures))
     rows.sort(key=lambda r: (r.mean is None, -(r.mean or 0.0), -(r.win_rate or 0.0), r.model))
+    ranks = _ranks(rows, overall_by_model, notes)
     ungraded = sum(r.runs - r.n for r in rows)
     if ungraded:
         notes.append(f"{ungraded} run(s) have no evaluation by {chosen or 'any judge'}: grade them with `evaluate --where ...`")
@@ -126,7 +145,7 @@ def leaderboard_from_runs(
         role=role,
         judge=chosen,
         runs=len(runs),
-        rows=[r.model_copy(update={"rank": n}) for n, r in enumerate(rows, 1)],
+        rows=[r.model_copy(update={"rank": rank}) for rank, r in zip(ranks, rows, strict=True)],
         criteria=criteria,
         notes=notes,
     )

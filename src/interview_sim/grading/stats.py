@@ -9,9 +9,11 @@ test over the seeds they share (Wilcoxon signed-rank) finds their difference sig
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 CONFIDENCE = 0.95
 DIGITS = 4
@@ -115,17 +117,31 @@ def paired_p_value(a: Mapping[Any, float], b: Mapping[Any, float]) -> tuple[floa
     return float(wilcoxon(diffs).pvalue), len(shared)
 
 
+def unpaired_p_value(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided p of the Mann-Whitney U test between two independent samples of scores (runs not paired by seed,
+    e.g. a corpus); p = 1 when there is nothing to test (a sample empty, or every score the same)."""
+    from scipy.stats import mannwhitneyu
+
+    if not a or not b or len({*a, *b}) == 1:
+        return 1.0
+    return float(mannwhitneyu(list(a), list(b), alternative="two-sided").pvalue)
+
+
 def shared_ranks(ordered: Sequence[Mapping[Any, float]], alpha: float = SIGNIFICANCE) -> list[int]:
     """Competition ranks (1, 1, 3 ...) for models already sorted best first, each given as {seed key: score}: a
     model shares the rank of the first model of the current tier unless the paired test separates them."""
+    return shared_ranks_by(ordered, lambda a, b: paired_p_value(a, b)[0], alpha)
+
+
+def shared_ranks_by(ordered: Sequence[T], p_value: Callable[[T, T], float], alpha: float = SIGNIFICANCE) -> list[int]:
+    """`shared_ranks` with the test given: `p_value(tier leader, model)`."""
     ranks: list[int] = []
     leader = 0
     for i, scores in enumerate(ordered):
         if i == 0:
             ranks.append(1)
             continue
-        p, _ = paired_p_value(ordered[leader], scores)
-        if p < alpha:
+        if p_value(ordered[leader], scores) < alpha:
             leader = i
             ranks.append(i + 1)
         else:
