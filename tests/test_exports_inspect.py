@@ -330,16 +330,10 @@ def inspect_view(exported: Exported) -> Iterator[str]:
 
 @pytest.mark.browser
 def test_inspect_view_shows_a_runs_messages_and_scores(exported: Exported, inspect_view: str, tmp_path: Path) -> None:
-    from test_report_browser import ARTIFACTS, CHROMIUM, FLAGS, _missing
-
-    reason = _missing()
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"the browser tests must run in CI: {reason}")
-        pytest.skip(reason)
     from urllib.parse import quote
 
-    from playwright.sync_api import sync_playwright
+    from headless_chromium import launched
+    from test_report_browser import ARTIFACTS
 
     transcript = load_transcript(exported.scripted)
     evaluation = _latest(exported.scripted)
@@ -352,30 +346,26 @@ def test_inspect_view_shows_a_runs_messages_and_scores(exported: Exported, inspe
     sample_url = f"{inspect_view}/#/logs/{quote(log_path.name)}/samples/sample/{sample.id}/{sample.epoch}/"
     answer = next(m.content for m in transcript.messages if m.role == "candidate")
     first = next(iter(evaluation.criteria))
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(sample_url, wait_until="load")
-            page.get_by_text(answer[:80]).first.wait_for(timeout=30_000)  # the messages
-            body = page.inner_text("body")
-            assert f"Epoch {sample.epoch}" in body
-            assert first in body  # the sample header lists its scores
-            shots = ARTIFACTS.parent / "exports"
-            shots.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(shots / "inspect-view-messages.png"), full_page=True)
-            page.goto(sample_url + "scoring", wait_until="load")
-            rationale = evaluation.judges[0].criteria[0].rationale
-            page.get_by_text(rationale).first.wait_for(timeout=30_000)  # the explanations
-            body = page.inner_text("body")
-            assert evaluation.calibration is not None and evaluation.calibration.summary in body
-            assert f"“{evaluation.judges[0].criteria[0].evidence[0]}”" in body  # the evidence quotes
-            page.screenshot(path=str(shots / "inspect-view-scores.png"), full_page=True)
-            assert errors == []
-        finally:
-            browser.close()
+    with launched() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(sample_url, wait_until="load")
+        page.get_by_text(answer[:80]).first.wait_for(timeout=30_000)  # the messages
+        body = page.inner_text("body")
+        assert f"Epoch {sample.epoch}" in body
+        assert first in body  # the sample header lists its scores
+        shots = ARTIFACTS.parent / "exports"
+        shots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shots / "inspect-view-messages.png"), full_page=True)
+        page.goto(sample_url + "scoring", wait_until="load")
+        rationale = evaluation.judges[0].criteria[0].rationale
+        page.get_by_text(rationale).first.wait_for(timeout=30_000)  # the explanations
+        body = page.inner_text("body")
+        assert evaluation.calibration is not None and evaluation.calibration.summary in body
+        assert f"“{evaluation.judges[0].criteria[0].evidence[0]}”" in body  # the evidence quotes
+        page.screenshot(path=str(shots / "inspect-view-scores.png"), full_page=True)
+        assert errors == []
 
 
 def test_a_panel_run_keeps_its_seats_and_an_ungraded_run_only_its_health(runs_dir: Path, tmp_path: Path) -> None:

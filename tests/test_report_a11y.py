@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from headless_chromium import launched
 from interview_sim.compare import compare_models, comparison_dir
 from interview_sim.errors import ModelCallError
 from interview_sim.grading.evaluate import evaluate_run
@@ -30,7 +31,6 @@ from interview_sim.models.human import AnswerRequest, with_answers
 from interview_sim.report import write_report
 from interview_sim.session import run_scenario
 from test_report import make_comparison, make_imported_run, make_native_run
-from test_report_browser import CHROMIUM, FLAGS, _missing
 
 pytestmark = pytest.mark.browser
 
@@ -135,21 +135,13 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def browser(pages: dict[str, Path]) -> Iterator[Any]:
-    reason = _missing()
-    if reason is None and not AXE.is_file():
-        reason = f"axe-core is not installed at {AXE}: `make install` installs it with npm (or set INTERVIEW_SIM_AXE)"
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"the accessibility tests must run in CI: {reason}")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    axe = (
+        None
+        if AXE.is_file()
+        else f"axe-core is not installed at {AXE}: `make install` installs it with npm (or set INTERVIEW_SIM_AXE)"
+    )
+    with launched("the accessibility tests", axe) as chromium:
+        yield chromium
 
 
 @pytest.mark.parametrize("width", WIDTHS)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from headless_chromium import CHROMIUM, FLAGS, require
 from interview_sim.compare import load_comparison
 from interview_sim.grading.evaluate import load_evaluations
 from interview_sim.record import load_transcript
@@ -29,27 +29,7 @@ from test_report import HOSTILE, SPEEDS, records  # noqa: F401  (`records`: the 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("INTERVIEW_SIM_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("INTERVIEW_SIM_TEST_ARTIFACTS") or ROOT / "test-artifacts") / "report"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _missing() -> str | None:
-    if shutil.which(CHROMIUM) is None:
-        return f"no Chromium at {CHROMIUM}: apt-get install chromium (or set INTERVIEW_SIM_CHROMIUM)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright is not installed: pip install -e '.[dev]'"
-    return None
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +39,7 @@ def browser(records: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) 
     It takes `records` so that they are made first: Playwright's sync API runs an event loop of its own,
     inside which the fixtures' `asyncio.run` could not start.
     """
-    reason = _missing()
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"the browser tests must run in CI: {reason}")
-        pytest.skip(reason)
+    require("the browser tests")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

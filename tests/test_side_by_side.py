@@ -171,23 +171,10 @@ def test_bad_input_is_one_line(pair: dict[str, Path]) -> None:
 
 @pytest.fixture(scope="module")
 def chromium(pair: dict[str, Path]) -> Iterator[Any]:
-    from test_report_browser import CHROMIUM, FLAGS, _missing
+    from headless_chromium import launched
 
-    reason = _missing()
-    if reason is not None:
-        import os
-
-        if os.environ.get("CI"):
-            pytest.fail(f"the browser tests must run in CI: {reason}")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with launched() as browser:
+        yield browser
 
 
 @pytest.mark.browser
