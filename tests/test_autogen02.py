@@ -99,7 +99,11 @@ def test_import_takes_the_seats_models_explicitly(runs_dir: Path) -> None:
     listed = runner.invoke(app, ["runs", "--runs-dir", str(runs_dir), "--json"])
     (row,) = json.loads(listed.output)
     assert row["candidate_model"] == "ollama:llama3:8b-instruct-fp16"
-    assert row["interviewer_model"] == "gemma:2b-instruct-v1.1-fp16"  # inferred: the page says so
+    assert row["interviewer_model"] == "gemma:2b-instruct-v1.1-fp16"  # inferred: the page says so, and so does `runs show`
+    shown = runner.invoke(app, ["runs", "--runs-dir", str(runs_dir), "show", row["run_id"], "--json"])
+    assert json.loads(shown.output)["inferred_models"] == ["interviewer"]
+    text = runner.invoke(app, ["runs", "--runs-dir", str(runs_dir), "show", row["run_id"]]).output
+    assert "interviewer: gemma:2b-instruct-v1.1-fp16 (inferred) · candidate: ollama:llama3:8b-instruct-fp16\n" in text
     bad = runner.invoke(app, ["import", str(SCALABILITY), "--runs-dir", str(runs_dir), "--interviewer-model", "llama3"])
     assert bad.exit_code == 2
 

@@ -565,6 +565,8 @@ class RunDetails:
     evaluations: list[EvaluationRow]
     warnings: list[str]
     notes: list[str]
+    inferred: list[str] = field(default_factory=list)
+    """Roles whose model an import inferred (from the agent's name and the Cost block) rather than read."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -574,6 +576,7 @@ class RunDetails:
             "evaluations": [asdict(e) for e in self.evaluations],
             "warnings": self.warnings,
             "notes": self.notes,
+            "inferred_models": self.inferred,
         }
 
 
@@ -597,4 +600,5 @@ def show_run(runs_dir: str | Path, run: str) -> RunDetails:
             evaluations=catalog.evaluations(row.run_dir),
             warnings=list(transcript.usage.warnings),
             notes=list(transcript.imported.notes) if transcript.imported else [],
+            inferred=[role for role, agent in transcript.agents.items() if agent.get("model_inferred")],
         )

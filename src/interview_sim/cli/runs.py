@@ -115,7 +115,11 @@ def _render(details: RunDetails) -> None:
         + (f" (batch {escape(r.batch)})" if r.batch else "")
         + (f" · topic: {escape(r.topic)}" if r.topic else "")
     )
-    out.print(f"interviewer: {escape(r.interviewer_model or '-')} · candidate: {escape(r.candidate_model or '-')}")
+    seat = {
+        role: escape(model or "-") + (" (inferred)" if role in details.inferred else "")
+        for role, model in (("interviewer", r.interviewer_model), ("candidate", r.candidate_model))
+    }
+    out.print(f"interviewer: {seat['interviewer']} · candidate: {seat['candidate']}")
     out.print(f"messages: {r.messages} · analyses attached: {r.analyses} · evaluations: {r.evaluations}")
     for record, path in details.sources:
         out.print(f"  from ({record}): {escape(path)}", soft_wrap=True)
