@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from interview_sim.cli import app
 from interview_sim.errors import ReplayError
+from interview_sim.grading.evaluate import evaluate_run
 from interview_sim.models.scripted import ScriptedModel
 from interview_sim.record import SCHEMA_VERSION, TRANSCRIPT_FILE, Transcript, load_transcript, save_transcript
 from interview_sim.replay import UNKNOWN_LATENCY_S, pacing, replay_run, rerun
@@ -62,6 +63,18 @@ def test_replay_shows_every_turn_with_speaker_model_tokens_and_clock(scripted_ru
     for bad in (0, 12):
         with pytest.raises(ReplayError, match="outside the run: it has 11 turns"):
             replay_run(scripted_run, turn=bad)
+
+
+def test_the_header_names_the_judge_that_graded_not_the_agent_files(scripted_run: Path) -> None:
+    """A judge given on the command line is not in the run's evaluator snapshot (the agent file's, Qwen): once the
+    run is graded, the header names the judges whose calls are in the transcript."""
+    assert replay_run(scripted_run).models["evaluator"] == "llamacpp:qwen2.5-coder-1.5b"  # ungraded: the agent file's
+    asyncio.run(evaluate_run(scripted_run, evaluator_models=["scripted:judge"]))
+    assert replay_run(scripted_run).models == {
+        "interviewer": "scripted-default",
+        "candidate": "scripted-default",
+        "evaluator": "scripted-judge",
+    }
 
 
 def _with_latencies(run_dir: Path) -> list[float]:

@@ -320,7 +320,13 @@ class Transcript(_Record):
         self.cost = self.usage.cost_block()
 
     def models_by_role(self) -> dict[str, str]:
-        return {role: str(a.get("model_name") or a.get("model") or "?") for role, a in self.agents.items()}
+        """Each seat's model as its agent snapshot names it; the evaluator's, once the run is graded, as the
+        judges that graded it (a judge given on the command line is not in the snapshot, which is the agent file's)."""
+        models = {role: str(a.get("model_name") or a.get("model") or "?") for role, a in self.agents.items()}
+        judges = list(dict.fromkeys(c.model for c in self.calls if c.role == "evaluator"))
+        if judges:
+            models["evaluator"] = ", ".join(judges)
+        return models
 
 
 # ---------------------------------------------------------------------------------------------- events
