@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from interview_sim.cli import app
 from interview_sim.config import Criterion, Rubric, Scale, load_scenario
 from interview_sim.errors import EvaluationError, ModelCallError, RecordError
+from interview_sim.grading import criterion as _criterion
 from interview_sim.grading import judge as _judging
 from interview_sim.grading.evaluate import (
     CriterionGrade,
@@ -28,6 +29,7 @@ from interview_sim.grading.evaluate import (
     summarise,
 )
 from interview_sim.models import ChatMessage, ChatModel, Completion, CompletionRequest, ModelOptions, create_model
+from interview_sim.models.cache import ModelWrapper
 from interview_sim.models.scripted import ScriptInput, judge_script, script
 from interview_sim.record import load_transcript
 from interview_sim.session import run_scenario
@@ -637,3 +639,29 @@ def test_the_control_judge_quotes_the_candidate_even_when_no_sentence_counts() -
     }
     answer = _json.loads(_criterion_json(schema, block))
     assert answer["evidence"] == ["I respond with an example of how I can help."] and answer["score"] == 1
+
+
+@pytest.mark.anyio
+async def test_each_criterion_call_samples_with_its_own_seed(runs_dir: Path) -> None:
+    """A judge's criterion calls used to share its seed: sampling judges then drew the same random number for every
+    score (5, 1, 1, 1, 1 from five distributions centred near 2.5). Each call now has its own seed, mixed from the
+    judge's and the criterion's id: different across criteria, the same on every run, new for the next judge."""
+    run_dir = await _run(runs_dir)
+    seeds: list[tuple[int | None, str]] = []
+
+    def factory(ref: str, options: ModelOptions) -> ChatModel:
+        inner = create_model(ref, options)
+
+        class Seeds(ModelWrapper):
+            async def complete(self, request: CompletionRequest) -> Completion:
+                seeds.append((request.seed, request.json_schema["title"] if request.json_schema else ""))
+                return await inner.complete(request)
+
+        return Seeds(inner)
+
+    await evaluate_run(run_dir, evaluator_models=["scripted:judge"], judges=2, seed=10, model_factory=factory)
+    first, second = seeds[:5], seeds[5:]
+    assert len(seeds) == 10 and len({s for s, _ in first}) == 5 and not {s for s, _ in first} & {s for s, _ in second}
+    names = {c.name: c.id for c in load_scenario("scalability-issues").spec.rubric.criteria}
+    assert all(s == _criterion.sampling_seed(10, names[title]) for s, title in first)
+    assert _criterion.sampling_seed(10, "security-measures") == _criterion.sampling_seed(10, "security-measures")

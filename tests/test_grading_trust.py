@@ -18,7 +18,7 @@ from interview_sim.config import AgentSpec, load_scenario
 from interview_sim.errors import EvaluationError
 from interview_sim.grading import gate
 from interview_sim.grading.calibration import INJECTIONS, calibrate, controls_dir
-from interview_sim.grading.criterion import presentation_order, score_probabilities
+from interview_sim.grading.criterion import presentation_order, sampling_seed, score_probabilities
 from interview_sim.grading.evaluate import evaluate_run, load_evaluations
 from interview_sim.grading.screen import SCREEN_VERSION
 from interview_sim.grading.validity import Sizes
@@ -55,6 +55,10 @@ async def _run(runs_dir: Path, candidate: str = "scripted:average") -> Path:
 # ---------------------------------------------------------------------------------------------- test backends
 
 
+_JUDGE_2_SEEDS = {1235} | {sampling_seed(1235, c.id) for c in RUBRIC.criteria}
+"""The seeds judge 2 of 3 calls with: its own (one-call modes), and each criterion's (`criterion.sampling_seed`)."""
+
+
 class _FlakyJudge(ChatModel):
     """`flaky:<script>`: a scripted judge whose second seed (base + 1) always answers with broken JSON."""
 
@@ -71,7 +75,7 @@ class _FlakyJudge(ChatModel):
 
     async def complete(self, request: CompletionRequest) -> Completion:
         completion = await self.inner.complete(request)
-        if request.seed == 1235:  # the evaluator agent's seed is 1234: judge 2 of 3
+        if request.seed in _JUDGE_2_SEEDS:  # the evaluator agent's seed is 1234: judge 2 of 3
             completion.content = '{"score": "not a number"'
         return completion
 

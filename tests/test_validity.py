@@ -302,7 +302,12 @@ async def test_a_broken_judge_fails_the_gate_for_the_right_reason(judge: str, re
     if judge == "test-random-judge":
         assert figures.qwk.low is not None and figures.qwk.high is not None
         assert figures.qwk.low < 0.0 < figures.qwk.high < 0.6  # agreement by chance only, and the interval says so
-        assert failed == ["agreement", "order"]  # and a coin per order flips most verdicts
+        assert {"agreement", "order"} <= set(failed)  # and a coin per order flips most verdicts
+        # Its verbosity delta is noise: on SMALL's 15 swapped transcripts it may pass or fail by chance (after each
+        # criterion's call got its own seed, which changed the coins, it measured -0.39 [-0.79, -0.01] and failed),
+        # but it stays far below a length judge's (over 2 points).
+        delta = figures.verbosity_delta
+        assert delta.value is not None and abs(delta.value) < 1.0
     elif judge == "test-middle-judge":
         assert figures.qwk.value == 0.0 and figures.spearman.value is None and "one score" in figures.spearman.note
         assert figures.order_flip_rate.value == 0.0 and figures.decisive_accuracy.value is None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import zlib
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -59,6 +60,17 @@ def levels_text(criterion: Criterion, rubric: Rubric) -> str:
     elif between:
         lines.append(f"{', '.join(map(str, between))}: between the neighbouring levels.")
     return "\n".join(lines)
+
+
+def sampling_seed(judge_seed: int, criterion_id: str) -> int:
+    """The seed of one criterion's call: the judge's seed mixed with the criterion's id (stable across runs).
+
+    One seed for all of a judge's criterion calls drew the same random number for every score token: a sampling
+    judge (repeats at temperature 0.7) then gave the same quantile of each criterion's distribution, e.g. 5, 1, 1,
+    1, 1 from five distributions centred near 2.5 (seen in the test-retest of the default judge). Greedy decoding
+    ignores the seed, so a greedy judge's grades do not depend on this.
+    """
+    return (judge_seed * 1_000_003 + zlib.crc32(criterion_id.encode("utf-8"))) % 2**31
 
 
 CRITERION_RATIONALE_CHARS = 200

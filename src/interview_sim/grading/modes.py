@@ -47,7 +47,15 @@ class _Prompt:
 
 
 async def _ask(
-    session: JudgeSession, ref: str, seed: int, prompt: _Prompt, turns: list[str], temperature: float, max_tokens: int
+    session: JudgeSession,
+    ref: str,
+    seed: int,
+    prompt: _Prompt,
+    turns: list[str],
+    temperature: float,
+    max_tokens: int,
+    *,
+    sampling_seed: int | None = None,
 ) -> judge.Asked:
     """One bounded ask, the interviewer's turns shortened when the prompt does not fit otherwise; a model-call
     failure or no valid answer becomes JudgeFailed (raw answers kept)."""
@@ -67,7 +75,7 @@ async def _ask(
             schema=prompt.schema,
             max_tokens=max_tokens,
             temperature=temperature,
-            seed=seed,
+            seed=seed if sampling_seed is None else sampling_seed,
             repeat_penalty=session.agent.repeat_penalty,
             think=session.agent.think,
             on_completion=session.recorder(ref, seed, prompt.kind),
@@ -133,7 +141,8 @@ async def grade_criteria(
             quotes=lambda answer: {"evidence": answer.evidence},  # type: ignore[attr-defined]
             top_logprobs=judge.TOP_LOGPROBS,
         )
-        asked = await _ask(session, ref, seed, prompt, turns, temperature, max_tokens)
+        sampling = crit.sampling_seed(seed, criterion.id)
+        asked = await _ask(session, ref, seed, prompt, turns, temperature, max_tokens, sampling_seed=sampling)
         probabilities, source = crit.score_probabilities(asked.completion, lo, hi)
         sources.add(source)
         answer: Any = asked.value
