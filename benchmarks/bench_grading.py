@@ -14,9 +14,12 @@
     Session wall (first to last turn), grading wall, total wall; grading / session (target <= 0.5) and the judge's
     prompt tokens evaluated / submitted (target <= 0.35); total target <= 80 s.
 (d) With py-spy installed (`pip install py-spy`), where one grading's time goes: samples by frame, before and after.
+(e) compare, embedded cells: Qwen vs SmolLM2 as candidates (the interviewer and judge are the default Qwen), one
+    repeat each, pairwise on, the CLI's defaults: wall, cells/hour, and how many times each worker loaded a model.
 
 Run it alone on an idle machine: every figure is a wall time.
-Usage: .venv/bin/python benchmarks/bench_grading.py [--repeats 3] [--only generation|grading|demo|profile] [--run DIR]
+Usage: .venv/bin/python benchmarks/bench_grading.py [--repeats 3] [--only generation|grading|demo|profile|compare]
+       [--run DIR]
 """
 
 from __future__ import annotations
@@ -256,6 +259,28 @@ def profile(run: Path) -> None:
         shutil.rmtree(work.parent, ignore_errors=True)
 
 
+def compare(repeats: int) -> None:
+    runs = Path(tempfile.mkdtemp(prefix="bench-compare-"))
+    models = "llamacpp:qwen2.5-coder-1.5b,llamacpp:smollm2-135m"
+    cmd = [*CLI, "compare", "scalability-issues", "--models", models, "--repeats", str(repeats), "--runs-dir", str(runs)]
+    start = time.perf_counter()
+    out = subprocess.run([*cmd, "--json"], env=ENV, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    if out.returncode != 0:
+        raise RuntimeError(f"compare exited {out.returncode}: {out.stderr.strip()[-300:]}")
+    cells = json.loads(out.stdout)["cells"]
+    loads: collections.Counter[str] = collections.Counter()
+    for transcript in runs.rglob("transcript.json"):
+        for call in json.loads(transcript.read_text())["calls"]:
+            loaded = (call.get("metadata") or {}).get("loaded")
+            if loaded:
+                loads[loaded] += 1
+    print(f"(e) compare {models}, {repeats} repeat(s), pairwise on: {len(cells)} cells in {wall:.0f} s")
+    print(f"    {3600 * len(cells) / wall:.1f} cells/hour (pairwise judgments included in the wall time)")
+    print(f"    loaded models (process#load: calls): {dict(loads)}")
+    shutil.rmtree(runs, ignore_errors=True)
+
+
 def _default_run() -> Path:
     """A 12-message run of the default scenario: the newest under runs/, else one made now."""
     found = sorted((ROOT / "runs" / "scalability-issues").glob("*/transcript.json"))
@@ -270,10 +295,10 @@ def _default_run() -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3, help="pairs (or rounds) per figure")
-    parser.add_argument("--only", choices=["generation", "grading", "demo", "profile"], action="append")
+    parser.add_argument("--only", choices=["generation", "grading", "demo", "profile", "compare"], action="append")
     parser.add_argument("--run", type=Path, help="the run (b) and (d) grade (default: the newest under runs/)")
     args = parser.parse_args()
-    only = set(args.only or ["generation", "grading", "demo", "profile"])
+    only = set(args.only or ["generation", "grading", "demo", "profile", "compare"])
     print(f"bench_grading: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
     if "generation" in only:
         generation(max(args.repeats, 5))
@@ -284,6 +309,8 @@ def main() -> None:
         demo(args.repeats)
     if "profile" in only and run is not None:
         profile(run)
+    if "compare" in only:
+        compare(1)
 
 
 if __name__ == "__main__":
