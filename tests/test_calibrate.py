@@ -71,6 +71,26 @@ async def test_calibration_passes_with_the_scripted_judge(runs_dir: Path) -> Non
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("scenario", ["scalability-issues", "system-design-panel"])
+async def test_with_no_judge_given_the_controls_are_graded_by_agents_evaluator_yaml(scenario: str, runs_dir: Path) -> None:
+    """Whatever evaluator a control was recorded with (the panel's controls carry SmolLM2's, the default of the day
+    they were written), calibration grades them with the judge its record names: agents/evaluator.yaml's."""
+    from interview_sim.grading.evaluate import default_evaluator
+    from interview_sim.models import ChatModel, ModelOptions, create_model
+
+    asked: list[str] = []
+
+    def factory(ref: str, options: ModelOptions) -> ChatModel:
+        asked.append(ref)
+        return create_model("scripted:judge", options)  # stands in for the default judge: only who is asked matters
+
+    calibration = await calibrate(scenario=scenario, runs_dir=runs_dir, sizes=NO_LABELLED, model_factory=factory)
+    assert asked and set(asked) == {default_evaluator().model}
+    assert calibration.evaluator_models == [default_evaluator().model]
+    assert calibration.evaluator_agent == default_evaluator().model_dump(mode="json")
+
+
+@pytest.mark.anyio
 async def test_the_scripted_judge_ignores_sentences_addressed_to_it(runs_dir: Path) -> None:
     calibration = await calibrate(evaluator_models=["scripted:judge"], runs_dir=runs_dir, sizes=NO_LABELLED)
     graded = load_evaluations(calibration.controls["injection"].run_dir)[0]

@@ -38,7 +38,7 @@ from interview_sim.grading.modes import Mode
 from interview_sim.grading.screen import SCREEN_VERSION
 from interview_sim.grading.validity import Sizes, Validity
 from interview_sim.models import ModelOptions, create_model, parse_ref
-from interview_sim.record import load_transcript, new_run_id, save_transcript, utc_now, write_json_atomic
+from interview_sim.record import Transcript, load_transcript, new_run_id, save_transcript, utc_now, write_json_atomic
 from interview_sim.version import version
 
 __all__ = ["CONTROLS", "Calibration", "ControlResult", "calibrate", "controls_dir"]
@@ -355,7 +355,7 @@ async def calibrate(
     folder = store / calibration_id
     jobs = [(c, c, False) for c in CONTROLS] + [(REVERSED, "strong", True)]
     for name, control, _ in jobs:
-        save_transcript(folder / name, load_transcript(source / f"{control}.json"))
+        save_transcript(folder / name, _without_judge(load_transcript(source / f"{control}.json")))
     options: dict[str, object] = dict(
         evaluator_models=evaluator_models, judges=judges, seed=seed, model_factory=model_factory, max_tokens=max_tokens
     ) | {"mode": mode, "calibration_store": store, "screen": screen}
@@ -364,7 +364,8 @@ async def calibrate(
     results, evaluations = await _grade_controls(jobs, folder, options, limit, on_progress)
     measured = None
     if bank is not None and sizes.transcripts > 0:
-        labelled_run = dict(bank=bank, rubric=rubric, template=load_transcript(source / "strong.json"), sizes=sizes)
+        template = _without_judge(load_transcript(source / "strong.json"))
+        labelled_run = dict(bank=bank, rubric=rubric, template=template, sizes=sizes)
         measured = await validity.measure(
             **labelled_run,  # type: ignore[arg-type]
             folder=folder / "labelled",
@@ -384,6 +385,14 @@ async def calibrate(
         write_json_atomic(source / gate.SHIPPED_FILE, calibration)
     _record(store, calibration, rubric.content_hash(), mode)
     return calibration
+
+
+def _without_judge(transcript: Transcript) -> Transcript:
+    """A control as calibration grades it: without the evaluator snapshot it was recorded with, so that it is graded
+    by agents/evaluator.yaml (or the judges given), the judge the record vouches for. The system-design-panel
+    controls carried the SmolLM2 evaluator of the day they were written, and `make calibrate` calibrated SmolLM2."""
+    transcript.agents.pop("evaluator", None)
+    return transcript
 
 
 def _record(store: Path, calibration: Calibration, rubric_hash: str, mode: str) -> None:
