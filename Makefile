@@ -68,16 +68,20 @@ bench: install
 # The default judge's calibration on every scenario with controls, written beside the controls as the record the
 # project ships (scenarios/controls/<id>/calibration.json). Calibration is deterministic for a given model file,
 # rubric, judge prompts and seeds, so this reproduces the shipped records; tests/test_shipped_calibration.py fails
-# when they no longer match the code. About 10 minutes per scenario on an idle 2-core machine.
-# Each writes its record whether the judge passes or fails (a failed record says so on every grade); make stops
-# at the first failure. `--labelled 0`: the controls' checks only, as the shipped record was made (every grade
-# then says "controls only: agreement on the labelled set not measured").
+# when they no longer match the code. Each writes its record whether the judge passes or fails (a failed record
+# says so on every grade); both always run, and make fails if either judge failed.
+# scalability-issues also grades its labelled validation set (docs/judge-validity.md) at CALIBRATE_SIZES: about
+# 40 minutes on an idle 2-core machine; system-design-panel has controls only (no labelled set yet): about 20.
+CALIBRATE_SIZES := --labelled 20 --verbosity 6 --retest 6 --pairs 8
 calibrate: install
-	$(VENV)/bin/interview-sim calibrate --scenario scalability-issues --ship --labelled 0
-	$(VENV)/bin/interview-sim calibrate --scenario system-design-panel --ship --labelled 0
+	status=0; \
+	$(VENV)/bin/interview-sim calibrate --scenario scalability-issues --ship $(CALIBRATE_SIZES) || status=$$?; \
+	$(VENV)/bin/interview-sim calibrate --scenario system-design-panel --ship --labelled 0 || status=$$?; \
+	exit $$status
 
-# The same with the labelled validation set at its default sizes (QWK, verbosity, test-retest, order flips; see
-# docs/judge-validity.md): about 750 judge calls with the default 1.5B judge, 2.5-3 hours on an idle 2-core machine.
+# The labelled validation set at its default sizes (60 transcripts, 30 swapped, 20 retested, 30 pairs), intervals
+# narrow enough to tell 0.4 from 0.6: about 750 judge calls with the default 1.5B judge, 2.5-3 hours on an idle
+# 2-core machine.
 calibrate-full: install
 	$(VENV)/bin/interview-sim calibrate --scenario scalability-issues --ship
 

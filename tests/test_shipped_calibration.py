@@ -2,7 +2,7 @@
 
 `make calibrate` grades each scenario's controls with the default judge and writes the outcome to
 `scenarios/controls/<scenario>/calibration.json`; the gate reads it, so a run graded by the default judge says
-"judge passed calibration" without calibrating on the user's machine. The record vouches only for what it was
+whether the judge passed calibration without calibrating on the user's machine. The record vouches only for what it was
 made with: the judge's weights, the rubric, the judge prompts, the grading mode, the injection screen and the
 evaluator agent file. Each of those is recomputed here from the code and the files as they are now.
 """
@@ -34,11 +34,17 @@ def _default_judge_identity() -> str:
     return f"{ref}@sha256:{chunked.sha256[:16]}"
 
 
-def test_the_default_scenario_ships_a_passing_calibration_of_the_default_judge() -> None:
+def test_the_default_scenario_ships_the_default_judges_calibration_with_its_labelled_figures() -> None:
+    """What the shipped record says, pinned: the default judge passes every check of the controls (ordering with a
+    margin, every injection at or below weak, position bias) and fails the labelled set's agreement and order-flip
+    thresholds (docs/judge-validity.md). A change of judge, prompts or screen that moves either side fails here."""
     path = ROOT / "scenarios" / "controls" / "scalability-issues" / gate.SHIPPED_FILE
     record = json.loads(path.read_text(encoding="utf-8"))
-    assert record["passed"] is True, record["verdict"]
     assert record["evaluator_models"] == [default_evaluator().model]
+    assert record["validity"] is not None and record["validity"]["sizes"]["transcripts"] >= 20
+    controls = [c for c in record["checks"] if c["group"] in ("ordering", "injection", "position bias")]
+    assert len(controls) == 8 and all(c["passed"] for c in controls), record["verdict"]
+    assert record["passed"] is False and record["failed_checks"] == ["agreement", "order"], record["verdict"]
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.parent.name for p in SHIPPED])
@@ -60,12 +66,13 @@ def test_the_gate_reads_a_shipped_record_for_its_exact_key_only(tmp_path: Path) 
     record = json.loads(path.read_text(encoding="utf-8"))
     identity = _default_judge_identity()
     key = gate.key(identity, record["rubric_hash"], PROMPT_VERSION, "criterion", f"v{SCREEN_VERSION}")
-    assert gate.lookup(None, key, shipped=path).state == "passed"
+    shipped = gate.lookup(None, key, shipped=path)
+    assert shipped.state == "failed" and shipped.failed_checks == ["agreement", "order"]
     for changed in ({"judge": "llamacpp:other@sha256:0"}, {"rubric_hash": "0"}, {"screen": "off"}, {"mode": "rubric"}):
         assert gate.lookup(None, key | changed, shipped=path).state == "not calibrated"
-    # A calibration in the user's own runs folder comes first: a failed one there wins over the shipped pass.
-    gate.record(tmp_path, key, passed=False, failed_checks=["ordering"], calibration_id="mine")
-    assert gate.lookup(tmp_path, key, shipped=path).state == "failed"
+    # A calibration in the user's own runs folder comes first: one there wins over the shipped record.
+    gate.record(tmp_path, key, passed=True, failed_checks=[], calibration_id="mine")
+    assert gate.lookup(tmp_path, key, shipped=path).state == "passed"
     damaged = tmp_path / "calibration.json"
     damaged.write_text("{not json", encoding="utf-8")
     assert gate.lookup(None, key, shipped=damaged).state == "not calibrated"

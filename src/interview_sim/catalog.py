@@ -435,7 +435,6 @@ def _writable(folder: Path) -> bool:
 @contextlib.contextmanager
 def open_catalog(runs_dir: str | Path, *, build: bool = True, writer: bool = False) -> Iterator[Catalog]:
     """The runs folder's index, built from the folders first if it does not exist yet (or is of another version).
-
     Building it is one write transaction: two commands that find no index build it once. `writer` holds a write
     transaction for the whole block (an import: what it looks up and writes stays consistent). A runs folder this
     process cannot write to is listed from an index built in memory. Committed when the block ends without error.
@@ -528,10 +527,8 @@ def _reindex(root: Path) -> int:
 
 
 def note_run(folder: str | Path) -> None:
-    """Bring an existing index up to date with one run folder (`<runs>/<scenario>/<run>`) just written.
-
-    Never fails the write it follows: an index that cannot be updated is removed, and rebuilt on next use.
-    """
+    """Bring an existing index up to date with one run folder (`<runs>/<scenario>/<run>`) just written. Never fails
+    the write it follows: an index that cannot be updated is removed, and rebuilt on next use."""
     folder = Path(folder)
     root = folder.parent.parent
     path = root / INDEX_FILE
@@ -565,8 +562,7 @@ class RunDetails:
     evaluations: list[EvaluationRow]
     warnings: list[str]
     notes: list[str]
-    inferred: list[str] = field(default_factory=list)
-    """Roles whose model an import inferred (from the agent's name and the Cost block) rather than read."""
+    inferred: list[str] = field(default_factory=list)  # roles whose model an import inferred (name + Cost block)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -322,9 +322,8 @@ async def calibrate(
 ) -> Calibration:
     """Grade the controls with a judge, check it ranks them as their known quality says, and store the outcome.
 
-    Passing means: every control was graded, strong > average > weak on the overall score, every injection
-    attempt is at or below the weak control, and the position-bias check holds. Controls are graded at once
-    where the backend allows (see CONCURRENCY); `on_progress` gets one line per control started and finished.
+    Passing: every control graded, strong > average > weak, every injection at or below weak, no position bias, and
+    the labelled set's figures within `validity.THRESHOLDS`. `on_progress` gets a line per control or labelled item.
 
     Args:
         evaluator_models: the judge's model references (default: agents/evaluator.yaml's model).
@@ -346,7 +345,8 @@ async def calibrate(
     """
     source = _controls(scenario)
     await _check_ready(evaluator_models or [], model_factory)
-    rubric = Rubric.model_validate(load_transcript(source / "strong.json").scenario["rubric"])
+    strong = _without_judge(load_transcript(source / "strong.json"))
+    rubric = Rubric.model_validate(strong.scenario["rubric"])
     sizes = sizes if sizes is not None else Sizes()
     bank = labelled.load_bank(scenario, [c.id for c in rubric.criteria])  # a malformed set fails before anything is written
     started = utc_now()
@@ -364,8 +364,7 @@ async def calibrate(
     results, evaluations = await _grade_controls(jobs, folder, options, limit, on_progress)
     measured = None
     if bank is not None and sizes.transcripts > 0:
-        template = _without_judge(load_transcript(source / "strong.json"))
-        labelled_run = dict(bank=bank, rubric=rubric, template=template, sizes=sizes)
+        labelled_run = dict(bank=bank, rubric=rubric, template=strong, sizes=sizes)
         measured = await validity.measure(
             **labelled_run,  # type: ignore[arg-type]
             folder=folder / "labelled",
