@@ -66,6 +66,7 @@ async def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--model", default=None, help="Model for both seats (default: the agent files', SmolLM2).")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--keep", type=Path, default=None, help="Keep the runs in this folder (default: a temporary one).")
     parser.add_argument(
         "--jobs",
         type=int,
@@ -89,8 +90,12 @@ async def main() -> None:
             print(f"seed {seed:2d} · {len(result.transcript.messages)} msgs · {wall:5.1f} s · {health_line(health)}", flush=True)
             done[seed] = health, {"seed": seed, "wall_s": round(wall, 2), "health": health.model_dump(mode="json")}
 
-    with tempfile.TemporaryDirectory() as runs_dir:
-        await asyncio.gather(*(one(seed, runs_dir) for seed in range(1, args.seeds + 1)))
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        await asyncio.gather(*(one(seed, str(args.keep)) for seed in range(1, args.seeds + 1)))
+    else:
+        with tempfile.TemporaryDirectory() as runs_dir:
+            await asyncio.gather(*(one(seed, runs_dir) for seed in range(1, args.seeds + 1)))
     healths = [done[seed][0] for seed in sorted(done)]
     rows = [done[seed][1] for seed in sorted(done)]
     print(f"\npooled over {len(healths)} runs of {args.scenario}:")
