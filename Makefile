@@ -70,20 +70,24 @@ bench: install
 # rubric, judge prompts and seeds, so this reproduces the shipped records; tests/test_shipped_calibration.py fails
 # when they no longer match the code. Each writes its record whether the judge passes or fails (a failed record
 # says so on every grade); both always run, and make fails if either judge failed.
-# scalability-issues also grades its labelled validation set (docs/judge-validity.md) at CALIBRATE_SIZES: about
-# 40 minutes on an idle 2-core machine; system-design-panel has controls only (no labelled set yet): about 20.
+# Each also grades its scenario's labelled validation set (docs/judge-validity.md) at CALIBRATE_SIZES, a third of
+# the defaults: about 40 minutes for scalability-issues and 50 for system-design-panel (longer controls) on an idle
+# 2-core machine.
 CALIBRATE_SIZES := --labelled 20 --verbosity 6 --retest 6 --pairs 8
 calibrate: install
 	status=0; \
 	$(VENV)/bin/interview-sim calibrate --scenario scalability-issues --ship $(CALIBRATE_SIZES) || status=$$?; \
-	$(VENV)/bin/interview-sim calibrate --scenario system-design-panel --ship --labelled 0 || status=$$?; \
+	$(VENV)/bin/interview-sim calibrate --scenario system-design-panel --ship $(CALIBRATE_SIZES) || status=$$?; \
 	exit $$status
 
 # The labelled validation set at its default sizes (60 transcripts, 30 swapped, 20 retested, 30 pairs), intervals
-# narrow enough to tell 0.4 from 0.6: about 750 judge calls with the default 1.5B judge, 2.5-3 hours on an idle
-# 2-core machine.
+# narrow enough to tell 0.4 from 0.6: about 750 judge calls per scenario with the default 1.5B judge, 2.5-3 hours
+# each on an idle 2-core machine.
 calibrate-full: install
-	$(VENV)/bin/interview-sim calibrate --scenario scalability-issues --ship
+	status=0; \
+	$(VENV)/bin/interview-sim calibrate --scenario scalability-issues --ship || status=$$?; \
+	$(VENV)/bin/interview-sim calibrate --scenario system-design-panel --ship || status=$$?; \
+	exit $$status
 
 # The long fuzz profile of every reader of outside data (about 10,000 inputs, each with a timeout; `make test`
 # runs a short one). Prints `inputs tried N, clean errors N, crashes N, hangs N`; exit 1 on any crash or hang.

@@ -12,14 +12,16 @@ import numpy as np
 import pytest
 
 from cli_process import one_line, run_cli
-from interview_sim.config import load_scenario
+from interview_sim.config import Rubric, load_scenario
 from interview_sim.grading import gate, labelled, validity
 from interview_sim.grading.calibration import Calibration, calibrate, controls_dir
 from interview_sim.grading.evaluate import evaluate_run
 from interview_sim.grading.judge import render_transcript
-from interview_sim.grading.screen import screen_transcript, subject_filter
+from interview_sim.grading.screen import off_subject_spans, screen_transcript, subject_filter, subject_stems
+from interview_sim.health import content_stems
 from interview_sim.models.scripted import (
     ScriptInput,
+    _answer_lines,
     _candidate_sentences,
     _criterion_keywords,
     _hits,
@@ -36,9 +38,20 @@ SMALL = validity.Sizes(transcripts=30, verbosity=15, retest=4, pairs=10)
 """Enough for a judge that is broken to show it, in a few seconds."""
 
 
+LABELLED_SCENARIOS = ["scalability-issues", "system-design-panel"]
+"""Every scenario with controls has a labelled set."""
+
+
 def _bank() -> labelled.Bank:
     assert BANK is not None
     return BANK
+
+
+def _scenario_bank(scenario: str) -> tuple[Rubric, labelled.Bank]:
+    rubric = load_scenario(scenario).spec.rubric
+    bank = labelled.load_bank(scenario, [c.id for c in rubric.criteria])
+    assert bank is not None, f"{scenario} has controls but no labelled set"
+    return rubric, bank
 
 
 # ---------------------------------------------------------------------------------------------- test judges
@@ -134,16 +147,23 @@ def test_the_design_is_deterministic_balanced_and_uncorrelated() -> None:
     assert np.abs(r[np.triu_indices(5, 1)]).max() < 0.1  # independent permutations alone give ~0.13 typical, 0.3 worst
 
 
-def test_the_transcripts_are_deterministic_and_carry_no_truth() -> None:
-    bank = _bank()
-    template = load_transcript(controls_dir(SCENARIO) / "strong.json")
-    items = labelled.make_items(bank, CRITERIA, 12, seed=5)
-    assert items == labelled.make_items(bank, CRITERIA, 12, seed=5)
+def test_every_scenario_with_controls_has_a_labelled_set() -> None:
+    with_controls = sorted(p.name for p in gate.controls_dir(SCENARIO).parent.iterdir() if (p / "strong.json").is_file())
+    assert with_controls == sorted(LABELLED_SCENARIOS)
+
+
+@pytest.mark.parametrize("scenario", LABELLED_SCENARIOS)
+def test_the_transcripts_are_deterministic_and_carry_no_truth(scenario: str) -> None:
+    rubric, bank = _scenario_bank(scenario)
+    criteria = [c.id for c in rubric.criteria]
+    template = load_transcript(controls_dir(scenario) / "strong.json")
+    items = labelled.make_items(bank, criteria, 12, seed=5)
+    assert items == labelled.make_items(bank, criteria, 12, seed=5)
     for item in items:
         plain = labelled.compose(bank, item, template)
         assert [m.content for m in plain.messages] == [m.content for m in labelled.compose(bank, item, template).messages]
         candidate = [m.content for m in plain.messages if m.role == "candidate"]
-        assert len(candidate) == len(CRITERIA)
+        assert len(candidate) == len(criteria)
         swapped = labelled.compose(bank, labelled.swapped(item, bank), template)
         longer = [m.content for m in swapped.messages if m.role == "candidate"]
         for k, cid in enumerate(item.order):
@@ -157,16 +177,50 @@ def test_the_transcripts_are_deterministic_and_carry_no_truth() -> None:
             assert "level" not in json.dumps(transcript.model_dump(mode="json")["agents"]).replace("labelled", "")
 
 
-def test_every_passage_is_worded_unlike_its_anchor() -> None:
+@pytest.mark.parametrize("scenario", LABELLED_SCENARIOS)
+def test_every_passage_is_worded_unlike_its_anchor(scenario: str) -> None:
     """No paraphrase shares a run of four words with its level's anchor in the rubric."""
-    bank = _bank()
-    for criterion in RUBRIC.criteria:
+    rubric, bank = _scenario_bank(scenario)
+    for criterion in rubric.criteria:
         for level in labelled.LEVELS:
             anchor = re.findall(r"[a-z']+", criterion.levels[level].lower())
             grams = {tuple(anchor[i : i + 4]) for i in range(len(anchor) - 3)}
             for passage in bank.passages[criterion.id][level]:
                 words = re.findall(r"[a-z']+", passage.lower())
                 assert not grams & {tuple(words[i : i + 4]) for i in range(len(words) - 3)}, passage
+
+
+@pytest.mark.parametrize("scenario", LABELLED_SCENARIOS)
+def test_no_passage_opens_like_a_speaker_label(scenario: str) -> None:
+    """ "My scaling plan: ..." at the start of a turn reads as a forged speaker label ("System: ...") to the scripted
+    judge, which then reads none of the turn: a passage must be read whole."""
+    _, bank = _scenario_bank(scenario)
+    for by_level in bank.passages.values():
+        for passage in (p for options in by_level.values() for p in options):
+            assert _answer_lines(passage) == passage.splitlines(), passage
+
+
+@pytest.mark.parametrize("scenario", LABELLED_SCENARIOS)
+def test_the_padding_is_read_by_the_judges_and_adds_no_level(scenario: str) -> None:
+    """Padding sentences are on the criterion's subject (the screen's subject filter keeps them, so a padded answer
+    reaches the judges at its full length) and name none of the rubric's terms of substance (the scripted judge's
+    keywords of any criterion), so a padded answer stays at its level."""
+    rubric, bank = _scenario_bank(scenario)
+    template = load_transcript(controls_dir(scenario) / "strong.json")
+    vocabulary = subject_stems(rubric, template.scenario)
+    keywords = set().union(*(_criterion_keywords(c.name, c.description) for c in rubric.criteria))
+    for cid, sentences in bank.padding.items():
+        for sentence in sentences:
+            assert not off_subject_spans(sentence, vocabulary), f"{cid}: off the subject: {sentence}"
+            assert not {k for k in keywords if any(w.startswith(k) for w in content_stems(sentence))}, sentence
+    items = labelled.make_items(bank, [c.id for c in rubric.criteria], 12, seed=5)
+    for item in items:
+        composed = labelled.compose(bank, labelled.swapped(item, bank), template)
+        shown, left_out = subject_filter(composed, rubric)
+        said = " ".join(m.content for m in composed.messages if m.role == "candidate")
+        read = " ".join(m.content for m in shown.messages if m.role == "candidate")
+        used = [s for c in rubric.criteria if item.truth[c.id] != labelled.HIGH for s in bank.padding[c.id] if s in said]
+        assert used and all(s in read for s in used), left_out
 
 
 # ---------------------------------------------------------------------------------------------- the statistics
@@ -221,19 +275,21 @@ def test_wilson_stays_in_range() -> None:
 
 
 @pytest.mark.anyio
-async def test_the_scripted_judges_figures_are_what_its_rules_imply(runs_dir: Path) -> None:
-    calibration = await calibrate(evaluator_models=["scripted:judge"], runs_dir=runs_dir)
+@pytest.mark.parametrize("scenario", LABELLED_SCENARIOS)
+async def test_the_scripted_judges_figures_are_what_its_rules_imply(scenario: str, runs_dir: Path) -> None:
+    rubric, bank = _scenario_bank(scenario)
+    criteria = [c.id for c in rubric.criteria]
+    calibration = await calibrate(scenario=scenario, evaluator_models=["scripted:judge"], runs_dir=runs_dir)
     measured = calibration.validity
     assert measured is not None and calibration.passed
-    bank = _bank()
-    template = load_transcript(controls_dir(SCENARIO) / "strong.json")
-    keywords = {c.id: _criterion_keywords(c.name, c.description) for c in RUBRIC.criteria}
+    template = load_transcript(controls_dir(scenario) / "strong.json")
+    keywords = {c.id: _criterion_keywords(c.name, c.description) for c in rubric.criteria}
 
     def keyword_count(item: labelled.Item) -> dict[str, int]:
         # What the judge reads: the composed transcript after the screen's subject filter.
-        shown, _ = subject_filter(labelled.compose(bank, item, template), RUBRIC)
+        shown, _ = subject_filter(labelled.compose(bank, item, template), rubric)
         sentences, _ = _candidate_sentences(render_transcript(shown))
-        return {cid: len(_hits(sentences, keywords[cid]).found) for cid in CRITERIA}
+        return {cid: len(_hits(sentences, keywords[cid]).found) for cid in criteria}
 
     def rule(item: labelled.Item) -> dict[str, int]:
         """scripted:judge's documented rule: 1 + distinct rubric keywords in the candidate's sentences, at most 5."""
@@ -243,8 +299,8 @@ async def test_the_scripted_judges_figures_are_what_its_rules_imply(runs_dir: Pa
     for g in measured.graded:
         assert all(seed == implied[g.item.id] for seed in g.scores["scripted:judge"]), g.item.id
     main = [g for g in measured.graded if g.purpose == "agreement"]
-    truth = [g.item.truth[c] for g in main for c in CRITERIA]
-    scores = [implied[g.item.id][c] for g in main for c in CRITERIA]
+    truth = [g.item.truth[c] for g in main for c in criteria]
+    scores = [implied[g.item.id][c] for g in main for c in criteria]
     figures = measured.judges["scripted:judge"]
     assert figures.qwk.value == pytest.approx(validity.qwk(truth, scores, 1, 5), abs=1e-4)
     assert figures.qwk.n == 60 and figures.qwk.low is not None and figures.qwk.low < figures.qwk.value < (figures.qwk.high or 0)
@@ -263,10 +319,10 @@ async def test_the_scripted_judges_figures_are_what_its_rules_imply(runs_dir: Pa
     # calibration.json holds the truth and the scores: the figures re-score from it alone.
     saved = Calibration.model_validate_json((Path(calibration.folder) / "calibration.json").read_text())
     assert saved.validity is not None
-    assert validity.figures(saved.validity, CRITERIA) == measured.judges
+    assert validity.figures(saved.validity, criteria) == measured.judges
     # The gate carries the QWK to every grade made by this judge under this runs folder.
-    copy = runs_dir / SCENARIO / "graded"
-    save_transcript(copy, load_transcript(controls_dir(SCENARIO) / "average.json"))
+    copy = runs_dir / scenario / "graded"
+    save_transcript(copy, load_transcript(controls_dir(scenario) / "average.json"))
     evaluation = await evaluate_run(copy, evaluator_models=["scripted:judge"])
     state = evaluation.calibration
     assert state is not None and state.state == "passed" and state.judge_qwk is not None
@@ -277,7 +333,7 @@ async def test_the_scripted_judges_figures_are_what_its_rules_imply(runs_dir: Pa
 
     from interview_sim.cli import app
 
-    listed = CliRunner().invoke(app, ["runs", "--runs-dir", str(runs_dir), "--scenario", SCENARIO, "--json"])
+    listed = CliRunner().invoke(app, ["runs", "--runs-dir", str(runs_dir), "--scenario", scenario, "--json"])
     (row,) = [r for r in json.loads(listed.stdout) if r["run_id"] == "control-average"]
     assert row["calibration"] == f"passed; {figures.headline()}"
 
@@ -289,11 +345,8 @@ async def test_the_scripted_judges_figures_are_what_its_rules_imply(runs_dir: Pa
 )
 async def test_a_broken_judge_fails_the_gate_for_the_right_reason(judge: str, reason: str, runs_dir: Path) -> None:
     ref = f"scripted:{judge}"
-    # The length judge is calibrated without the screen: the labelled set pads with sentences that say nothing on
-    # the subject, which the screen's subject filter keeps from every judge (so a screened pipeline shows no
-    # verbosity bias to that padding); this checks that the gate catches the judge's own bias.
-    screened = judge != "test-length-judge"
-    calibration = await calibrate(evaluator_models=[ref], runs_dir=runs_dir, sizes=SMALL, screen=screened)
+    # With the screen on, as users calibrate: the padding is on the subject, so the length judge reads it.
+    calibration = await calibrate(evaluator_models=[ref], runs_dir=runs_dir, sizes=SMALL)
     assert not calibration.passed and reason in calibration.failed_checks, calibration.verdict
     # Of the labelled set's checks, the ones it fails (the controls' ordering may fail too: that is their business).
     failed = [group for group in calibration.failed_checks if group in ("agreement", "verbosity", "order")]

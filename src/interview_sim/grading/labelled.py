@@ -2,16 +2,17 @@
 
 A scenario with controls may have `scenarios/controls/<scenario>/labelled.yaml` (`Bank`): candidate answer
 passages written per criterion at levels 1, 3 and 5 of the rubric's anchors (three or more paraphrases each,
-worded unlike the anchors), terse level-5 answers, content-free padding sentences, and the interviewer's lines
-for the scenario's stages. `design` draws each criterion's levels for a set of transcripts: every level equally
-often per criterion (a balanced design), and the columns decorrelated by swaps within a column, so a transcript's
-level on one criterion says nothing about another. `compose` writes one transcript: one candidate turn per
-criterion, criteria in a seeded order, each answering the interviewer's question about it.
+worded unlike the anchors), terse level-5 answers, padding sentences per criterion (on its subject, so the
+screen's subject filter lets the judges read them, but naming no safeguard, step or plan: no level), and the
+interviewer's lines for the scenario's stages. `design` draws each criterion's levels for a set of transcripts:
+every level equally often per criterion (a balanced design), and the columns decorrelated by swaps within a
+column, so a transcript's level on one criterion says nothing about another. `compose` writes one transcript:
+one candidate turn per criterion, criteria in a seeded order, each answering the interviewer's question about it.
 
 A transcript comes in two variants with the same truth: `plain` (the passages as written) and `swapped` (each
-level-1 or level-3 answer padded with fluent, content-free sentences to the length of a level-5 one, and each
-level-5 answer replaced by a terse one). A judge whose score follows length scores the swapped variant higher on
-the low levels and lower on the high ones; one that follows content scores both alike.
+level-1 or level-3 answer padded to the length of a level-5 one with its criterion's padding, and each level-5
+answer replaced by a terse one). A judge whose score follows length scores the swapped variant higher on the low
+levels and lower on the high ones; one that follows content scores both alike.
 
 Everything here is deterministic for a seed (numpy's PCG64 generator), so the truth recorded in a calibration
 identifies its transcripts exactly.
@@ -36,6 +37,8 @@ LABELLED_FILE = "labelled.yaml"
 LEVELS = (1, 3, 5)
 """The anchored levels the passages are written at."""
 HIGH = 5
+MIN_PADDING = 4
+"""Padding sentences per criterion, so that a padded answer repeats none (a level-1 answer needs about three)."""
 SWAP_ITERATIONS = 4000
 """Swaps tried when decorrelating the design's columns (a fixed number: the design is deterministic per seed)."""
 
@@ -56,7 +59,10 @@ class Bank(BaseModel):
     questions: dict[str, list[str]]
     passages: dict[str, dict[int | str, list[str]]]
     """Per criterion id: levels 1, 3, 5 and `terse`, each a list of paraphrases."""
-    padding: list[str]
+    padding: dict[str, list[str]]
+    """Per criterion id: fluent sentences on the criterion's subject that add no level (at least `MIN_PADDING`).
+    On the subject, because the screen's subject filter leaves sentences about nothing out of what the judges
+    read: padding about nothing would measure the filter, not the judge."""
 
     @field_validator("passages")
     @classmethod
@@ -65,6 +71,14 @@ class Bank(BaseModel):
             for key in (*LEVELS, "terse"):
                 if len(by_level.get(key, [])) < 3:
                     raise ValueError(f"{cid}: level {key} needs at least three paraphrases")
+        return value
+
+    @field_validator("padding")
+    @classmethod
+    def _enough_padding(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for cid, sentences in value.items():
+            if len(sentences) < MIN_PADDING:
+                raise ValueError(f"{cid}: padding needs at least {MIN_PADDING} sentences")
         return value
 
     def passage(self, criterion: str, key: int | str, index: int) -> str:
@@ -92,9 +106,9 @@ def load_bank(scenario: str, criteria: Sequence[str]) -> Bank | None:
         first = exc.errors()[0]
         message = str(first["msg"]).removeprefix("Value error, ")
         raise ConfigError(f"{path}: {'.'.join(map(str, first['loc']))}: {message}") from None
-    missing = [c for c in criteria if c not in bank.passages or c not in bank.questions]
+    missing = [c for c in criteria if c not in bank.passages or c not in bank.questions or c not in bank.padding]
     if missing:
-        raise ConfigError(f"{path}: no passages or questions for criteria {', '.join(missing)}")
+        raise ConfigError(f"{path}: no passages, questions or padding for criteria {', '.join(missing)}")
     return bank
 
 
@@ -189,10 +203,11 @@ def answer(bank: Bank, criterion: str, pick: str) -> str:
         return text
     high = bank.passages[criterion][HIGH]
     target = round(sum(_words(p) for p in high) / len(high))
+    padding = bank.padding[criterion]
     sentences: list[str] = []
-    k = index + sum(map(ord, criterion))
-    while _words(" ".join([*sentences, text])) < target:
-        sentences.append(bank.padding[k % len(bank.padding)])
+    k = index
+    while _words(" ".join([*sentences, text])) < target and len(sentences) < len(padding):
+        sentences.append(padding[k % len(padding)])
         k += 1
     # Half the padding before the answer, half after: fluent prose around the same content.
     half = len(sentences) // 2
