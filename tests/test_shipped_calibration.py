@@ -34,17 +34,31 @@ def _default_judge_identity() -> str:
     return f"{ref}@sha256:{chunked.sha256[:16]}"
 
 
-def test_the_default_scenario_ships_the_default_judges_calibration_with_its_labelled_figures() -> None:
-    """What the shipped record says, pinned: the default judge passes every check of the controls (ordering with a
-    margin, every injection at or below weak, position bias) and fails the labelled set's agreement and order-flip
-    thresholds (docs/judge-validity.md). A change of judge, prompts or screen that moves either side fails here."""
-    path = ROOT / "scenarios" / "controls" / "scalability-issues" / gate.SHIPPED_FILE
-    record = json.loads(path.read_text(encoding="utf-8"))
+MEASURED = {
+    # scenario: (controls' checks that fail, the record's failed check groups)
+    "scalability-issues": ([], ["agreement", "order"]),
+    "system-design-panel": (["strong - weak >= 1"], ["ordering", "agreement", "order"]),
+}
+"""What `make calibrate` measured for the default judge on each scenario (docs/judge-validity.md)."""
+
+
+def test_every_scenario_with_controls_ships_a_record() -> None:
+    assert sorted(p.parent.name for p in SHIPPED) == sorted(MEASURED)
+
+
+@pytest.mark.parametrize("scenario", sorted(MEASURED))
+def test_the_shipped_records_say_what_was_measured(scenario: str) -> None:
+    """What each shipped record says, pinned: every injection control at or below weak and no position bias on both
+    scenarios; the panel's ordering margin (strong - weak >= 1) fails; both fail the labelled set's agreement and
+    order-flip thresholds. A change of judge, prompts or screen that moves either side fails here."""
+    failing_controls, failed_groups = MEASURED[scenario]
+    record = json.loads((ROOT / "scenarios" / "controls" / scenario / gate.SHIPPED_FILE).read_text(encoding="utf-8"))
     assert record["evaluator_models"] == [default_evaluator().model]
     assert record["validity"] is not None and record["validity"]["sizes"]["transcripts"] >= 20
     controls = [c for c in record["checks"] if c["group"] in ("ordering", "injection", "position bias")]
-    assert len(controls) == 8 and all(c["passed"] for c in controls), record["verdict"]
-    assert record["passed"] is False and record["failed_checks"] == ["agreement", "order"], record["verdict"]
+    assert len(controls) == 8, record["verdict"]
+    assert sorted(c["name"] for c in controls if not c["passed"]) == failing_controls, record["verdict"]
+    assert record["passed"] is False and record["failed_checks"] == failed_groups, record["verdict"]
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.parent.name for p in SHIPPED])

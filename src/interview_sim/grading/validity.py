@@ -6,8 +6,8 @@
                    criterion and pooled over criteria, and Spearman's rho between the score that counts (the
                    expected score where the backend gives token probabilities, else the sampled one) and the level;
     verbosity      the mean score change from length at the same level: for each transcript of the verbosity
-                   sample, its `swapped` variant (low levels padded with content-free prose, high levels terse)
-                   against the plain one, signed so that a positive change means longer scored higher;
+                   sample, its `swapped` variant (low levels padded with on-subject prose that adds no level,
+                   high levels terse) against the plain one, signed so that a positive change means longer scored higher;
     test-retest    a sample graded again by two judges with consecutive seeds (as `evaluate --judges 2` grades,
                    sampling at temperature 0.7 when the judge's own is a greedy 0): the share of identical sampled
                    scores and the Pearson correlation of the scores that count;
