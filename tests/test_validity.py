@@ -3,6 +3,7 @@ the gate for the right reason."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -33,7 +34,6 @@ from interview_sim.record import load_transcript, save_transcript
 SCENARIO = "scalability-issues"
 RUBRIC = load_scenario(SCENARIO).spec.rubric
 CRITERIA = [c.id for c in RUBRIC.criteria]
-BANK = labelled.load_bank(SCENARIO, CRITERIA)
 SMALL = validity.Sizes(transcripts=30, verbosity=15, retest=4, pairs=10)
 """Enough for a judge that is broken to show it, in a few seconds."""
 
@@ -42,16 +42,17 @@ LABELLED_SCENARIOS = ["scalability-issues", "system-design-panel"]
 """Every scenario with controls has a labelled set."""
 
 
-def _bank() -> labelled.Bank:
-    assert BANK is not None
-    return BANK
-
-
+@functools.cache
 def _scenario_bank(scenario: str) -> tuple[Rubric, labelled.Bank]:
     rubric = load_scenario(scenario).spec.rubric
     bank = labelled.load_bank(scenario, [c.id for c in rubric.criteria])
     assert bank is not None, f"{scenario} has controls but no labelled set"
     return rubric, bank
+
+
+def _bank() -> labelled.Bank:
+    """The default scenario's labelled set (read once: the test judges look it up on every answer)."""
+    return _scenario_bank(SCENARIO)[1]
 
 
 # ---------------------------------------------------------------------------------------------- test judges
