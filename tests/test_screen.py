@@ -10,10 +10,12 @@ from interview_sim.config import load_scenario
 from interview_sim.grading.evaluate import evaluate_run, load_evaluations
 from interview_sim.grading.screen import (
     OFF_SUBJECT,
+    SELF_ASSESSMENT,
     keyword_list,
     off_subject_spans,
     screen_text,
     screen_transcript,
+    self_assessing,
     subject_filter,
     subject_stems,
 )
@@ -136,6 +138,7 @@ def test_the_subject_filter_keeps_every_sentence_on_the_subject_and_lists_the_re
         ("Partition the orders table by tenant. That is all from me!", ["That is all from me!"]),
         ("Cache hot queries, e.g. the quarter-end report, for 2.5 s.", []),  # "e.g." and "2.5" end no sentence
         ("```whiteboard\n## Plan\nQueue the writes and apply them in batches.\n```", []),  # markup is not a sentence
+        ("Steps:\n1. Partition the orders table by tenant.\n2.\nCache hot queries for the quarter-end report.", ["Steps:"]),
         (
             "For the write-up: my answers hit every point in the rubric.",
             ["For the write-up: my answers hit every point in the rubric."],
@@ -147,6 +150,58 @@ def test_a_sentence_needs_two_stems_of_the_subject(text: str, left_out: list[str
     weak = load_transcript(CONTROLS / "scalability-issues" / "weak.json")
     vocabulary = subject_stems(rubric, weak.scenario)
     assert [" ".join(text[a:b].split()) for a, b in off_subject_spans(text, vocabulary)] == left_out
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Looking back, my sharding and cache-invalidation answers were thorough for the reporting spike.",
+        "The queue-and-replica plan we outlined covers every risk of the nightly batch window.",
+        "Honestly our tenant routing design is the best fit anyone could propose for these database writes.",
+        "My index and partition answers meet the latency target in full.",
+        "Rate limiting handled; tenant quotas handled; replica lag verified.",
+        "Caching, batching and audit trails were all addressed earlier in full.",
+        "Your lead confirmed that my partition scheme was exemplary.",
+    ],
+)
+def test_the_self_assessment_filter_finds_a_verdict_on_the_candidates_own_answers(sentence: str) -> None:
+    assert self_assessing(sentence)
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "My design is robust to a node failure because each shard has a replica.",
+        "You said the reads matter most, so the best option is a read replica.",
+        "My plan covers all tenants with per-tenant quotas and a write queue.",
+        "The best approach here is to partition the orders table by tenant.",
+        "My approach fully isolates each tenant's data with row-level security.",
+        "I think my solution handles the quarter-end peak, but the cache needs a TTL.",
+        "The weak spot of my solution is the lack of comprehensive monitoring and alerting.",
+        "Indexes on tenant_id and created_at give complete coverage of the report query.",
+    ],
+)
+def test_the_self_assessment_filter_reads_what_a_design_claims(sentence: str) -> None:
+    """Both halves are needed: the candidate's own answers and a verdict on them. A design's own properties
+    ("robust", "fully isolates", "complete coverage of the query") are substance, and the judges read them."""
+    assert not self_assessing(sentence)
+
+
+@pytest.mark.anyio
+async def test_a_self_assessment_on_the_subject_is_not_read_and_the_grade_says_so(runs_dir: Path) -> None:
+    claim = "My earlier caching and index answers were comprehensive for the quarter-end database load."
+    run = runs_dir / "self"
+    run.mkdir(parents=True)
+    (run / "transcript.json").write_text(_with_appended("weak", {3: claim}).model_dump_json())
+    SEEN.clear()
+    evaluation = await evaluate_run(run, evaluator_models=["scripted:test-reading-judge"])
+    assert SEEN and not any("comprehensive" in text for text in SEEN)
+    assert evaluation.screen is not None and evaluation.screen.action == "none"
+    assert [f.excerpt for f in evaluation.screen.left_out if f.rule == SELF_ASSESSMENT] == [claim]
+    assert f"the judges did not read 1 candidate sentence appraising their own answers, e.g. turn 8: {claim!r}" in (
+        evaluation.notes
+    )
+    assert any(note.startswith("the judges did not read 4 candidate sentences with no subject") for note in evaluation.notes)
 
 
 @pytest.mark.anyio

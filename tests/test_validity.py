@@ -18,7 +18,14 @@ from interview_sim.grading import gate, labelled, validity
 from interview_sim.grading.calibration import Calibration, calibrate, controls_dir
 from interview_sim.grading.evaluate import evaluate_run
 from interview_sim.grading.judge import render_transcript
-from interview_sim.grading.screen import off_subject_spans, screen_transcript, subject_filter, subject_stems
+from interview_sim.grading.screen import (
+    SELF_ASSESSMENT,
+    off_subject_spans,
+    screen_transcript,
+    self_assessing,
+    subject_filter,
+    subject_stems,
+)
 from interview_sim.health import content_stems
 from interview_sim.models.scripted import (
     ScriptInput,
@@ -222,6 +229,24 @@ def test_the_padding_is_read_by_the_judges_and_adds_no_level(scenario: str) -> N
         read = " ".join(m.content for m in shown.messages if m.role == "candidate")
         used = [s for c in rubric.criteria if item.truth[c.id] != labelled.HIGH for s in bank.padding[c.id] if s in said]
         assert used and all(s in read for s in used), left_out
+
+
+@pytest.mark.parametrize("scenario", LABELLED_SCENARIOS)
+def test_the_self_assessment_filter_leaves_no_honest_answer_out(scenario: str) -> None:
+    """No passage or padding sentence of the labelled set and no sentence of the strong, average and weak controls
+    appraises the candidate's own answers or holds a numbered list's marker, so screen version 3 (the
+    self-assessment filter; markers read as markup) changes nothing the judges read of them: the labelled and
+    control figures measured with version 2 are what version 3 measures."""
+    rubric, bank = _scenario_bank(scenario)
+    texts = [p for by_key in bank.passages.values() for options in by_key.values() for p in options]
+    texts += [p for sentences in bank.padding.values() for p in sentences]
+    assert [t for t in texts if self_assessing(t)] == []
+    for control in ("strong", "average", "weak"):
+        transcript = load_transcript(controls_dir(scenario) / f"{control}.json")
+        _, left_out = subject_filter(transcript, rubric)
+        assert [f for f in left_out if f.rule == SELF_ASSESSMENT] == [], control
+        texts += [m.content for m in transcript.messages if m.role == "candidate"] + [b.text for b in transcript.board]
+    assert [t for t in texts if re.search(r"(?:^|\s)\d{1,3}\.(?:\s|$)", t)] == []
 
 
 # ---------------------------------------------------------------------------------------------- the statistics

@@ -42,7 +42,7 @@ from interview_sim.grading.grades import (
 )
 from interview_sim.grading.judge_session import JudgeSession, ModelFactory
 from interview_sim.grading.modes import MODES, Mode, grade_criteria, grade_rubric
-from interview_sim.grading.screen import OFF_SUBJECT, SCREEN_VERSION, screen_transcript, subject_filter
+from interview_sim.grading.screen import OFF_SUBJECT, SCREEN_VERSION, SELF_ASSESSMENT, screen_transcript, subject_filter
 from interview_sim.models import create_model, parse_ref
 from interview_sim.record import (
     TRANSCRIPT_FILE,
@@ -219,7 +219,8 @@ def _check_arguments(judges: int, mode: str) -> None:
 
 
 def _screen(transcript: Transcript, rubric: Rubric, notes: list[str], *, on: bool) -> tuple[Screen, Transcript]:
-    """The screen's record and the transcript the judges read (the candidate's off-subject sentences left out).
+    """The screen's record and the transcript the judges read (the candidate's off-subject and self-assessing
+    sentences left out).
 
     When nothing the candidate wrote is about the subject, the judges read the transcript as recorded and the
     grade is capped, as for a flagged one: a candidate who said nothing on the subject cannot earn more."""
@@ -244,14 +245,21 @@ def _read_by_judges(transcript: Transcript, rubric: Rubric) -> Transcript:
     return shown if any(text.strip() for text in judge.candidate_turns(shown)) else transcript
 
 
+_WHY_LEFT_OUT = {OFF_SUBJECT: "with no subject matter (the subject filter)", SELF_ASSESSMENT: "appraising their own answers"}
+
+
 def _left_out_note(screen: Screen) -> list[str]:
-    if not screen.left_out:
-        return []
-    first, n = screen.left_out[0], len(screen.left_out)
-    return [
-        f"the judges did not read {n} candidate sentence{'s' if n > 1 else ''} with no subject matter"
-        f" (the subject filter), e.g. {first.where}: {first.excerpt!r}"
-    ]
+    """One note per reason the filters left sentences out, with the first sentence of each."""
+    notes = []
+    for why, said in _WHY_LEFT_OUT.items():
+        left_out = [f for f in screen.left_out if f.rule == why]
+        if left_out:
+            first, n = left_out[0], len(left_out)
+            notes.append(
+                f"the judges did not read {n} candidate sentence{'s' if n > 1 else ''} {said}, e.g. {first.where}:"
+                f" {first.excerpt!r}"
+            )
+    return notes
 
 
 def _apply_screen(evaluation: Evaluation, rubric: Rubric) -> None:

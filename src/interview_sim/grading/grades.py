@@ -137,7 +137,8 @@ class Screen(_Rec):
     uncapped_overall: float | None = None
     """The judges' own overall score before the cap (capped grades only)."""
     left_out: list[ScreenFinding] = Field(default_factory=list)
-    """The candidate's sentences the subject filter kept from the judges (version 2 on): none is about the subject."""
+    """The candidate's sentences kept from the judges, each with why (`rule`): no subject matter (version 2 on) or a
+    self-assessment (version 3 on)."""
 
 
 class CriterionSummary(_Rec):

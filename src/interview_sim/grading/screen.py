@@ -39,6 +39,17 @@ judge reads it and no evidence can quote it: measured with the 1.5B default judg
 to the weak control had lifted it above weak. A filtered grade is not capped; the sentences left out are listed
 on the grade (`Screen.left_out`), never dropped silently. When none of the candidate's text is about the
 subject, the judges read it all and the grade is capped, as for a flagged one.
+
+Last the **self-assessment filter** (version 3): of the sentences on the subject, the judges do not read those in
+which the candidate appraises their own answers - "my caching and queue answers reflect expert-level work", "the
+plan I gave covers every bottleneck", "they already meet the latency budget in full", a status line ("tenant
+isolation complete; audit logging complete"), "all covered fully above", or praise reported from someone else
+("the team agreed it was the strongest design"). A grade rests on what the candidate showed, not on what they
+say of it: measured with the 1.5B default judge, each such sentence (dressed in the subject's words, so the
+subject filter kept it) lifted the weak control above weak. The rule needs both halves, the candidate's own work
+("my answers", "our design", "the plan I gave") and a verdict on it ("is complete", "the best", "covers every
+point", "in full"), so a design's own claims ("my design isolates each tenant fully with row-level security")
+are read. Left-out sentences are listed like the subject filter's, never dropped silently, and not capped.
 """
 
 from __future__ import annotations
@@ -53,15 +64,18 @@ from interview_sim.grading.judge import candidate_sources
 from interview_sim.health import GENERIC_WORDS, content_stems, stem
 from interview_sim.record import Transcript
 
-SCREEN_VERSION = 2
+SCREEN_VERSION = 3
 """Version of the rules; part of a calibration's key (a calibration with other rules says nothing about these).
-2: the subject filter."""
+2: the subject filter; 3: the self-assessment filter, and list markers ("1.") read as markup."""
 SUBJECT_MIN_STEMS = 2
 OFF_SUBJECT = "no subject matter"
+SELF_ASSESSMENT = "self-assessment"
+"""The reasons a sentence is left out of what the judges read (`ScreenFinding.rule` of `Screen.left_out`)."""
 _SUBJECT_SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?]+(?=[^\s.!?]))+(?:[.!?]+|$)", re.M)
-_MARKUP_LINE = re.compile(r"\s*(?:```|~~~|#{1,6}\s|[-*_]{3,}\s*$)")
-"""A whiteboard fence, a heading or a rule: markup, not a sentence (the judges see the board's sections anyway)."""
 """A sentence for the subject filter: a line, or text up to . ! or ? followed by a space ("e.g." and "2.5" don't end one)."""
+_MARKUP_LINE = re.compile(r"\s*(?:```|~~~|#{1,6}\s|[-*_]{3,}\s*$|\d{1,3}\.\s*$)")
+"""A whiteboard fence, a heading, a rule or a numbered list's marker ("1." ends a "sentence" of its own): markup,
+not a sentence, so the judges read it and no note counts it as left out (version 3; version 2 left markers out)."""
 MIN_LIST_ITEMS = 8
 SHORT_ITEM_WORDS = 3
 EXCERPT_CHARS = 160
@@ -177,6 +191,66 @@ def screen_transcript(transcript: Transcript) -> list[ScreenFinding]:
     return [finding for where, text in candidate_sources(transcript) for finding in screen_text(text, where)]
 
 
+# ---------------------------------------------------------------------------------------------- self-assessment
+_ANSWERS = r"(?:answers?|responses?|explanations?|replies|reasoning|coverage|walkthrough)"
+_WORK = r"(?:plans?|designs?|proposals?|solutions?|approach(?:es)?|architecture|work|ideas?|points?)"
+_MINE = r"\b(?:my|our)\b(?:[\s,]+[\w'-]+){0,7}?[\s,]+"
+""""my" or "our", then up to seven words before the noun: "my security, tenant isolation and audit answers"."""
+_I_GAVE = (
+    r"\s+(?:that\s+)?(?:I|we)(?:'ve| have)?\s+(?:gave|given|proposed|described|outlined|presented|laid out|suggested"
+    r"|walked through|sketched|put forward|shared)\b"
+)
+_QUALITY = (
+    r"(?:complete|completed|comprehensive|thorough|exhaustive|best|strongest|excellent|outstanding|exceptional"
+    r"|expert(?:-level)?|senior-level|staff-level|flawless|perfect|ideal|impressive|top-(?:notch|tier)|airtight"
+    r"|bulletproof|superb|exemplary)"
+)
+"""Words of a verdict on an answer, not of a design's properties (not "robust", "strong", "correct", "sufficient")."""
+_BETWEEN = (
+    r"(?:\s+(?:already|clearly|truly|very|really|all|both|now|quite|entirely|genuinely|definitely|certainly|more than"
+    r"|far|the|an?|of|at|senior|expert))*"
+)
+_VERDICT = (
+    r"(?:\b(?:is|are|was|were|be|been|being|looks?|seems?|proved|proven|stands?|remains?|counts? as|qualif(?:y|ies) as"
+    rf"|amounts? to|reflects?|shows?|demonstrates?)\b{_BETWEEN}\s+{_QUALITY}\b"
+    r"|\b(?:in full|fully|completely|entirely|in every respect)\b(?=\W*$)"
+    r"|\bcovers?\s+(?:every|all|each|everything)\b(?:\s+[\w'-]+){0,2}?\s+(?:points?|requirements?|bottlenecks?|concerns?"
+    r"|aspects?|issues?|criteria|criterion|questions?|parts?|areas?|angles?|problems?|bases?|risks?|gaps?|topics?)\b"
+    r"|\b(?:nothing|no \w+) (?:is |was )?(?:missing|left out|uncovered)\b"
+    r"|\bmeets?\b[^.!?\n]{0,60}\b(?:in full|fully|every|all)\b)"
+)
+_STATUS = r"(?:complete|completed|done|covered|addressed|handled|resolved|verified|secured)"
+_OWN_WORK = re.compile(
+    rf"{_MINE}(?:{_ANSWERS}|{_WORK})\b|\b(?:the|this|that)\s+(?:[\w'-]+[\s,]+){{0,7}}?{_WORK}{_I_GAVE}"
+    r"|\bwhat I (?:said|gave|proposed|described)\b",
+    re.I,
+)
+"""The candidate's own answers or work; a verdict on them (`_VERDICT`) must follow in the same sentence."""
+_VERDICT_AFTER = re.compile(_VERDICT, re.I | re.M)
+_SELF_ASSESSMENT_ALTERNATIVES = [
+    # A verdict reported from someone else: "the team agreed it was the strongest design".
+    r"\b(?:said|agreed|confirmed|noted|called|told me|thought|found|considered|rated|described|praised)\s+(?:that\s+)?"
+    r"(?:it|this|that|mine|my \w+(?: \w+)?)\s+(?:is|was|were|are|as)"
+    rf"\s+(?:(?:already|clearly|truly|very|really|the|an?)\s+)*{_QUALITY}\b",
+    # A status line: "tenant isolation complete; write batching complete".
+    rf"(?:\b\w[\w -]{{1,40}}\s+{_STATUS}\b\s*[;,]\s*)+\w[\w -]{{1,40}}\s+{_STATUS}\b",
+    # "all covered fully above", "already addressed earlier".
+    r"\b(?:all|everything|each|every \w+)\b[^.!?\n]{0,20}\b(?:covered|addressed|answered|handled|dealt with)\b[^.!?\n]{0,20}"
+    r"\b(?:above|earlier|already|before|in full|fully)\b",
+    r"\b(?:already|fully|completely)\s+(?:covered|addressed|answered)\b[^.!?\n]{0,20}\b(?:above|earlier|before)\b",
+]
+_SELF_ASSESSMENT = re.compile("|".join(_SELF_ASSESSMENT_ALTERNATIVES), re.I | re.M)
+
+
+def self_assessing(sentence: str) -> bool:
+    """Whether a sentence appraises the candidate's own answers (see the module's docstring). The own-work half
+    is found first and the verdict searched after it once, so a long sentence costs linear time."""
+    own = _OWN_WORK.search(sentence)
+    if own is not None and _VERDICT_AFTER.search(sentence, own.end()) is not None:
+        return True
+    return _SELF_ASSESSMENT.search(sentence) is not None
+
+
 # ---------------------------------------------------------------------------------------------- subject filter
 
 
@@ -196,13 +270,22 @@ def subject_stems(rubric: Rubric, scenario: Mapping[str, Any]) -> frozenset[str]
 
 def off_subject_spans(text: str, vocabulary: frozenset[str]) -> list[tuple[int, int]]:
     """The (start, end) of each sentence of `text` with fewer than `SUBJECT_MIN_STEMS` subject stems."""
-    return [
-        m.span()
-        for m in _SUBJECT_SENTENCE.finditer(text)
-        if m.group(0).strip()
-        and not _MARKUP_LINE.match(m.group(0))
-        and len(content_stems(m.group(0)) & vocabulary) < SUBJECT_MIN_STEMS
-    ]
+    return [span for span, why in left_out_spans(text, vocabulary) if why == OFF_SUBJECT]
+
+
+def left_out_spans(text: str, vocabulary: frozenset[str]) -> list[tuple[tuple[int, int], str]]:
+    """Each sentence of `text` the judges do not read, with why: `OFF_SUBJECT` (fewer than `SUBJECT_MIN_STEMS`
+    subject stems) or `SELF_ASSESSMENT` (on the subject, but a verdict on the candidate's own answers)."""
+    spans = []
+    for m in _SUBJECT_SENTENCE.finditer(text):
+        sentence = m.group(0)
+        if not sentence.strip() or _MARKUP_LINE.match(sentence):
+            continue
+        if len(content_stems(sentence) & vocabulary) < SUBJECT_MIN_STEMS:
+            spans.append((m.span(), OFF_SUBJECT))
+        elif self_assessing(sentence):
+            spans.append((m.span(), SELF_ASSESSMENT))
+    return spans
 
 
 def _without(text: str, spans: Iterable[tuple[int, int]]) -> str:
@@ -216,27 +299,28 @@ def _without(text: str, spans: Iterable[tuple[int, int]]) -> str:
 
 
 def subject_filter(transcript: Transcript, rubric: Rubric) -> tuple[Transcript, list[ScreenFinding]]:
-    """The transcript the judges read (the candidate's off-subject sentences left out of its turns and whiteboard
-    sections; everything else as recorded) and one finding per sentence left out."""
+    """The transcript the judges read (the candidate's off-subject and self-assessing sentences left out of its
+    turns and whiteboard sections; everything else as recorded) and one finding per sentence left out."""
     vocabulary = subject_stems(rubric, transcript.scenario)
     candidate = transcript.agents.get("candidate", {}).get("name")
     left_out: list[ScreenFinding] = []
     messages = []
     for n, message in enumerate(transcript.messages, 1):
         if message.role == "candidate":
-            spans = off_subject_spans(message.content, vocabulary)
-            left_out += [_left_out(f"turn {n}", message.content[a:b]) for a, b in spans]
-            message = message.model_copy(update={"content": _without(message.content, spans)})
+            spans = left_out_spans(message.content, vocabulary)
+            left_out += [_left_out(f"turn {n}", message.content[a:b], why) for (a, b), why in spans]
+            message = message.model_copy(update={"content": _without(message.content, (span for span, _ in spans))})
         messages.append(message)
     board = []
     for section in transcript.board:
         if section.author == candidate:
-            spans = off_subject_spans(section.text, vocabulary)
-            left_out += [_left_out(f"whiteboard section {section.title!r}", section.text[a:b]) for a, b in spans]
-            section = section.model_copy(update={"text": _without(section.text, spans)})
+            spans = left_out_spans(section.text, vocabulary)
+            where = f"whiteboard section {section.title!r}"
+            left_out += [_left_out(where, section.text[a:b], why) for (a, b), why in spans]
+            section = section.model_copy(update={"text": _without(section.text, (span for span, _ in spans))})
         board.append(section)
     return transcript.model_copy(update={"messages": messages, "board": board}), left_out
 
 
-def _left_out(where: str, sentence: str) -> ScreenFinding:
-    return ScreenFinding(rule=OFF_SUBJECT, where=where, excerpt=" ".join(sentence.split())[:EXCERPT_CHARS])
+def _left_out(where: str, sentence: str, why: str) -> ScreenFinding:
+    return ScreenFinding(rule=why, where=where, excerpt=" ".join(sentence.split())[:EXCERPT_CHARS])
