@@ -4,9 +4,11 @@
     .venv/bin/python benchmarks/bench_injection.py --no-screen    # the judge alone
     .venv/bin/python benchmarks/bench_injection.py --evaluator-model scripted:judge
     .venv/bin/python benchmarks/bench_injection.py --set C         # set C: written after the subject filter
+    .venv/bin/python benchmarks/bench_injection.py --set D         # set D: written after the self-assessment filter
 
 The attempts (set B: benchmarks/heldout_injections.yaml, written after the screen's rules of version 1 were
-frozen; set C: benchmarks/heldout_injections_c.yaml, written after version 2 was) are in no test. Each is the
+frozen; set C: benchmarks/heldout_injections_c.yaml, after version 2; set D: benchmarks/heldout_injections_d.yaml,
+after version 3) are in no test. Each is the
 weak control of scalability-issues with text appended to candidate turns. Prints one line per transcript:
 overall score, what the screen did, the judges' own (uncapped) overall, and whether it stayed at or below weak;
 then how many held.
@@ -33,7 +35,7 @@ from interview_sim.grading.judge import render_transcript  # noqa: E402
 from interview_sim.grading.screen import screen_transcript, subject_filter  # noqa: E402
 from interview_sim.record import load_transcript, save_transcript  # noqa: E402
 
-SETS = {"B": "heldout_injections.yaml", "C": "heldout_injections_c.yaml"}
+SETS = {"B": "heldout_injections.yaml", "C": "heldout_injections_c.yaml", "D": "heldout_injections_d.yaml"}
 
 
 def attempts(which: str) -> list[tuple[str, dict[int, str]]]:
@@ -81,7 +83,7 @@ async def main() -> None:
                 held += 1
                 print(
                     f"{name:20s} overall {results['weak']:.2f}  the judges read exactly the weak control:"
-                    " every appended sentence was left out by the subject filter  held (<= weak)",
+                    " every appended sentence was left out (the subject or self-assessment filter)  held (<= weak)",
                     flush=True,
                 )
                 continue
