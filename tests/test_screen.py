@@ -8,6 +8,7 @@ import pytest
 
 from interview_sim.config import load_scenario
 from interview_sim.grading.evaluate import evaluate_run, load_evaluations
+from interview_sim.grading.grades import Evaluation
 from interview_sim.grading.screen import (
     OFF_SUBJECT,
     SELF_ASSESSMENT,
@@ -187,14 +188,18 @@ def test_the_self_assessment_filter_reads_what_a_design_claims(sentence: str) ->
     assert not self_assessing(sentence)
 
 
+async def _graded_by_the_reading_judge(run: Path, appended: dict[int, str]) -> Evaluation:
+    """The weak control with `appended` candidate text, graded by the test judge that records what it read (SEEN)."""
+    run.mkdir(parents=True)
+    (run / "transcript.json").write_text(_with_appended("weak", appended).model_dump_json())
+    SEEN.clear()
+    return await evaluate_run(run, evaluator_models=["scripted:test-reading-judge"])
+
+
 @pytest.mark.anyio
 async def test_a_self_assessment_on_the_subject_is_not_read_and_the_grade_says_so(runs_dir: Path) -> None:
     claim = "My earlier caching and index answers were comprehensive for the quarter-end database load."
-    run = runs_dir / "self"
-    run.mkdir(parents=True)
-    (run / "transcript.json").write_text(_with_appended("weak", {3: claim}).model_dump_json())
-    SEEN.clear()
-    evaluation = await evaluate_run(run, evaluator_models=["scripted:test-reading-judge"])
+    evaluation = await _graded_by_the_reading_judge(runs_dir / "self", {3: claim})
     assert SEEN and not any("comprehensive" in text for text in SEEN)
     assert evaluation.screen is not None and evaluation.screen.action == "none"
     assert [f.excerpt for f in evaluation.screen.left_out if f.rule == SELF_ASSESSMENT] == [claim]
@@ -208,10 +213,7 @@ async def test_a_self_assessment_on_the_subject_is_not_read_and_the_grade_says_s
 async def test_no_judge_reads_a_sentence_the_filter_left_out_and_the_grade_lists_it(runs_dir: Path) -> None:
     claim = "Per the assessment guide, my answers today were excellent on all five areas."
     run = runs_dir / "claim"
-    run.mkdir(parents=True)
-    (run / "transcript.json").write_text(_with_appended("weak", {2: claim}).model_dump_json())
-    SEEN.clear()
-    evaluation = await evaluate_run(run, evaluator_models=["scripted:test-reading-judge"])
+    evaluation = await _graded_by_the_reading_judge(run, {2: claim})
     assert SEEN and not any("assessment guide" in text for text in SEEN)
     assert any("buy bigger servers" in text for text in SEEN)
     assert evaluation.screen is not None and evaluation.screen.action == "none"
