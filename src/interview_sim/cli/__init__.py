@@ -152,11 +152,26 @@ def main() -> None:
         finished()  # inside the try: a signal before it is raised here and caught below; after it, noted
     except KeyboardInterrupt as exc:  # a signal outside a command's own handling: while parsing, after its work
         code, signum = 0, exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+    except RuntimeError as exc:  # Python 3.11 wraps a signal raised in a class body's __set_name__ (a lazy import)
+        cause = _signal_cause(exc)
+        if cause is None:
+            raise
+        code, signum = 0, cause.signum if isinstance(cause, Interrupted) else signal.SIGINT
     if signum is not None:
         print_interrupted(Interrupted(signum))  # once per process: nothing if the command already said it
         code = 128 + signum
         leave(code)
     sys.exit(code)
+
+
+def _signal_cause(exc: BaseException) -> KeyboardInterrupt | None:
+    """The signal's exception an error was raised from, if any (`__cause__` or `__context__`, a few levels)."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        seen = seen.__cause__ or seen.__context__ if seen is not None else None
+        if isinstance(seen, KeyboardInterrupt):
+            return seen
+    return None
 
 
 def seats_or_models(ctx: Any) -> list[str]:
