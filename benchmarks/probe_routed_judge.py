@@ -1,0 +1,161 @@
+"""A judge design not in the product, measured: route each candidate turn to the criterion it addresses, then
+grade each criterion on its routed turns only.
+
+    .venv/bin/python benchmarks/probe_routed_judge.py               # t00-t09 of the shipped scalability-issues record
+    .venv/bin/python benchmarks/probe_routed_judge.py --n 20 --threshold 0.3
+
+Why: with the whole transcript in every criterion call, the default judge (Qwen2.5-Coder-1.5B) grades from
+whichever sentence sounds strongest, whatever the criterion (docs/judge-validity.md). Here the model does two
+smaller things. (1) Routing: per candidate turn, with the interviewer's question before it, it names the rubric
+criterion the answer addresses (greedy, one token; the probabilities of the criteria's numbers are read, and a
+turn goes to its likeliest criterion and to any other at or above --threshold). (2) Grading: the product's own
+criterion prompt, schema and score probabilities (`grading.criterion`), on a transcript holding the opening and
+the routed turns with their questions; a criterion with no turn gets the opening alone. No injection screen
+runs here (the labelled transcripts hold no injection).
+
+The transcripts are the shipped record's labelled items (`validity.graded[].item`), composed again from the
+labelled set, so they are the ones the shipped calibration graded; the baseline is that record's scores (the
+calibration is deterministic, and tests/test_shipped_calibration.py keeps the record current). Prints a line per
+transcript (criterion: truth, routed score, turns routed), then routing accuracy, QWK of the sampled scores and
+Spearman of the expected scores, for the routed judge and for the record on the same transcripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from scipy.stats import spearmanr  # noqa: E402
+
+from interview_sim.config import Criterion, Rubric, load_agent, load_scenario  # noqa: E402
+from interview_sim.grading import criterion as crit  # noqa: E402
+from interview_sim.grading import judge, labelled  # noqa: E402
+from interview_sim.grading.agreement import qwk  # noqa: E402
+from interview_sim.grading.calibration import controls_dir  # noqa: E402
+from interview_sim.models import create_model  # noqa: E402
+from interview_sim.models.base import ChatMessage, ChatModel, CompletionRequest  # noqa: E402
+from interview_sim.record import Transcript, load_transcript  # noqa: E402
+from interview_sim.text import ascii_int  # noqa: E402
+
+SCENARIO = "scalability-issues"
+
+
+async def route(model: ChatModel, question: str, answer: str, criteria: list[Criterion]) -> dict[int, float]:
+    """The probabilities of each criterion's number as the first token of the routing answer."""
+    topics = "\n".join(f"{i + 1}. {c.name}: {c.description}" for i, c in enumerate(criteria))
+    user = (
+        f"Interviewer: {question}\nCandidate: {answer}\n\nWhich one of these topics does the candidate's answer"
+        f" address?\n{topics}\nAnswer with the topic's number only."
+    )
+    request = CompletionRequest(
+        messages=(ChatMessage("system", "You sort interview answers by topic."), ChatMessage("user", user)),
+        max_tokens=1,
+        temperature=0.0,
+        repeat_penalty=1.0,
+        top_logprobs=20,
+    )
+    completion = await model.complete(request)
+    if not completion.top_logprobs:
+        return {}
+    mass: dict[int, float] = {}
+    for text, logprob in completion.top_logprobs[0].top:
+        point = ascii_int(text.strip())
+        if point is not None and 1 <= point <= len(criteria):
+            mass[point] = mass.get(point, 0.0) + math.exp(logprob)
+    total = sum(mass.values()) or 1.0
+    return {point: value / total for point, value in mass.items()}
+
+
+async def grade(
+    model: ChatModel, rubric: Rubric, criterion: Criterion, transcript: Transcript, keep: set[int], agent_path: Path
+) -> tuple[int, float]:
+    """One criterion graded by the product's criterion prompt on the kept messages: sampled and expected score."""
+    shown = transcript.model_copy(update={"messages": [m for i, m in enumerate(transcript.messages) if i in keep]})
+    turns = [m.content for m in shown.messages if m.role == "candidate"]
+    output = crit.output_model(criterion, rubric, judge.quotable_sentences(turns) if turns else None)
+    schema = crit.schema_for(criterion, output)
+    messages = crit.messages(load_agent(agent_path), rubric, criterion, judge.render_transcript(shown), schema, model)
+    completion = await model.complete(
+        CompletionRequest(
+            messages=tuple(messages),
+            max_tokens=700,
+            temperature=0.0,
+            repeat_penalty=1.0,
+            json_schema=schema,
+            top_logprobs=20,
+            seed=1234,
+        )
+    )
+    sampled = int(json.loads(completion.content)["score"])
+    probabilities, _ = crit.score_probabilities(completion, rubric.scale.min, rubric.scale.max)
+    return sampled, probabilities.expected if probabilities else float(sampled)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=10, help="Plain labelled transcripts, from t00 (default 10).")
+    parser.add_argument("--threshold", type=float, default=0.3, help="Also route a turn to a criterion this likely.")
+    parser.add_argument("--model", default="llamacpp:qwen2.5-coder-1.5b")
+    args = parser.parse_args()
+
+    rubric = load_scenario(SCENARIO).spec.rubric
+    criteria = list(rubric.criteria)
+    bank = labelled.load_bank(SCENARIO, [c.id for c in criteria])
+    assert bank is not None
+    record = json.loads((controls_dir(SCENARIO) / "calibration.json").read_text())
+    template = load_transcript(controls_dir(SCENARIO) / "strong.json")
+    graded = [g for g in record["validity"]["graded"] if g["purpose"] == "agreement"][: args.n]
+    model = create_model(args.model)
+    agent_path = ROOT / "agents" / "evaluator.yaml"
+    rows: list[tuple[int, int, float, int, float]] = []
+    routed_right = routed_total = 0
+    for entry in graded:
+        start = time.perf_counter()
+        item = labelled.Item.model_validate(entry["item"])
+        transcript = labelled.compose(bank, item, template)
+        messages = transcript.messages
+        routed: dict[str, list[int]] = {c.id: [] for c in criteria}
+        for i, message in enumerate(messages):
+            if message.role != "candidate":
+                continue
+            probabilities = await route(model, messages[i - 1].content if i else "", message.content, criteria)
+            best = max(probabilities, key=lambda p: probabilities[p]) if probabilities else None
+            for point, p in probabilities.items():
+                if point == best or p >= args.threshold:
+                    routed[criteria[point - 1].id].append(i)
+        answers = [i for i, m in enumerate(messages) if m.role == "candidate"]
+        for turn, cid in zip(answers, item.order, strict=False):
+            routed_total += 1
+            routed_right += turn in routed[cid]
+        line = {}
+        (baseline_scores,) = entry["scores"].values()
+        (baseline_values,) = entry["values"].values()
+        for c in criteria:
+            keep = {0} | set(routed[c.id]) | {i - 1 for i in routed[c.id]}
+            sampled, expected = await grade(model, rubric, c, transcript, keep, agent_path)
+            level = item.truth[c.id]
+            rows.append((level, sampled, expected, baseline_scores[0][c.id], baseline_values[0][c.id]))
+            line[c.id[:6]] = (level, sampled, len(routed[c.id]))
+        print(f"{item.id} {time.perf_counter() - start:4.0f} s  (truth, score, turns routed): {line}", flush=True)
+
+    truth = [r[0] for r in rows]
+    lo, hi = rubric.scale.min, rubric.scale.max
+    print(f"\nrouting: {routed_right}/{routed_total} candidate turns routed to the criterion they answer")
+    print(f"{len(rows)} criterion scores on {len(graded)} transcripts:")
+    for name, sampled_at, expected_at in (("routed judge", 1, 2), ("shipped record", 3, 4)):
+        kappa = qwk(truth, [int(r[sampled_at]) for r in rows], lo, hi)
+        rho = spearmanr(truth, [r[expected_at] for r in rows]).statistic
+        shown = "n/a" if kappa is None else f"{kappa:.2f}"
+        print(f"  {name:15s} QWK (sampled) {shown}   Spearman (expected) {rho:.2f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
