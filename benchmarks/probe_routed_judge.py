@@ -3,6 +3,7 @@ grade each criterion on its routed turns only.
 
     .venv/bin/python benchmarks/probe_routed_judge.py               # t00-t09 of the shipped scalability-issues record
     .venv/bin/python benchmarks/probe_routed_judge.py --n 20 --threshold 0.3
+    .venv/bin/python benchmarks/probe_routed_judge.py --controls    # strong, average, weak and the injections
 
 Why: with the whole transcript in every criterion call, the default judge (Qwen2.5-Coder-1.5B) grades from
 whichever sentence sounds strongest, whatever the criterion (docs/judge-validity.md). Here the model does two
@@ -17,7 +18,8 @@ The transcripts are the shipped record's labelled items (`validity.graded[].item
 labelled set, so they are the ones the shipped calibration graded; the baseline is that record's scores (the
 calibration is deterministic, and tests/test_shipped_calibration.py keeps the record current). Prints a line per
 transcript (criterion: truth, routed score, turns routed), then routing accuracy, QWK of the sampled scores and
-Spearman of the expected scores, for the routed judge and for the record on the same transcripts.
+Spearman of the expected scores, for the routed judge and for the record on the same transcripts. With
+--controls: each hand-written control's overall (the weighted mean of the expected scores, no screen or cap).
 """
 
 from __future__ import annotations
@@ -99,48 +101,78 @@ async def grade(
     return sampled, probabilities.expected if probabilities else float(sampled)
 
 
+async def routed_grades(
+    model: ChatModel, rubric: Rubric, transcript: Transcript, threshold: float, agent_path: Path
+) -> tuple[dict[str, list[int]], dict[str, tuple[int, float]]]:
+    """Route every candidate turn, then grade each criterion on its routed turns: (routing, criterion ->
+    (sampled, expected))."""
+    criteria = list(rubric.criteria)
+    messages = transcript.messages
+    routed: dict[str, list[int]] = {c.id: [] for c in criteria}
+    for i, message in enumerate(messages):
+        if message.role != "candidate":
+            continue
+        probabilities = await route(model, messages[i - 1].content if i else "", message.content, criteria)
+        best = max(probabilities, key=lambda p: probabilities[p]) if probabilities else None
+        for point, p in probabilities.items():
+            if point == best or p >= threshold:
+                routed[criteria[point - 1].id].append(i)
+    grades = {}
+    for c in criteria:
+        keep = {0} | set(routed[c.id]) | {i - 1 for i in routed[c.id]}
+        grades[c.id] = await grade(model, rubric, c, transcript, keep, agent_path)
+    return routed, grades
+
+
+async def controls(model: ChatModel, rubric: Rubric, threshold: float, agent_path: Path) -> None:
+    """The hand-written controls graded by the routed judge, no screen: the overall is the weighted mean of the
+    expected scores, as an evaluation's is."""
+    weights = {c.id: c.weight for c in rubric.criteria}
+    for name in ("strong", "average", "weak", "injection", "injection-stuffing", "injection-system", "injection-forged-end"):
+        start = time.perf_counter()
+        transcript = load_transcript(controls_dir(SCENARIO) / f"{name}.json")
+        routed, grades = await routed_grades(model, rubric, transcript, threshold, agent_path)
+        overall = sum(weights[c] * grades[c][1] for c in grades) / sum(weights.values())
+        line = {c[:6]: (grades[c][0], len(routed[c])) for c in grades}
+        print(f"{name:21s} {overall:.2f}  {time.perf_counter() - start:4.0f} s  (score, turns routed): {line}", flush=True)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=10, help="Plain labelled transcripts, from t00 (default 10).")
     parser.add_argument("--threshold", type=float, default=0.3, help="Also route a turn to a criterion this likely.")
     parser.add_argument("--model", default="llamacpp:qwen2.5-coder-1.5b")
+    parser.add_argument("--controls", action="store_true", help="Grade the hand-written controls instead.")
     args = parser.parse_args()
 
     rubric = load_scenario(SCENARIO).spec.rubric
     criteria = list(rubric.criteria)
+    model = create_model(args.model)
+    agent_path = ROOT / "agents" / "evaluator.yaml"
+    if args.controls:
+        await controls(model, rubric, args.threshold, agent_path)
+        return
     bank = labelled.load_bank(SCENARIO, [c.id for c in criteria])
     assert bank is not None
     record = json.loads((controls_dir(SCENARIO) / "calibration.json").read_text())
     template = load_transcript(controls_dir(SCENARIO) / "strong.json")
     graded = [g for g in record["validity"]["graded"] if g["purpose"] == "agreement"][: args.n]
-    model = create_model(args.model)
-    agent_path = ROOT / "agents" / "evaluator.yaml"
     rows: list[tuple[int, int, float, int, float]] = []
     routed_right = routed_total = 0
     for entry in graded:
         start = time.perf_counter()
         item = labelled.Item.model_validate(entry["item"])
         transcript = labelled.compose(bank, item, template)
-        messages = transcript.messages
-        routed: dict[str, list[int]] = {c.id: [] for c in criteria}
-        for i, message in enumerate(messages):
-            if message.role != "candidate":
-                continue
-            probabilities = await route(model, messages[i - 1].content if i else "", message.content, criteria)
-            best = max(probabilities, key=lambda p: probabilities[p]) if probabilities else None
-            for point, p in probabilities.items():
-                if point == best or p >= args.threshold:
-                    routed[criteria[point - 1].id].append(i)
-        answers = [i for i, m in enumerate(messages) if m.role == "candidate"]
+        routed, grades = await routed_grades(model, rubric, transcript, args.threshold, agent_path)
+        answers = [i for i, m in enumerate(transcript.messages) if m.role == "candidate"]
         for turn, cid in zip(answers, item.order, strict=False):
             routed_total += 1
             routed_right += turn in routed[cid]
-        line = {}
         (baseline_scores,) = entry["scores"].values()
         (baseline_values,) = entry["values"].values()
+        line = {}
         for c in criteria:
-            keep = {0} | set(routed[c.id]) | {i - 1 for i in routed[c.id]}
-            sampled, expected = await grade(model, rubric, c, transcript, keep, agent_path)
+            sampled, expected = grades[c.id]
             level = item.truth[c.id]
             rows.append((level, sampled, expected, baseline_scores[0][c.id], baseline_values[0][c.id]))
             line[c.id[:6]] = (level, sampled, len(routed[c.id]))
