@@ -185,8 +185,8 @@ async def main() -> None:
     for name, sampled_at, expected_at in (("routed judge", 1, 2), ("shipped record", 3, 4)):
         kappa = qwk(truth, [int(r[sampled_at]) for r in rows], lo, hi)
         rho = spearmanr(truth, [r[expected_at] for r in rows]).statistic
-        shown = "n/a" if kappa is None else f"{kappa:.2f}"
-        print(f"  {name:15s} QWK (sampled) {shown}   Spearman (expected) {rho:.2f}")
+        shown = "n/a" if kappa is None else f"{round(kappa, 2) + 0.0:.2f}"  # + 0.0: never "-0.00"
+        print(f"  {name:15s} QWK (sampled) {shown}   Spearman (expected) {round(rho, 2) + 0.0:.2f}")
 
 
 if __name__ == "__main__":
