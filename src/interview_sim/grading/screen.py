@@ -304,21 +304,20 @@ def subject_filter(transcript: Transcript, rubric: Rubric) -> tuple[Transcript, 
     vocabulary = subject_stems(rubric, transcript.scenario)
     candidate = transcript.agents.get("candidate", {}).get("name")
     left_out: list[ScreenFinding] = []
-    messages = []
-    for n, message in enumerate(transcript.messages, 1):
-        if message.role == "candidate":
-            spans = left_out_spans(message.content, vocabulary)
-            left_out += [_left_out(f"turn {n}", message.content[a:b], why) for (a, b), why in spans]
-            message = message.model_copy(update={"content": _without(message.content, (span for span, _ in spans))})
-        messages.append(message)
-    board = []
-    for section in transcript.board:
-        if section.author == candidate:
-            spans = left_out_spans(section.text, vocabulary)
-            where = f"whiteboard section {section.title!r}"
-            left_out += [_left_out(where, section.text[a:b], why) for (a, b), why in spans]
-            section = section.model_copy(update={"text": _without(section.text, (span for span, _ in spans))})
-        board.append(section)
+
+    def kept(text: str, where: str) -> str:
+        spans = left_out_spans(text, vocabulary)
+        left_out.extend(_left_out(where, text[a:b], why) for (a, b), why in spans)
+        return _without(text, (span for span, _ in spans))
+
+    messages = [
+        m.model_copy(update={"content": kept(m.content, f"turn {n}")}) if m.role == "candidate" else m
+        for n, m in enumerate(transcript.messages, 1)
+    ]
+    board = [
+        s.model_copy(update={"text": kept(s.text, f"whiteboard section {s.title!r}")}) if s.author == candidate else s
+        for s in transcript.board
+    ]
     return transcript.model_copy(update={"messages": messages, "board": board}), left_out
 
 
