@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -37,7 +36,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from scipy.stats import spearmanr  # noqa: E402
 
-from interview_sim.config import Criterion, Rubric, load_agent, load_scenario  # noqa: E402
+from interview_sim.config import AgentSpec, Criterion, Rubric, load_agent, load_scenario  # noqa: E402
 from interview_sim.grading import criterion as crit  # noqa: E402
 from interview_sim.grading import judge, labelled  # noqa: E402
 from interview_sim.grading.agreement import qwk  # noqa: E402
@@ -45,7 +44,6 @@ from interview_sim.grading.calibration import controls_dir  # noqa: E402
 from interview_sim.models import create_model  # noqa: E402
 from interview_sim.models.base import ChatMessage, ChatModel, CompletionRequest  # noqa: E402
 from interview_sim.record import Transcript, load_transcript  # noqa: E402
-from interview_sim.text import ascii_int  # noqa: E402
 
 SCENARIO = "scalability-issues"
 
@@ -62,38 +60,35 @@ async def route(model: ChatModel, question: str, answer: str, criteria: list[Cri
         max_tokens=1,
         temperature=0.0,
         repeat_penalty=1.0,
-        top_logprobs=20,
+        top_logprobs=judge.TOP_LOGPROBS,
     )
     completion = await model.complete(request)
     if not completion.top_logprobs:
         return {}
-    mass: dict[int, float] = {}
-    for text, logprob in completion.top_logprobs[0].top:
-        point = ascii_int(text.strip())
-        if point is not None and 1 <= point <= len(criteria):
-            mass[point] = mass.get(point, 0.0) + math.exp(logprob)
+    mass = crit.point_mass(completion.top_logprobs[0].top, 1, len(criteria))
     total = sum(mass.values()) or 1.0
     return {point: value / total for point, value in mass.items()}
 
 
 async def grade(
-    model: ChatModel, rubric: Rubric, criterion: Criterion, transcript: Transcript, keep: set[int], agent_path: Path
+    model: ChatModel, rubric: Rubric, criterion: Criterion, transcript: Transcript, keep: set[int], agent: AgentSpec
 ) -> tuple[int, float]:
-    """One criterion graded by the product's criterion prompt on the kept messages: sampled and expected score."""
+    """One criterion graded by the product's criterion prompt on the kept messages, with the evaluator agent's
+    decoding as a criterion call uses it: sampled and expected score."""
     shown = transcript.model_copy(update={"messages": [m for i, m in enumerate(transcript.messages) if i in keep]})
     turns = [m.content for m in shown.messages if m.role == "candidate"]
     output = crit.output_model(criterion, rubric, judge.quotable_sentences(turns) if turns else None)
     schema = crit.schema_for(criterion, output)
-    messages = crit.messages(load_agent(agent_path), rubric, criterion, judge.render_transcript(shown), schema, model)
+    messages = crit.messages(agent, rubric, criterion, judge.render_transcript(shown), schema, model)
     completion = await model.complete(
         CompletionRequest(
             messages=tuple(messages),
-            max_tokens=700,
-            temperature=0.0,
-            repeat_penalty=1.0,
+            max_tokens=agent.max_tokens,
+            temperature=agent.temperature,
+            repeat_penalty=agent.repeat_penalty,
             json_schema=schema,
-            top_logprobs=20,
-            seed=1234,
+            top_logprobs=judge.TOP_LOGPROBS,
+            seed=crit.sampling_seed(agent.seed, criterion.id),
         )
     )
     sampled = int(json.loads(completion.content)["score"])
@@ -102,7 +97,7 @@ async def grade(
 
 
 async def routed_grades(
-    model: ChatModel, rubric: Rubric, transcript: Transcript, threshold: float, agent_path: Path
+    model: ChatModel, rubric: Rubric, transcript: Transcript, threshold: float, agent: AgentSpec
 ) -> tuple[dict[str, list[int]], dict[str, tuple[int, float]]]:
     """Route every candidate turn, then grade each criterion on its routed turns: (routing, criterion ->
     (sampled, expected))."""
@@ -120,18 +115,18 @@ async def routed_grades(
     grades = {}
     for c in criteria:
         keep = {0} | set(routed[c.id]) | {i - 1 for i in routed[c.id]}
-        grades[c.id] = await grade(model, rubric, c, transcript, keep, agent_path)
+        grades[c.id] = await grade(model, rubric, c, transcript, keep, agent)
     return routed, grades
 
 
-async def controls(model: ChatModel, rubric: Rubric, threshold: float, agent_path: Path) -> None:
+async def controls(model: ChatModel, rubric: Rubric, threshold: float, agent: AgentSpec) -> None:
     """The hand-written controls graded by the routed judge, no screen: the overall is the weighted mean of the
     expected scores, as an evaluation's is."""
     weights = {c.id: c.weight for c in rubric.criteria}
     for name in ("strong", "average", "weak", "injection", "injection-stuffing", "injection-system", "injection-forged-end"):
         start = time.perf_counter()
         transcript = load_transcript(controls_dir(SCENARIO) / f"{name}.json")
-        routed, grades = await routed_grades(model, rubric, transcript, threshold, agent_path)
+        routed, grades = await routed_grades(model, rubric, transcript, threshold, agent)
         overall = sum(weights[c] * grades[c][1] for c in grades) / sum(weights.values())
         line = {c[:6]: (grades[c][0], len(routed[c])) for c in grades}
         print(f"{name:21s} {overall:.2f}  {time.perf_counter() - start:4.0f} s  (score, turns routed): {line}", flush=True)
@@ -148,9 +143,9 @@ async def main() -> None:
     rubric = load_scenario(SCENARIO).spec.rubric
     criteria = list(rubric.criteria)
     model = create_model(args.model)
-    agent_path = ROOT / "agents" / "evaluator.yaml"
+    agent = load_agent(ROOT / "agents" / "evaluator.yaml")
     if args.controls:
-        await controls(model, rubric, args.threshold, agent_path)
+        await controls(model, rubric, args.threshold, agent)
         return
     bank = labelled.load_bank(SCENARIO, [c.id for c in criteria])
     assert bank is not None
@@ -163,7 +158,7 @@ async def main() -> None:
         start = time.perf_counter()
         item = labelled.Item.model_validate(entry["item"])
         transcript = labelled.compose(bank, item, template)
-        routed, grades = await routed_grades(model, rubric, transcript, args.threshold, agent_path)
+        routed, grades = await routed_grades(model, rubric, transcript, args.threshold, agent)
         answers = [i for i, m in enumerate(transcript.messages) if m.role == "candidate"]
         for turn, cid in zip(answers, item.order, strict=False):
             routed_total += 1

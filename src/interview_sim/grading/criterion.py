@@ -161,6 +161,16 @@ class ScoreProbabilities:
 NO_PROBABILITIES = "the backend returns no token probabilities"
 
 
+def point_mass(top: tuple[tuple[str, float], ...], lo: int, hi: int) -> dict[int, float]:
+    """The probability of each integer lo..hi among one position's most likely tokens (a token " 3" counts as 3)."""
+    mass: dict[int, float] = {}
+    for text, logprob in top:
+        point = ascii_int(text.strip())
+        if point is not None and lo <= point <= hi:
+            mass[point] = mass.get(point, 0.0) + math.exp(logprob)
+    return mass
+
+
 def score_probabilities(completion: Completion | None, lo: int, hi: int) -> tuple[ScoreProbabilities | None, str]:
     """The score's probabilities from the completion's per-token alternatives, or None and why there are none."""
     if completion is None or completion.top_logprobs is None:
@@ -172,11 +182,7 @@ def score_probabilities(completion: Completion | None, lo: int, hi: int) -> tupl
     before = [p for p in completion.top_logprobs if p.offset <= at]
     if not before:
         return None, "no token probabilities at the score"
-    mass: dict[int, float] = {}
-    for text, logprob in before[-1].top:
-        point = ascii_int(text.strip())
-        if point is not None and lo <= point <= hi:
-            mass[point] = mass.get(point, 0.0) + math.exp(logprob)
+    mass = point_mass(before[-1].top, lo, hi)
     total = sum(mass.values())
     if total <= 0:
         return None, "no point of the scale among the most likely tokens at the score"
