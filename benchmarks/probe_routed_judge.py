@@ -1,18 +1,21 @@
-"""A judge design not in the product, measured: route each candidate turn to the criterion it addresses, then
-grade each criterion on its routed turns only.
+"""Routed grading on the labelled set, router by router: route each candidate turn to the criterion it addresses,
+then grade each criterion on its routed turns only.
 
-    .venv/bin/python benchmarks/probe_routed_judge.py               # t00-t09 of the shipped scalability-issues record
-    .venv/bin/python benchmarks/probe_routed_judge.py --n 20 --threshold 0.3
-    .venv/bin/python benchmarks/probe_routed_judge.py --controls    # strong, average, weak and the injections
+    .venv/bin/python benchmarks/probe_routed_judge.py --n 20                  # the product's router (grading.routing)
+    .venv/bin/python benchmarks/probe_routed_judge.py --n 20 --router number --threshold 0.3
+    .venv/bin/python benchmarks/probe_routed_judge.py --n 20 --router oracle  # the turn written for it: the upper bound
+    .venv/bin/python benchmarks/probe_routed_judge.py --controls              # strong, average, weak and the injections
 
 Why: with the whole transcript in every criterion call, the default judge (Qwen2.5-Coder-1.5B) grades from
 whichever sentence sounds strongest, whatever the criterion (docs/judge-validity.md). Here the model does two
-smaller things. (1) Routing: per candidate turn, with the interviewer's question before it, it names the rubric
-criterion the answer addresses (greedy, one token; the probabilities of the criteria's numbers are read, and a
-turn goes to its likeliest criterion and to any other at or above --threshold). (2) Grading: the product's own
-criterion prompt, schema and score probabilities (`grading.criterion`), on a transcript holding the opening and
-the routed turns with their questions; a criterion with no turn gets the opening alone. No injection screen
-runs here (the labelled transcripts hold no injection).
+smaller things. (1) Routing, by one of three routers: `product` is `grading.routing` (per turn and criterion,
+P(yes) that the answer addresses it; the likeliest criterion); `number` was the first one measured (per turn, the
+criteria's numbers as one answer; a turn goes to its likeliest criterion and to any other at or above
+--threshold); `oracle` gives each criterion the turn written for it. (2) Grading: the product's own criterion
+prompt, schema and score probabilities (`grading.criterion`), on a transcript holding the opening and the routed
+turns with their questions; a criterion with no turn gets the opening alone (number) or the whole transcript
+(product, as routed mode does). No injection screen runs here (the labelled transcripts hold no injection), and
+no pairwise verdict: `interview-sim calibrate --mode routed` measures the whole mode.
 
 The transcripts are the shipped record's labelled items (`validity.graded[].item`), composed again from the
 labelled set, so they are the ones the shipped calibration graded; the baseline is that record's scores (the
@@ -38,7 +41,7 @@ from scipy.stats import spearmanr  # noqa: E402
 
 from interview_sim.config import AgentSpec, Criterion, Rubric, load_agent, load_scenario  # noqa: E402
 from interview_sim.grading import criterion as crit  # noqa: E402
-from interview_sim.grading import judge, labelled  # noqa: E402
+from interview_sim.grading import judge, labelled, routing  # noqa: E402
 from interview_sim.grading.agreement import qwk  # noqa: E402
 from interview_sim.grading.calibration import controls_dir  # noqa: E402
 from interview_sim.models import create_model  # noqa: E402
@@ -96,12 +99,11 @@ async def grade(
     return sampled, probabilities.expected if probabilities else float(sampled)
 
 
-async def routed_grades(
-    model: ChatModel, rubric: Rubric, transcript: Transcript, threshold: float, agent: AgentSpec
-) -> tuple[dict[str, list[int]], dict[str, tuple[int, float]]]:
-    """Route every candidate turn, then grade each criterion on its routed turns: (routing, criterion ->
-    (sampled, expected))."""
-    criteria = list(rubric.criteria)
+async def route_by_number(
+    model: ChatModel, transcript: Transcript, criteria: list[Criterion], threshold: float
+) -> dict[str, list[int]]:
+    """The first router (--router number): per candidate turn, the criteria's numbers as one answer; a turn goes to
+    its likeliest criterion and to any other at or above `threshold`."""
     messages = transcript.messages
     routed: dict[str, list[int]] = {c.id: [] for c in criteria}
     for i, message in enumerate(messages):
@@ -112,21 +114,56 @@ async def routed_grades(
         for point, p in probabilities.items():
             if point == best or p >= threshold:
                 routed[criteria[point - 1].id].append(i)
+    return routed
+
+
+async def route_as_the_product(model: ChatModel, transcript: Transcript, criteria: list[Criterion]) -> dict[str, list[int]]:
+    """The product's router (`grading.routing`, --router product): P(yes) per turn and criterion, the likeliest."""
+    routed: dict[str, list[int]] = {c.id: [] for c in criteria}
+    for unit in routing.units(transcript):
+        likelihood = {c.id: routing.p_yes(await model.complete(routing.request(unit, c, model, 1))) for c in criteria}
+        for cid in routing.route(likelihood):
+            if unit.message is not None:
+                routed[cid].append(unit.message)
+    return routed
+
+
+async def routed_grades(
+    model: ChatModel,
+    rubric: Rubric,
+    transcript: Transcript,
+    args: argparse.Namespace,
+    agent: AgentSpec,
+    item: labelled.Item | None = None,
+) -> tuple[dict[str, list[int]], dict[str, tuple[int, float]]]:
+    """Route every candidate turn (by --router), then grade each criterion on its routed turns: (routing, criterion ->
+    (sampled, expected)). A criterion no turn reached reads the opening alone (number router) or the whole
+    transcript (product router, as the product's routed mode does)."""
+    criteria = list(rubric.criteria)
+    if args.router == "oracle" and item is not None:
+        answers = [i for i, m in enumerate(transcript.messages) if m.role == "candidate"]
+        routed = {cid: [answers[k]] for k, cid in enumerate(item.order)}
+    elif args.router == "number":
+        routed = await route_by_number(model, transcript, criteria, args.threshold)
+    else:
+        routed = await route_as_the_product(model, transcript, criteria)
     grades = {}
     for c in criteria:
         keep = {0} | set(routed[c.id]) | {i - 1 for i in routed[c.id]}
+        if not routed[c.id] and args.router == "product":
+            keep = set(range(len(transcript.messages)))
         grades[c.id] = await grade(model, rubric, c, transcript, keep, agent)
     return routed, grades
 
 
-async def controls(model: ChatModel, rubric: Rubric, threshold: float, agent: AgentSpec) -> None:
+async def controls(model: ChatModel, rubric: Rubric, args: argparse.Namespace, agent: AgentSpec) -> None:
     """The hand-written controls graded by the routed judge, no screen: the overall is the weighted mean of the
     expected scores, as an evaluation's is."""
     weights = {c.id: c.weight for c in rubric.criteria}
     for name in ("strong", "average", "weak", "injection", "injection-stuffing", "injection-system", "injection-forged-end"):
         start = time.perf_counter()
         transcript = load_transcript(controls_dir(SCENARIO) / f"{name}.json")
-        routed, grades = await routed_grades(model, rubric, transcript, threshold, agent)
+        routed, grades = await routed_grades(model, rubric, transcript, args, agent)
         overall = sum(weights[c] * grades[c][1] for c in grades) / sum(weights.values())
         line = {c[:6]: (grades[c][0], len(routed[c])) for c in grades}
         print(f"{name:21s} {overall:.2f}  {time.perf_counter() - start:4.0f} s  (score, turns routed): {line}", flush=True)
@@ -135,7 +172,14 @@ async def controls(model: ChatModel, rubric: Rubric, threshold: float, agent: Ag
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=10, help="Plain labelled transcripts, from t00 (default 10).")
-    parser.add_argument("--threshold", type=float, default=0.3, help="Also route a turn to a criterion this likely.")
+    parser.add_argument(
+        "--router",
+        choices=("product", "number", "oracle"),
+        default="product",
+        help="product: grading.routing (default); number: the first router, the criteria's numbers in one answer;"
+        " oracle: each criterion gets the turn written for it (labelled transcripts only: the upper bound).",
+    )
+    parser.add_argument("--threshold", type=float, default=0.3, help="--router number: also route a turn this likely.")
     parser.add_argument("--model", default="llamacpp:qwen2.5-coder-1.5b")
     parser.add_argument("--controls", action="store_true", help="Grade the hand-written controls instead.")
     args = parser.parse_args()
@@ -145,7 +189,7 @@ async def main() -> None:
     model = create_model(args.model)
     agent = load_agent(ROOT / "agents" / "evaluator.yaml")
     if args.controls:
-        await controls(model, rubric, args.threshold, agent)
+        await controls(model, rubric, args, agent)
         return
     bank = labelled.load_bank(SCENARIO, [c.id for c in criteria])
     assert bank is not None
@@ -158,7 +202,7 @@ async def main() -> None:
         start = time.perf_counter()
         item = labelled.Item.model_validate(entry["item"])
         transcript = labelled.compose(bank, item, template)
-        routed, grades = await routed_grades(model, rubric, transcript, args.threshold, agent)
+        routed, grades = await routed_grades(model, rubric, transcript, args, agent, item)
         answers = [i for i, m in enumerate(transcript.messages) if m.role == "candidate"]
         for turn, cid in zip(answers, item.order, strict=False):
             routed_total += 1

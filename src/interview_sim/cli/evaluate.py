@@ -6,7 +6,7 @@ import json
 import sys
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from interview_sim.grading.calibration import Calibration
     from interview_sim.grading.evaluate import Evaluation, PairwiseResult
+    from interview_sim.grading.modes import Mode as GradingMode
 
 EvaluatorModel = Annotated[
     str | None,
@@ -33,16 +34,21 @@ Seed = Annotated[int | None, typer.Option(help="Seed of the first judge; judge k
 MaxTokens = Annotated[int | None, typer.Option(min=1, help="Cap on each judge answer (default: the evaluator agent's).")]
 Mode = Annotated[
     str,
-    typer.Option("--mode", help="criterion: one judge call per criterion (default); rubric: every criterion in one answer."),
+    typer.Option(
+        "--mode",
+        help="criterion: one judge call per criterion (default); rubric: every criterion in one answer; routed: each"
+        " answer routed to the criterion it addresses first, then one call per criterion on its answers.",
+    ),
 ]
 
 
-def check_mode(mode: str) -> Literal["criterion", "rubric"]:
-    if mode == "criterion":
-        return "criterion"
-    if mode == "rubric":
-        return "rubric"
-    raise fail(f"--mode must be criterion or rubric, got {mode!r}", 2)
+def check_mode(mode: str) -> GradingMode:
+    from interview_sim.grading.modes import MODES
+
+    for known in MODES:  # the Literal itself, not the str
+        if mode == known:
+            return known
+    raise fail(f"--mode must be {', '.join(MODES[:-1])} or {MODES[-1]}, got {mode!r}", 2)
 
 
 def trust_markup(calibration: Any) -> str:
@@ -109,6 +115,9 @@ def grade_table(evaluation: Evaluation) -> Any:
         text = escape(grade.rationale) if grade else ""
         if grade and grade.evidence:
             text += f'\n[dim]"{escape(grade.evidence[0])}"[/]'
+        if evaluation.mode == "routed" and grade is not None:
+            read = ", ".join(grade.turns) if grade.turns else "the whole transcript (no answer was routed here)"
+            text += f"\n[dim]graded on {escape(read)}[/]"
         table.add_row(escape(s.name), score, text)
     if evaluation.overall is not None:
         table.add_row("[bold]overall (weighted)[/]", f"[bold]{evaluation.overall:.2f}[/]", trust_markup(evaluation.calibration))

@@ -6,7 +6,8 @@ Modules:
     stats        confidence intervals and agreement figures (Krippendorff's alpha, Spearman).
     criterion    criterion-wise prompts and expected scores from the score tokens' probabilities.
     judge_session  the judges' bookkeeping for one evaluation: models, call records, raw outputs.
-    modes        the two ways one judge grades a run: criterion by criterion, or the whole rubric at once.
+    routing      which candidate answers address which criterion (routed mode grades each criterion on those).
+    modes        the ways one judge grades a run: criterion by criterion, the whole rubric at once, or routed.
     evaluate     `evaluate_run` (several judges, re-asks) and `evaluate_pairwise` (both orders).
     calibration  `calibrate`: a judge graded on hand-written control transcripts.
     bulk         `evaluate_runs`: many runs (a list or a filter), a few at a time, skipping those already graded.

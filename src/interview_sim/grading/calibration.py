@@ -32,9 +32,8 @@ from interview_sim.config import Rubric
 from interview_sim.errors import EvaluationError, RecordError
 from interview_sim.grading import gate, labelled, validity
 from interview_sim.grading.evaluate import Evaluation, default_evaluator, evaluate_run
-from interview_sim.grading.judge import PROMPT_VERSION
 from interview_sim.grading.judge_session import ModelFactory
-from interview_sim.grading.modes import Mode
+from interview_sim.grading.modes import Mode, prompt_version
 from interview_sim.grading.screen import SCREEN_VERSION
 from interview_sim.grading.validity import Sizes, Validity
 from interview_sim.models import ModelOptions, create_model, parse_ref
@@ -397,7 +396,7 @@ def _without_judge(transcript: Transcript) -> Transcript:
 def _record(store: Path, calibration: Calibration, rubric_hash: str, mode: str) -> None:
     """The outcome in the gate's index, per judge identity, with the judge's QWK when the labelled set was graded."""
     for ref, identity in calibration.judge_ids.items():
-        key = gate.key(identity, rubric_hash, PROMPT_VERSION, mode, calibration.screen)
+        key = gate.key(identity, rubric_hash, prompt_version(mode), mode, calibration.screen)
         figures = calibration.validity.judges.get(ref) if calibration.validity else None
         gate.record(
             store,
@@ -461,7 +460,7 @@ def _assemble(
         started_at=utc_now(),
         ended_at=utc_now(),
         mode=mode,
-        prompt_version=PROMPT_VERSION,
+        prompt_version=prompt_version(mode),
         rubric_hash=rubric.content_hash(),
         judge_ids=judge_ids,
         figures=figures,

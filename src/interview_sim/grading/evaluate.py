@@ -41,7 +41,7 @@ from interview_sim.grading.grades import (
     total_usage,
 )
 from interview_sim.grading.judge_session import JudgeSession, ModelFactory
-from interview_sim.grading.modes import MODES, Mode, grade_criteria, grade_rubric
+from interview_sim.grading.modes import MODES, Mode, grade_criteria, grade_routed, grade_rubric, prompt_version
 from interview_sim.grading.screen import OFF_SUBJECT, SCREEN_VERSION, SELF_ASSESSMENT, screen_transcript, subject_filter
 from interview_sim.models import create_model, parse_ref
 from interview_sim.record import (
@@ -293,7 +293,7 @@ def _calibration_state(evaluation: Evaluation, session: JudgeSession, rubric: Ru
         model = session.models.get(ref)
         identity = gate.judge_identity(model) if model is not None else ref
         evaluation.judge_ids[ref] = identity
-        key = gate.key(identity, rubric.content_hash(), judge.PROMPT_VERSION, evaluation.mode, screened)
+        key = gate.key(identity, rubric.content_hash(), prompt_version(evaluation.mode), evaluation.mode, screened)
         states.append(gate.lookup(store, key, shipped=shipped))
     return gate.combine(states)
 
@@ -320,7 +320,7 @@ def _new_evaluation(
         scale_min=rubric.scale.min,
         scale_max=rubric.scale.max,
         mode=mode,
-        prompt_version=judge.PROMPT_VERSION,
+        prompt_version=prompt_version(mode),
         notes=notes,
         started_at=utc_now(),
     )
@@ -352,7 +352,8 @@ async def evaluate_run(
         scenario: grade against this scenario's rubric instead of the run's snapshot.
         model_factory: builds a model from a reference; defaults to the registry.
         max_tokens: cap on each answer (default: the evaluator agent's max_tokens).
-        mode: "criterion" (one call per criterion, the default) or "rubric" (every criterion in one answer).
+        mode: "criterion" (one call per criterion, the default), "rubric" (every criterion in one answer) or
+            "routed" (one call per criterion on the answers routed to it, `grading.routing`).
         reverse_criteria: show the criteria in the reverse of each judge's shuffled order (position-bias check).
         calibration_store: where calibration results are kept (default: the nearest `_calibration` folder
             above the run's).
@@ -382,7 +383,7 @@ async def evaluate_run(
     cap = max_tokens or agent.max_tokens
     evaluation = _new_evaluation(transcript, rubric, refs, judges, base_seed, mode, notes)
     evaluation.screen, shown = _screen(transcript, rubric, evaluation.notes, on=screen)
-    grade = grade_criteria if mode == "criterion" else grade_rubric
+    grade = {"criterion": grade_criteria, "rubric": grade_rubric, "routed": grade_routed}[mode]
     session = JudgeSession(shown, agent, evaluation.evaluation_id, model_factory, base_seed)
     try:
         for ref in refs:

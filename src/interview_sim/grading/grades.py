@@ -56,11 +56,25 @@ class CriterionGrade(_Rec):
     """The judge's probability of each point of the scale at the score, renormalised over the scale."""
     probability_mass: float | None = None
     """How much of the judge's probability at that token fell on the scale's points at all (before renormalising)."""
+    turns: list[str] | None = None
+    """Routed mode: what this criterion was graded on ("turn 4", "section Caching"), the units routed to it. None:
+    the whole transcript (criterion and rubric modes, and a routed criterion no unit was routed to)."""
 
     @property
     def value(self) -> float:
         """The score that counts: the expected score where known, else the sampled one."""
         return self.expected_score if self.expected_score is not None else float(self.score)
+
+
+class RoutedUnit(_Rec):
+    """Routed mode: one candidate turn or whiteboard section, how likely it addresses each criterion, and where it went."""
+
+    where: str
+    """"turn 4" (the message's number as the judges' transcript shows it) or "section <title>"."""
+    likelihood: dict[str, float]
+    """Per criterion id, the judge model's P(yes) that the unit addresses it."""
+    criteria: list[str]
+    """The criteria it was routed to."""
 
 
 class JudgeGrade(_Rec):
@@ -76,8 +90,11 @@ class JudgeGrade(_Rec):
     overall: float
     """Weighted mean of this judge's criterion scores, expected scores where known (computed here, never
     asked of the model)."""
-    mode: Literal["criterion", "rubric"] = "rubric"
-    """criterion: one call per criterion; rubric: every criterion in one answer (old records)."""
+    mode: Literal["criterion", "rubric", "routed"] = "rubric"
+    """criterion: one call per criterion; rubric: every criterion in one answer (old records); routed: one call per
+    criterion on the units routed to it."""
+    routing: list[RoutedUnit] | None = None
+    """Routed mode: every unit and where it went (`grading.routing`); None in the other modes."""
     order: list[str] = Field(default_factory=list)
     """The criterion ids in the order this judge was shown (asked) them."""
     probabilities: str = "not recorded"
@@ -196,7 +213,7 @@ class Evaluation(_Versioned):
     """Every judge whose grade validated."""
     failed_judges: list[JudgeFailure] = Field(default_factory=list)
     """Every judge that gave no valid grade; the others still count. The evaluation fails only when all do."""
-    mode: Literal["criterion", "rubric"] = "rubric"
+    mode: Literal["criterion", "rubric", "routed"] = "rubric"
     prompt_version: str | None = None
     """The judge prompts' version (part of the calibration key)."""
     calibration: CalibrationState | None = None

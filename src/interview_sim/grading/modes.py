@@ -1,6 +1,7 @@
-"""The two ways one judge grades a run: criterion by criterion (the default), or the whole rubric in one answer.
+"""The ways one judge grades a run: criterion by criterion (the default), the whole rubric in one answer, or
+criterion by criterion on the answers routed to each criterion (`routing`).
 
-Both show the criteria in an order shuffled by the judge's seed (reversed on request, for the position-bias
+Each shows the criteria in an order shuffled by the judge's seed (reversed on request, for the position-bias
 check) and record where each criterion stood. Both raise `judge.JudgeFailed` when the judge gives no valid
 answer; the caller records that judge as failed and goes on with the others.
 """
@@ -16,13 +17,20 @@ from pydantic import BaseModel
 from interview_sim.config import Criterion, Rubric
 from interview_sim.errors import ModelCallError
 from interview_sim.grading import criterion as crit
-from interview_sim.grading import judge
-from interview_sim.grading.grades import CriterionGrade, JudgeGrade
+from interview_sim.grading import judge, routing
+from interview_sim.grading.grades import CriterionGrade, JudgeGrade, RoutedUnit
 from interview_sim.grading.judge_session import JudgeSession
 from interview_sim.models import ChatMessage, ChatModel
+from interview_sim.record import Transcript
 
-Mode = Literal["criterion", "rubric"]
-MODES: tuple[Mode, ...] = ("criterion", "rubric")
+Mode = Literal["criterion", "rubric", "routed"]
+MODES: tuple[Mode, ...] = ("criterion", "rubric", "routed")
+
+
+def prompt_version(mode: str) -> str:
+    """The version of the prompts a mode asks with, as its calibration key holds it: the judge prompts'
+    (`judge.PROMPT_VERSION`), and in routed mode the routing prompt's too ("2+routing1")."""
+    return f"{judge.PROMPT_VERSION}+routing{routing.ROUTING_VERSION}" if mode == "routed" else judge.PROMPT_VERSION
 
 
 def _weighted(grades: list[CriterionGrade], rubric: Rubric) -> float:
@@ -56,13 +64,15 @@ async def _ask(
     max_tokens: int,
     *,
     sampling_seed: int | None = None,
+    shown: Transcript | None = None,
 ) -> judge.Asked:
-    """One bounded ask, the interviewer's turns shortened when the prompt does not fit otherwise; a model-call
-    failure or no valid answer becomes JudgeFailed (raw answers kept)."""
+    """One bounded ask about `shown` (default: the session's transcript), the interviewer's turns shortened when
+    the prompt does not fit otherwise; a model-call failure or no valid answer becomes JudgeFailed (raw answers kept)."""
     model = await session.model(ref)
+    transcript = session.transcript if shown is None else shown
     messages = judge.fit_prompt(
         model,
-        lambda short: prompt.messages(judge.render_transcript(session.transcript, shorten_interviewer=short), model),
+        lambda short: prompt.messages(judge.render_transcript(transcript, shorten_interviewer=short), model),
         max_tokens,
         "the grading prompt",
     )
@@ -120,14 +130,60 @@ async def grade_criteria(
     session: JudgeSession, rubric: Rubric, ref: str, seed: int, temperature: float, max_tokens: int, *, reverse: bool = False
 ) -> JudgeGrade:
     """One call per criterion, each a fresh prompt with the transcript and that criterion alone."""
-    turns = judge.candidate_turns(session.transcript)
-    quotes = judge.quotable_sentences(turns)
+    return await _grade_each(session, rubric, ref, seed, temperature, max_tokens, reverse=reverse, views={}, routed=None)
+
+
+async def grade_routed(
+    session: JudgeSession, rubric: Rubric, ref: str, seed: int, temperature: float, max_tokens: int, *, reverse: bool = False
+) -> JudgeGrade:
+    """Route every candidate answer to the criterion it addresses (`routing`), then one call per criterion, each on
+    the answers routed to it; a criterion no answer was routed to (or none with a quotable sentence) is graded on
+    the whole transcript."""
+    model = await session.model(ref)
+    units = routing.units(session.transcript)
+    routed: list[RoutedUnit] = []
+    for unit in units:
+        likelihood = {}
+        for criterion in rubric.criteria:
+            request = routing.request(unit, criterion, model, seed)
+            try:
+                completion = await model.complete(request)
+            except ModelCallError as exc:
+                raise judge.JudgeFailed(f"{ref} (seed {seed}): routing {unit.where}: {exc}") from None
+            session.recorder(ref, seed, f"grade:route:{criterion.id}")(completion, 1)
+            likelihood[criterion.id] = round(routing.p_yes(completion), 4)
+        routed.append(RoutedUnit(where=unit.where, likelihood=likelihood, criteria=routing.route(likelihood)))
+    views = {}
+    for c in rubric.criteria:
+        chosen = [unit for unit, r in zip(units, routed, strict=True) if c.id in r.criteria]
+        shown = routing.view(session.transcript, chosen)
+        if chosen and judge.quotable_sentences(judge.candidate_turns(shown)):  # else: the whole transcript
+            views[c.id] = (shown, [u.where for u in chosen])
+    return await _grade_each(session, rubric, ref, seed, temperature, max_tokens, reverse=reverse, views=views, routed=routed)
+
+
+async def _grade_each(
+    session: JudgeSession,
+    rubric: Rubric,
+    ref: str,
+    seed: int,
+    temperature: float,
+    max_tokens: int,
+    *,
+    reverse: bool,
+    views: dict[str, tuple[Transcript, list[str]]],
+    routed: list[RoutedUnit] | None,
+) -> JudgeGrade:
+    """One call per criterion on its view of the transcript (`views`; the whole transcript for a criterion not in
+    it): criterion mode passes no views, routed mode the routed ones."""
     order = crit.presentation_order(rubric, seed, reverse=reverse)
     grades: dict[str, CriterionGrade] = {}
     sources: set[str] = set()
     lo, hi = rubric.scale.min, rubric.scale.max
     for position, criterion in enumerate(order):
-        output_model = crit.output_model(criterion, rubric, quotes)
+        shown, where = views.get(criterion.id, (session.transcript, None))
+        turns = judge.candidate_turns(shown)
+        output_model = crit.output_model(criterion, rubric, judge.quotable_sentences(turns))
         schema = crit.schema_for(criterion, output_model)
 
         def messages(block: str, model: ChatModel, c: Criterion = criterion, s: dict[str, Any] = schema) -> list[ChatMessage]:
@@ -142,7 +198,7 @@ async def grade_criteria(
             top_logprobs=judge.TOP_LOGPROBS,
         )
         sampling = crit.sampling_seed(seed, criterion.id)
-        asked = await _ask(session, ref, seed, prompt, turns, temperature, max_tokens, sampling_seed=sampling)
+        asked = await _ask(session, ref, seed, prompt, turns, temperature, max_tokens, sampling_seed=sampling, shown=shown)
         probabilities, source = crit.score_probabilities(asked.completion, lo, hi)
         sources.add(source)
         answer: Any = asked.value
@@ -155,6 +211,7 @@ async def grade_criteria(
             expected_score=probabilities.expected if probabilities else None,
             probabilities=probabilities.probabilities if probabilities else None,
             probability_mass=probabilities.mass if probabilities else None,
+            turns=where,
         )
     in_rubric_order = [grades[c.id] for c in rubric.criteria]
     name = {c.id: c.name for c in rubric.criteria}
@@ -164,8 +221,9 @@ async def grade_criteria(
         "strengths": strengths[:5],
         "weaknesses": weaknesses[:5],
         "attempts": sum(1 for r in session.raw if r.judge == ref and r.seed == seed),
-        "mode": "criterion",
+        "mode": "criterion" if routed is None else "routed",
         "probabilities": "; ".join(sorted(sources)),
+        "routing": routed,
     }
     return _judge_grade(session, rubric, ref, seed, temperature, order, in_rubric_order, own)
 

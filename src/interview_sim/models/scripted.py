@@ -475,6 +475,29 @@ def _pairwise_json(schema: dict[str, object], blocks: dict[str, str]) -> str:
     return json.dumps({"criteria": out, "overall": verdict})
 
 
+_ROUTE_TOPIC = re.compile(
+    r"\n\nTopic: (?P<name>.*?) \((?P<description>.*)\)\nDoes the candidate's answer address this topic\?", re.S
+)
+_ROUTE_ANSWER = re.compile(r"(?:^|\n)Candidate: (?P<text>.*)|^Whiteboard section [^\n]*:\n(?P<section>.*)", re.S)
+
+
+def _route_answer(prompt: str) -> str | None:
+    """A routing question (`grading.routing`): "yes" when the answer holds one of the topic's keywords by rule 1
+    and 2 of the judge (its own lines, no sentence addressing the judge), else "no"; None for another prompt."""
+    # The last match: an answer may hold a line that looks like the question's own.
+    topic = next(reversed(list(_ROUTE_TOPIC.finditer(prompt))), None)
+    answer = _ROUTE_ANSWER.search(prompt[: topic.start()]) if topic else None
+    if topic is None or answer is None:
+        return None
+    keywords = _criterion_keywords(topic["name"], topic["description"])
+    text = "\n".join(_answer_lines(answer["text"] if answer["text"] is not None else answer["section"]))
+    for sentence in _SENTENCE_END.split(text):
+        words = _stem_words(sentence)
+        if not {w for w, _ in words} & JUDGE_WORDS and {s for _, s in words} & set(keywords):
+            return "yes"
+    return "no"
+
+
 @script("judge")
 def judge_script(inp: ScriptInput) -> str:
     """Judge control: scores each criterion by counting rubric keywords in the candidate's own sentences.
@@ -503,9 +526,14 @@ def judge_script(inp: ScriptInput) -> str:
     criterion's score by the same rule. Pairwise requests (two transcripts, `winner` fields): per criterion the
     transcript with more distinct keywords by the same rule wins, equal counts tie; overall, the one with more
     keywords over all criteria wins.
-    Asked without a JSON schema, it answers with one line saying it only grades.
+    Routing questions (routed mode: does this answer address this topic?) get "yes" when one of the topic's
+    keywords by rule 1 stands in a sentence of the answer that counts by rule 2, else "no".
+    Asked anything else without a JSON schema, it answers with one line saying it only grades.
     """
     schema = inp.json_schema
+    routed = _route_answer(inp.last_user) if not schema else None
+    if routed is not None:
+        return routed
     prompt = next((m.content for m in inp.messages if m.role == "user" and "<transcript" in m.content), "")
     blocks = {m["id"] or "": m["body"] for m in _BLOCK.finditer(prompt)}
     if not schema or not blocks:
