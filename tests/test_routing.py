@@ -22,6 +22,7 @@ from interview_sim.models import Completion, create_model
 from interview_sim.models.base import TokenAlternatives
 from interview_sim.models.scripted import ScriptInput, judge_script, script
 from interview_sim.record import BoardSection, Message, load_transcript
+from interview_sim.report import render_run_report
 from interview_sim.session import run_scenario
 
 SCENARIO = load_scenario("scalability-issues")
@@ -105,6 +106,10 @@ async def test_a_routed_grade_records_every_unit_where_it_went_and_what_each_cri
     assert kinds.count("grade:route:security-measures") == len(grade.routing)
     assert len(kinds) == len(grade.routing) * len(IDS) + len(IDS)
     assert grade.usage.prompt_tokens == sum(c.usage_value().prompt_tokens for c in calls)
+    # The run's page says what each criterion was graded on.
+    page = render_run_report(run)
+    for c in grade.criteria:
+        assert f"Graded on {', '.join(c.turns or [])}." in page
 
 
 @pytest.mark.anyio

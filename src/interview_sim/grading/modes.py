@@ -145,7 +145,7 @@ async def grade_routed(
     for unit in units:
         likelihood = {}
         for criterion in rubric.criteria:
-            request = routing.request(unit, criterion, model, seed)
+            request = routing.request(unit, criterion, model, seed, session.agent.think)
             try:
                 completion = await model.complete(request)
             except ModelCallError as exc:

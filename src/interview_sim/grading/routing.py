@@ -88,14 +88,16 @@ def messages(unit: Unit, criterion: Criterion) -> list[ChatMessage]:
     return [ChatMessage("system", SYSTEM), ChatMessage("user", user)]
 
 
-def request(unit: Unit, criterion: Criterion, model: ChatModel, seed: int) -> CompletionRequest:
-    """One routing question: greedy, one token, that token's alternatives where the backend has them."""
+def request(unit: Unit, criterion: Criterion, model: ChatModel, seed: int, think: bool | str | None = None) -> CompletionRequest:
+    """One routing question: greedy, one token, that token's alternatives where the backend has them (`think`: the
+    evaluator agent's, so a thinking model does not spend its one token on thinking)."""
     return CompletionRequest(
         messages=tuple(messages(unit, criterion)),
         max_tokens=1,
         temperature=0.0,
         repeat_penalty=1.0,
         seed=seed,
+        think=think,
         top_logprobs=judge.TOP_LOGPROBS if model.supports_logprobs else 0,
     )
 
