@@ -49,6 +49,12 @@ def test_a_unit_goes_to_its_likeliest_criterion_and_ties_go_to_all() -> None:
     assert routing.route({}) == [] == routing.route({"a": 0.0, "b": 0.0})  # "no" to every criterion: nowhere
 
 
+def test_a_criterion_no_unit_went_to_gets_the_unit_likeliest_to_address_it() -> None:
+    likelihoods = [{"a": 0.9, "b": 0.5, "c": 0.0}, {"a": 0.8, "b": 0.6, "c": 0.0}]
+    assert routing.assign(likelihoods) == [["a"], ["a", "b"]]  # b: its likeliest unit; c: "no" from both, nowhere
+    assert routing.assign([]) == []
+
+
 def test_p_yes_is_read_among_yes_and_no_or_from_the_sampled_answer() -> None:
     top = (("yes", math.log(0.6)), (" No", math.log(0.2)), ("maybe", math.log(0.2)))
     assert routing.p_yes(_completion("yes", top)) == pytest.approx(0.75)
@@ -96,8 +102,9 @@ async def test_a_routed_grade_records_every_unit_where_it_went_and_what_each_cri
     assert evaluation.mode == grade.mode == "routed" and evaluation.prompt_version == prompt_version("routed") != "2"
     assert grade.routing is not None
     assert [u.where for u in grade.routing] == [u.where for u in routing.units(transcript)]
+    assert [u.criteria for u in grade.routing] == routing.assign([u.likelihood for u in grade.routing])
     for unit in grade.routing:
-        assert set(unit.likelihood) == set(IDS) and unit.criteria == routing.route(unit.likelihood)
+        assert set(unit.likelihood) == set(IDS) and set(routing.route(unit.likelihood)) <= set(unit.criteria)
     for c in grade.criteria:  # each criterion read exactly the units routed to it
         assert c.turns == [u.where for u in grade.routing if c.criterion in u.criteria]
     # Routing calls are recorded and counted with the grade's usage: five a unit, then one call a criterion.

@@ -141,7 +141,7 @@ async def grade_routed(
     the whole transcript."""
     model = await session.model(ref)
     units = routing.units(session.transcript)
-    routed: list[RoutedUnit] = []
+    likelihoods: list[dict[str, float]] = []
     for unit in units:
         likelihood = {}
         for criterion in rubric.criteria:
@@ -152,7 +152,11 @@ async def grade_routed(
                 raise judge.JudgeFailed(f"{ref} (seed {seed}): routing {unit.where}: {exc}") from None
             session.recorder(ref, seed, f"grade:route:{criterion.id}")(completion, 1)
             likelihood[criterion.id] = round(routing.p_yes(completion), 4)
-        routed.append(RoutedUnit(where=unit.where, likelihood=likelihood, criteria=routing.route(likelihood)))
+        likelihoods.append(likelihood)
+    routed = [
+        RoutedUnit(where=unit.where, likelihood=likelihood, criteria=went)
+        for unit, likelihood, went in zip(units, likelihoods, routing.assign(likelihoods), strict=True)
+    ]
     views = {}
     for c in rubric.criteria:
         chosen = [unit for unit, r in zip(units, routed, strict=True) if c.id in r.criteria]

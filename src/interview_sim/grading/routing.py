@@ -8,7 +8,8 @@ transcripts: pooled QWK 0.66 against 0.45, every criterion at 0.44 or more). The
 For each unit (a candidate turn with the interviewer's turn before it, or a whiteboard section the candidate wrote)
 and each criterion, the judge model is asked whether the answer addresses the criterion, with one token to
 answer: P(yes) is read from that token's probabilities (a backend without them: its sampled answer, 1 or 0).
-The unit goes to the criterion it most likely addresses, and to every other within `MARGIN` of that.
+The unit goes to the criterion it most likely addresses, and to every other within `MARGIN` of that; a criterion
+no unit went to gets the unit most likely to address it (`assign`).
 
 Measured on the 100 answers of 20 labelled transcripts (one criterion each): every level-3 and level-5 answer
 went to its own criterion. The misses were all level-1 answers, which decline or deflect and so address no
@@ -16,9 +17,10 @@ criterion. Asking instead for the number or the name of the topic in one call ro
 missed good answers too. P(yes) is not calibrated across units (a level-1 answer often gets 0.7 for an unrelated
 criterion), so a unit is routed by comparing its own criteria, never by a fixed level of P(yes).
 
-A criterion that no unit reaches is graded on the whole transcript, as criterion mode grades it; its grade
-records that (`CriterionGrade.turns` is None). So is one whose units hold no sentence the judge could quote as
-evidence (an answer of two words and a question), since a grade's evidence must be something the candidate said.
+A criterion that no unit reaches (no unit at all, or P(yes) 0 from every one: a backend without probabilities
+answered "no" each time) is graded on the whole transcript, as criterion mode grades it; its grade records that
+(`CriterionGrade.turns` is None). So is one whose units hold no sentence the judge could quote as evidence, since a
+grade's evidence must be something the candidate said.
 
 The prompt puts the unit before the criterion, so a backend that reuses its prompt cache (llama.cpp) reads each
 unit once for all the criteria.
@@ -125,6 +127,22 @@ def route(likelihood: dict[str, float], margin: float = MARGIN) -> list[str]:
     if best <= 0.0:
         return []
     return [cid for cid, p in likelihood.items() if p >= best - margin - 1e-12]
+
+
+def assign(likelihoods: list[dict[str, float]], margin: float = MARGIN) -> list[list[str]]:
+    """Where each unit goes: its likeliest criterion (`route`), and each criterion also to its likeliest unit, so no
+    criterion is left without an answer to read while one has P(yes) above 0 for it. Seen in the labelled set: the
+    subject filter leaves a deflecting answer ("That is more of an operations topic.") out entirely, and its
+    criterion, reached by no unit, was graded on the whole transcript, i.e. from the other criteria's answers."""
+    routed = [route(likelihood, margin) for likelihood in likelihoods]
+    criteria = list(dict.fromkeys(cid for likelihood in likelihoods for cid in likelihood))
+    for cid in criteria:
+        if any(cid in r for r in routed):
+            continue
+        best = max(range(len(likelihoods)), key=lambda k: likelihoods[k].get(cid, 0.0))
+        if likelihoods[best].get(cid, 0.0) > 0.0:
+            routed[best] = [c for c in criteria if c in routed[best] or c == cid]
+    return routed
 
 
 def view(transcript: Transcript, routed: list[Unit]) -> Transcript:
