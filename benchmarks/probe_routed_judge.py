@@ -118,11 +118,15 @@ async def route_by_number(
 
 
 async def route_as_the_product(model: ChatModel, transcript: Transcript, criteria: list[Criterion]) -> dict[str, list[int]]:
-    """The product's router (`grading.routing`, --router product): P(yes) per turn and criterion, the likeliest."""
+    """The product's router (`grading.routing`, --router product): P(yes) per turn and criterion; each turn to its
+    likeliest criterion, each criterion to at least its likeliest turn."""
     routed: dict[str, list[int]] = {c.id: [] for c in criteria}
-    for unit in routing.units(transcript):
-        likelihood = {c.id: routing.p_yes(await model.complete(routing.request(unit, c, model, 1))) for c in criteria}
-        for cid in routing.route(likelihood):
+    units = routing.units(transcript)
+    likelihoods = []
+    for unit in units:
+        likelihoods.append({c.id: routing.p_yes(await model.complete(routing.request(unit, c, model, 1))) for c in criteria})
+    for unit, went in zip(units, routing.assign(likelihoods), strict=True):
+        for cid in went:
             if unit.message is not None:
                 routed[cid].append(unit.message)
     return routed

@@ -58,7 +58,7 @@ class CriterionGrade(_Rec):
     """How much of the judge's probability at that token fell on the scale's points at all (before renormalising)."""
     turns: list[str] | None = None
     """Routed mode: what this criterion was graded on ("turn 4", "section Caching"), the units routed to it. None:
-    the whole transcript (criterion and rubric modes, and a routed criterion no unit was routed to)."""
+    the whole transcript (criterion and rubric modes, and a routed criterion no unit went to or with nothing quotable)."""
 
     @property
     def value(self) -> float:
