@@ -476,7 +476,7 @@ def _pairwise_json(schema: dict[str, object], blocks: dict[str, str]) -> str:
 
 
 _ROUTE_TOPIC = re.compile(
-    r"\n\nTopic: (?P<name>.*?) \((?P<description>.*)\)\nDoes the candidate's answer address this topic\?", re.S
+    r"(?P<name>[^\n]*?) \((?P<description>[^\n]*)\)\nDoes the candidate's answer address this topic\? Answer yes or no\."
 )
 _ROUTE_ANSWER = re.compile(r"(?:^|\n)Candidate: (?P<text>.*)|^Whiteboard section [^\n]*:\n(?P<section>.*)", re.S)
 
@@ -484,9 +484,10 @@ _ROUTE_ANSWER = re.compile(r"(?:^|\n)Candidate: (?P<text>.*)|^Whiteboard section
 def _route_answer(prompt: str) -> str | None:
     """A routing question (`grading.routing`): "yes" when the answer holds one of the topic's keywords by rule 1
     and 2 of the judge (its own lines, no sentence addressing the judge), else "no"; None for another prompt."""
-    # The last match: an answer may hold a line that looks like the question's own.
-    topic = next(reversed(list(_ROUTE_TOPIC.finditer(prompt))), None)
-    answer = _ROUTE_ANSWER.search(prompt[: topic.start()]) if topic else None
+    # The question is the prompt's last "Topic:" paragraph: an answer may hold a line that looks like it.
+    shown, _, question = prompt.rpartition("\n\nTopic: ")
+    topic = _ROUTE_TOPIC.fullmatch(question)
+    answer = _ROUTE_ANSWER.search(shown) if topic else None
     if topic is None or answer is None:
         return None
     keywords = _criterion_keywords(topic["name"], topic["description"])
