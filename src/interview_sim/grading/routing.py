@@ -43,7 +43,7 @@ MARGIN = 0.0
 """A unit also goes to every criterion whose P(yes) is within this of its likeliest one's. 0: the likeliest only.
 
 On the labelled set's answers each margin step adds wrong routes faster than right ones (0.03: 3 more of the 35
-level-1 answers right, 58 wrong routes added), so the default is the likeliest criterion alone."""
+level-1 answers right, 36 more wrong routes), so the default is the likeliest criterion alone."""
 SYSTEM = "You check whether an interview answer addresses a topic. Answer yes or no."
 
 
