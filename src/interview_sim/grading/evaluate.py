@@ -352,8 +352,7 @@ async def evaluate_run(
         scenario: grade against this scenario's rubric instead of the run's snapshot.
         model_factory: builds a model from a reference; defaults to the registry.
         max_tokens: cap on each answer (default: the evaluator agent's max_tokens).
-        mode: "criterion" (one call per criterion, the default), "rubric" (every criterion in one answer) or
-            "routed" (one call per criterion on the answers routed to it, `grading.routing`).
+        mode: "criterion" (a call per criterion, the default), "rubric" (all in one answer) or "routed" (`modes`).
         reverse_criteria: show the criteria in the reverse of each judge's shuffled order (position-bias check).
         calibration_store: where calibration results are kept (default: the nearest `_calibration` folder
             above the run's).

@@ -341,12 +341,7 @@ def _models_by_role(transcript: Transcript) -> list[dict[str, Any]]:
     return rows
 
 
-def _graded_on(judge: dict[str, Any], grade: dict[str, Any]) -> str | None:
-    """Routed mode: what a criterion's grade read ("turn 2, turn 6", or the whole transcript); None in other modes."""
-    if judge.get("mode") != "routed":
-        return None
-    turns = grade.get("turns")
-    return ", ".join(turns) if turns else "the whole transcript (no answer was routed here)"
+WHOLE = "the whole transcript (no answer was routed here)"
 
 
 def _evaluation_view(e: dict[str, Any], quotes: QuoteIndex, rubric: dict[str, Any]) -> dict[str, Any]:
@@ -361,7 +356,8 @@ def _evaluation_view(e: dict[str, Any], quotes: QuoteIndex, rubric: dict[str, An
                     "expected": grade.get("expected_score"),
                     "rationale": grade.get("rationale", ""),
                     "evidence": [quotes.locate(q) for q in grade.get("evidence", [])],
-                    "graded_on": _graded_on(judge, grade),
+                    # Routed mode: what the criterion's grade read (turns and sections, else the whole transcript).
+                    "graded_on": (", ".join(grade.get("turns") or []) or WHOLE) if judge.get("mode") == "routed" else None,
                 }
             )
     criteria = [
