@@ -120,8 +120,9 @@ async def test_a_routed_grade_records_every_unit_where_it_went_and_what_each_cri
     assert grade.usage.prompt_tokens == sum(c.usage_value().prompt_tokens for c in calls)
     # The run's page says what each criterion was graded on.
     page = render_run_report(run)
-    for c in grade.criteria:
-        assert f"Graded on {', '.join(c.turns) if c.turns else 'the whole transcript'}" in page
+    for c in grade.criteria:  # numbered as the page numbers messages (and its quote links): "turn 6" is "turn #5"
+        shown = ", ".join(f"turn #{int(t.split()[1]) - 1}" for t in c.turns or []) or "the whole transcript"
+        assert f"Graded on {shown}" in page
 
 
 @pytest.mark.anyio

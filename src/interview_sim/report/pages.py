@@ -356,8 +356,8 @@ def _evaluation_view(e: dict[str, Any], quotes: QuoteIndex, rubric: dict[str, An
                     "expected": grade.get("expected_score"),
                     "rationale": grade.get("rationale", ""),
                     "evidence": [quotes.locate(q) for q in grade.get("evidence", [])],
-                    # Routed mode: what the criterion's grade read (turns and sections, else the whole transcript).
-                    "graded_on": (", ".join(grade.get("turns") or []) or WHOLE) if judge.get("mode") == "routed" else None,
+                    # Routed mode: what the criterion's grade read ("turn 6" is message #5 here), else the whole transcript.
+                    "graded_on": (grade.get("turns") or [WHOLE]) if judge.get("mode") == "routed" else None,
                 }
             )
     criteria = [
