@@ -116,8 +116,9 @@ def grade_table(evaluation: Evaluation) -> Any:
         if grade and grade.evidence:
             text += f'\n[dim]"{escape(grade.evidence[0])}"[/]'
         if evaluation.mode == "routed" and grade is not None:
-            read = ", ".join(grade.turns) if grade.turns else "the whole transcript (no answer was routed here)"
-            text += f"\n[dim]graded on {escape(read)}[/]"
+            from interview_sim.grading.routing import WHOLE_TRANSCRIPT
+
+            text += f"\n[dim]graded on {escape(', '.join(grade.turns or [WHOLE_TRANSCRIPT]))}[/]"
         table.add_row(escape(s.name), score, text)
     if evaluation.overall is not None:
         table.add_row("[bold]overall (weighted)[/]", f"[bold]{evaluation.overall:.2f}[/]", trust_markup(evaluation.calibration))

@@ -45,6 +45,8 @@ MARGIN = 0.0
 On the labelled set's answers each margin step adds wrong routes faster than right ones (0.03: 3 more of the 35
 level-1 answers right, 36 more wrong routes), so the default is the likeliest criterion alone."""
 SYSTEM = "You check whether an interview answer addresses a topic. Answer yes or no."
+WHOLE_TRANSCRIPT = "the whole transcript"
+"""What a routed criterion with `turns` None was graded on, as the grade table and the run page say it."""
 
 
 @dataclass(frozen=True)

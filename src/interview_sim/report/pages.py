@@ -341,10 +341,9 @@ def _models_by_role(transcript: Transcript) -> list[dict[str, Any]]:
     return rows
 
 
-WHOLE = "the whole transcript (no answer was routed here)"
-
-
 def _evaluation_view(e: dict[str, Any], quotes: QuoteIndex, rubric: dict[str, Any]) -> dict[str, Any]:
+    from interview_sim.grading.routing import WHOLE_TRANSCRIPT
+
     names = {c["id"]: c.get("name", c["id"]) for c in (e.get("rubric") or rubric).get("criteria", [])}
     details: dict[str, list[dict[str, Any]]] = {}
     for judge in e.get("judges", []):
@@ -357,7 +356,7 @@ def _evaluation_view(e: dict[str, Any], quotes: QuoteIndex, rubric: dict[str, An
                     "rationale": grade.get("rationale", ""),
                     "evidence": [quotes.locate(q) for q in grade.get("evidence", [])],
                     # Routed mode: what the criterion's grade read ("turn 6" is message #5 here), else the whole transcript.
-                    "graded_on": (grade.get("turns") or [WHOLE]) if judge.get("mode") == "routed" else None,
+                    "graded_on": (grade.get("turns") or [WHOLE_TRANSCRIPT]) if judge.get("mode") == "routed" else None,
                 }
             )
     criteria = [
